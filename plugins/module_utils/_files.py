@@ -1,0 +1,133 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) selfjwt.kyma contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Safe file handling for the collection's modules and the token refresher.
+
+PRIVATE to the collection: do not import it from other collections.
+
+Like ``_jose``, this file uses the standard library only, so that code outside Ansible (the
+token refresher) writes files exactly as the modules do: into a temporary file in the target
+directory created with mode 0600, flushed and fsync'ed, then renamed over the target, so a
+reader sees the old file or the new one and never a partial file, and a secret is never
+readable by others, not even for a moment.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import errno
+import os
+import tempfile
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX
+    fcntl = None
+
+
+class FileError(Exception):
+    """A file could not be read or written; the message says which and why."""
+
+
+def read_bytes(path, what="file", limit=1024 * 1024):
+    """Content of ``path`` or None when it does not exist; FileError on anything else odd."""
+    if os.path.isdir(path):
+        raise FileError("%s %s is a directory, not a file: give the path of a file" % (what, path))
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except IOError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise FileError("cannot read %s %s: %s" % (what, path, exc.strerror or exc))
+    if len(data) > limit:
+        raise FileError("%s %s is larger than %d bytes: it is not what it should be" % (what, path, limit))
+    return data
+
+
+def check_parent_dir(path, what="file"):
+    parent = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.path.isdir(parent):
+        raise FileError("the directory %s for %s %s does not exist: create it first" % (parent, what, path))
+    if os.path.isdir(path):
+        raise FileError("%s %s is a directory, not a file: give the path of a file" % (what, path))
+    return parent
+
+
+def write_atomic(path, data, mode=0o600, what="file"):
+    """Write ``data`` (bytes) to ``path`` atomically; the new file has ``mode`` from the start."""
+    parent = check_parent_dir(path, what)
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=parent)
+    try:
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except (IOError, OSError) as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise FileError("cannot write %s %s: %s; the previous file, if any, is unchanged"
+                        % (what, path, getattr(exc, "strerror", None) or exc))
+    _fsync_dir(parent)
+
+
+def _fsync_dir(parent):
+    try:
+        fd = os.open(parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove(path, what="file"):
+    """Remove ``path``; True when something was removed."""
+    try:
+        os.unlink(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return False
+        raise FileError("cannot remove %s %s: %s" % (what, path, exc.strerror or exc))
+    return True
+
+
+@contextlib.contextmanager
+def locked(path):
+    """Hold an exclusive advisory lock tied to ``path`` (a ``.lock`` file beside it).
+
+    Two runs against the same key or token path are serialized, so they never both generate
+    a key. The lock file stays; it holds no data.
+    """
+    if fcntl is None:
+        yield
+        return
+    parent = check_parent_dir(path)
+    lock_path = os.path.join(parent, ".%s.lock" % os.path.basename(path))
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise FileError("cannot create lock file %s: %s" % (lock_path, exc.strerror or exc))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)

@@ -1,0 +1,719 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) selfjwt.kyma contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""JOSE core of selfjwt.kyma: keys, JWKs, thumbprints, certificates and JWS signing.
+
+PRIVATE to the collection: do not import it from other collections.
+
+This file depends only on the Python standard library, ``cryptography`` and PyJWT. It must
+not import anything from Ansible, so that the token refresher installed on edge hosts can
+import the very same code without Ansible. Errors are raised as :class:`JoseError` with a
+message that says what to do next; modules turn them into ``fail_json(msg=...)``.
+
+JWKs are built from the key numbers here (RFC 7517, RFC 7518, RFC 8037), not with PyJWT's
+``to_jwk()``, because old PyJWT releases emit unpadded EC coordinates.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import binascii
+import datetime
+import hashlib
+import json
+import os
+import re
+import time
+import traceback
+
+CRYPTOGRAPHY_IMPORT_ERROR = None
+try:
+    import cryptography
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from cryptography.x509.oid import NameOID
+except ImportError:
+    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
+
+PYJWT_IMPORT_ERROR = None
+try:
+    import jwt
+    # Both PyJWT and the unrelated "jwt" package (python-jwt) install a module named jwt.
+    if not hasattr(jwt, "PyJWS"):
+        raise ImportError("the installed 'jwt' module is not PyJWT")
+except ImportError:
+    PYJWT_IMPORT_ERROR = traceback.format_exc()
+
+MIN_CRYPTOGRAPHY_VERSION = "3.4"
+MIN_PYJWT_VERSION = "2.4.0"
+
+#: RSA keys shorter than this are refused (RFC 7518 section 3.3).
+MIN_RSA_BITS = 2048
+MAX_RSA_BITS = 16384
+
+CURVE_BY_NAME = {
+    "P-256": ("secp256r1", 32, "ES256"),
+    "P-384": ("secp384r1", 48, "ES384"),
+    "P-521": ("secp521r1", 66, "ES512"),
+}
+CURVE_NAME_BY_OPENSSL = dict((v[0], k) for k, v in CURVE_BY_NAME.items())
+
+#: Signing algorithms this collection accepts, with the key family each one needs.
+ALGORITHMS = {
+    "RS256": "RSA", "RS384": "RSA", "RS512": "RSA",
+    "PS256": "RSA", "PS384": "RSA", "PS512": "RSA",
+    "ES256": "EC", "ES384": "EC", "ES512": "EC",
+    "EdDSA": "OKP",
+}
+EC_ALG_CURVE = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
+
+#: Registered claims that are set by dedicated options and never through extra claims.
+REGISTERED_CLAIMS = ("iss", "sub", "aud", "exp", "nbf", "iat", "jti")
+
+#: Header members that extra headers may not set: they decide how a token is verified.
+RESERVED_HEADERS = ("alg", "crit", "jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256", "kid",
+                    "b64", "enc", "zip", "typ")
+
+#: JWK members that would disclose private or symmetric key material.
+PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+
+#: The public members a published JWK may carry, in the order they are written.
+PUBLIC_JWK_MEMBERS = ("kty", "kid", "use", "alg", "crv", "n", "e", "x", "y",
+                      "x5c", "x5t", "x5t#S256")
+
+KID_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
+
+
+class JoseError(Exception):
+    """A problem with keys, JWKs or tokens, with a message fit for the user."""
+
+
+def missing_dependencies():
+    """Return a list of (requirement, traceback) for every missing or unusable dependency."""
+    missing = []
+    if CRYPTOGRAPHY_IMPORT_ERROR is not None:
+        missing.append(("cryptography >= %s" % MIN_CRYPTOGRAPHY_VERSION, CRYPTOGRAPHY_IMPORT_ERROR))
+    elif _version_tuple(cryptography.__version__) < _version_tuple(MIN_CRYPTOGRAPHY_VERSION):
+        missing.append(("cryptography >= %s (found %s)" % (MIN_CRYPTOGRAPHY_VERSION, cryptography.__version__), None))
+    if PYJWT_IMPORT_ERROR is not None:
+        missing.append(("PyJWT >= %s" % MIN_PYJWT_VERSION, PYJWT_IMPORT_ERROR))
+    elif _version_tuple(jwt.__version__) < _version_tuple(MIN_PYJWT_VERSION):
+        missing.append(("PyJWT >= %s (found %s)" % (MIN_PYJWT_VERSION, jwt.__version__), None))
+    return missing
+
+
+def _version_tuple(version):
+    parts = []
+    for part in str(version).split("."):
+        digits = re.match(r"\d+", part)
+        if not digits:
+            break
+        parts.append(int(digits.group(0)))
+    return tuple(parts)
+
+
+# --------------------------------------------------------------------------------------
+# base64url helpers (RFC 7515 section 2, RFC 7518 section 2)
+# --------------------------------------------------------------------------------------
+
+def b64url_encode(data):
+    """base64url without padding."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text, what="value"):
+    """Strict base64url decoding (no padding, no foreign characters)."""
+    if not isinstance(text, str) or not re.match(r"^[A-Za-z0-9_-]*$", text):
+        raise JoseError("%s is not base64url text without padding" % what)
+    if len(text) % 4 == 1:
+        raise JoseError("%s has an impossible base64url length" % what)
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise JoseError("%s is not valid base64url: %s" % (what, exc))
+
+
+def uint_to_b64url(value, length=None):
+    """Base64urlUInt: minimal octets (RFC 7518 section 2), or exactly ``length`` octets."""
+    if length is None:
+        length = max(1, (value.bit_length() + 7) // 8)
+    return b64url_encode(value.to_bytes(length, "big"))
+
+
+def b64url_to_uint(text, what):
+    return int.from_bytes(b64url_decode(text, what), "big")
+
+
+# --------------------------------------------------------------------------------------
+# Keys
+# --------------------------------------------------------------------------------------
+
+def key_family(key):
+    """'RSA', 'EC' or 'OKP' for a private or public key object; JoseError otherwise."""
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        return "RSA"
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        return "EC"
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
+        return "OKP"
+    raise JoseError(
+        "unsupported key type %s: use an RSA (>= %d bits), EC (P-256, P-384, P-521) or Ed25519 key"
+        % (type(key).__name__.lstrip("_"), MIN_RSA_BITS))
+
+
+def curve_name(key):
+    """JOSE curve name (P-256, ...) of an EC key."""
+    name = CURVE_NAME_BY_OPENSSL.get(key.curve.name)
+    if name is None:
+        raise JoseError("unsupported EC curve %s: use P-256, P-384 or P-521" % key.curve.name)
+    return name
+
+
+def check_key(key):
+    """Refuse key types and sizes that must not sign JWTs. Returns the key family."""
+    family = key_family(key)
+    if family == "RSA" and key.key_size < MIN_RSA_BITS:
+        raise JoseError("RSA key has %d bits; at least %d are required (RFC 7518 section 3.3): "
+                        "generate a new key" % (key.key_size, MIN_RSA_BITS))
+    if family == "EC":
+        curve_name(key)
+    return family
+
+
+def key_description(key):
+    """Public facts about a key, safe for return values and diffs."""
+    family = check_key(key)
+    info = {"type": {"RSA": "rsa", "EC": "ec", "OKP": "ed25519"}[family]}
+    if family == "RSA":
+        info["size"] = key.key_size
+    elif family == "EC":
+        info["curve"] = curve_name(key)
+    return info
+
+
+def generate_private_key(key_type="ec", size=4096, curve="P-256"):
+    """A new private key from the operating system's CSPRNG (through cryptography)."""
+    if key_type == "rsa":
+        if not isinstance(size, int) or size < MIN_RSA_BITS or size > MAX_RSA_BITS:
+            raise JoseError("RSA size must be between %d and %d bits, got %r" % (MIN_RSA_BITS, MAX_RSA_BITS, size))
+        return rsa.generate_private_key(public_exponent=65537, key_size=size)
+    if key_type == "ec":
+        if curve not in CURVE_BY_NAME:
+            raise JoseError("unsupported curve %r: use one of %s" % (curve, ", ".join(sorted(CURVE_BY_NAME))))
+        return ec.generate_private_key(getattr(ec, CURVE_BY_NAME[curve][0].upper())())
+    if key_type == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    raise JoseError("unsupported key type %r: use rsa, ec or ed25519" % (key_type,))
+
+
+def key_matches(key, key_type, size=None, curve=None):
+    """True when ``key`` is of the requested type (and size or curve)."""
+    info = key_description(key)
+    if info["type"] != key_type:
+        return False
+    if key_type == "rsa":
+        return info["size"] == size
+    if key_type == "ec":
+        return info["curve"] == curve
+    return True
+
+
+def _to_bytes(value):
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode("utf-8")
+
+
+def load_private_key(data, passphrase=None, source="the private key"):
+    """Load a PEM (PKCS#8, PKCS#1 or SEC1) private key and check that it may sign JWTs."""
+    data = _to_bytes(data)
+    password = _to_bytes(passphrase) if passphrase not in (None, "") else None
+    if not data or not data.strip():
+        raise JoseError("%s is empty" % source)
+    if b"-----BEGIN" not in data:
+        raise JoseError("%s is not a PEM private key (no '-----BEGIN' line)" % source)
+    if b"PRIVATE KEY-----" not in data:
+        if b"PUBLIC KEY-----" in data or b"CERTIFICATE-----" in data:
+            raise JoseError("%s is a public key or certificate, not a private key" % source)
+        raise JoseError("%s is not a PEM private key" % source)
+    encrypted = b"ENCRYPTED" in data
+    if encrypted and password is None:
+        raise JoseError("%s is encrypted: set the passphrase" % source)
+    if not encrypted and password is not None:
+        raise JoseError("%s is not encrypted, but a passphrase was given: remove the passphrase, "
+                        "or regenerate the key to encrypt it" % source)
+    try:
+        key = serialization.load_pem_private_key(data, password=password)
+    except TypeError as exc:
+        raise JoseError("%s could not be loaded: %s" % (source, exc))
+    except UnsupportedAlgorithm as exc:
+        raise JoseError("%s uses an unsupported key type: %s" % (source, exc))
+    except ValueError:
+        if encrypted:
+            raise JoseError("%s could not be decrypted: the passphrase is wrong or the file is damaged" % source)
+        raise JoseError("%s is damaged: its PEM data does not decode to a private key" % source)
+    try:
+        check_key(key)
+    except JoseError as exc:
+        raise JoseError("%s: %s" % (source, exc))
+    return key
+
+
+def private_key_pem(key, passphrase=None):
+    """PKCS#8 PEM of a private key, encrypted with the best available scheme when a passphrase is set."""
+    if passphrase:
+        encryption = serialization.BestAvailableEncryption(_to_bytes(passphrase))
+    else:
+        encryption = serialization.NoEncryption()
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+
+
+def public_key_of(key):
+    if hasattr(key, "public_key"):
+        return key.public_key()
+    return key
+
+
+def public_key_pem(key):
+    """SubjectPublicKeyInfo PEM (text) of a key's public half."""
+    return public_key_of(key).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+
+
+def load_public_key_pem(data, source="the public key"):
+    """Load a PEM public key (SubjectPublicKeyInfo or PKCS#1 RSA)."""
+    try:
+        key = serialization.load_pem_public_key(_to_bytes(data))
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise JoseError("%s is not a valid PEM public key: %s" % (source, exc))
+    check_key(key)
+    return key
+
+
+# --------------------------------------------------------------------------------------
+# Algorithms
+# --------------------------------------------------------------------------------------
+
+def default_algorithm(key):
+    """The algorithm a key signs with unless told otherwise: RS256, ES256/384/512 or EdDSA."""
+    family = check_key(key)
+    if family == "RSA":
+        return "RS256"
+    if family == "EC":
+        return CURVE_BY_NAME[curve_name(key)][2]
+    return "EdDSA"
+
+
+def check_algorithm(key, algorithm):
+    """Refuse algorithms outside the allowlist and algorithms that do not fit the key."""
+    if algorithm is None:
+        return default_algorithm(key)
+    if not isinstance(algorithm, str) or algorithm.lower() == "none":
+        raise JoseError("algorithm 'none' is refused: tokens must be signed")
+    if algorithm.upper().startswith("HS"):
+        raise JoseError("algorithm %s is refused: shared-secret (HMAC) algorithms cannot be verified "
+                        "through a public JWKS; use an asymmetric algorithm" % algorithm)
+    if algorithm not in ALGORITHMS:
+        raise JoseError("algorithm %r is not supported: use one of %s" % (algorithm, ", ".join(sorted(ALGORITHMS))))
+    family = check_key(key)
+    if ALGORITHMS[algorithm] != family:
+        raise JoseError("algorithm %s needs a key of type %s, but the key is of type %s: use %s or a matching key"
+                        % (algorithm, ALGORITHMS[algorithm], family, default_algorithm(key)))
+    if family == "EC" and EC_ALG_CURVE[algorithm] != curve_name(key):
+        raise JoseError("algorithm %s needs curve %s, but the key is on %s: use %s"
+                        % (algorithm, EC_ALG_CURVE[algorithm], curve_name(key), default_algorithm(key)))
+    return algorithm
+
+
+# --------------------------------------------------------------------------------------
+# JWK (RFC 7517/7518/8037) and thumbprints (RFC 7638)
+# --------------------------------------------------------------------------------------
+
+def jwk_key_members(key):
+    """The required public members of a key's JWK (the RFC 7638 thumbprint input)."""
+    public = public_key_of(key)
+    family = check_key(public)
+    if family == "RSA":
+        numbers = public.public_numbers()
+        return {"kty": "RSA", "n": uint_to_b64url(numbers.n), "e": uint_to_b64url(numbers.e)}
+    if family == "EC":
+        crv = curve_name(public)
+        size = CURVE_BY_NAME[crv][1]
+        numbers = public.public_numbers()
+        return {"kty": "EC", "crv": crv, "x": uint_to_b64url(numbers.x, size), "y": uint_to_b64url(numbers.y, size)}
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(raw)}
+
+
+THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
+
+
+def thumbprint(jwk, hash_name="sha256"):
+    """RFC 7638 JWK thumbprint (base64url, no padding) of a public JWK dict."""
+    kty = jwk.get("kty")
+    if kty not in THUMBPRINT_MEMBERS:
+        raise JoseError("cannot compute a thumbprint for kty %r" % (kty,))
+    try:
+        required = dict((name, jwk[name]) for name in THUMBPRINT_MEMBERS[kty])
+    except KeyError as exc:
+        raise JoseError("JWK of kty %s lacks member %s" % (kty, exc))
+    canonical = json.dumps(required, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return b64url_encode(hashlib.new(hash_name, canonical.encode("utf-8")).digest())
+
+
+def key_thumbprint(key):
+    """RFC 7638 SHA-256 thumbprint of a key object: the collection's default ``kid``."""
+    return thumbprint(jwk_key_members(key))
+
+
+def check_kid(kid):
+    if not isinstance(kid, str) or not KID_PATTERN.match(kid):
+        raise JoseError("kid %r is not allowed: use 1 to 128 characters from A-Z a-z 0-9 . _ ~ -" % (kid,))
+    return kid
+
+
+def certificate_members(certificates):
+    """x5c, x5t and x5t#S256 members for a certificate chain (leaf first), RFC 7517 4.7-4.9."""
+    ders = [cert.public_bytes(serialization.Encoding.DER) for cert in certificates]
+    return {
+        "x5c": [base64.b64encode(der).decode("ascii") for der in ders],
+        "x5t": b64url_encode(hashlib.sha1(ders[0]).digest()),
+        "x5t#S256": b64url_encode(hashlib.sha256(ders[0]).digest()),
+    }
+
+
+def public_jwk(key, kid=None, algorithm=None, certificates=None):
+    """The public JWK of a key, with kid (default: thumbprint), alg, use and optional x5c chain."""
+    jwk = jwk_key_members(key)
+    jwk["kid"] = check_kid(kid) if kid else thumbprint(jwk)
+    jwk["use"] = "sig"
+    jwk["alg"] = check_algorithm(public_key_of(key), algorithm)
+    if certificates:
+        if jwk_key_members(certificates[0].public_key()) != jwk_key_members(key):
+            raise JoseError("the certificate does not belong to the key: regenerate the certificate")
+        jwk.update(certificate_members(certificates))
+    return ordered_jwk(jwk)
+
+
+def ordered_jwk(jwk):
+    """A JWK dict with members in the published order (for stable, readable output)."""
+    return dict((name, jwk[name]) for name in PUBLIC_JWK_MEMBERS if name in jwk)
+
+
+def jwk_to_public_key(jwk, what="JWK"):
+    """Validate a public JWK dict and return (normalized JWK, public key object).
+
+    Refuses private or symmetric members, unknown key types, malformed numbers, weak RSA keys,
+    points that are not on the curve, algorithms that do not fit the key and x5c chains whose
+    first certificate holds another key.
+    """
+    if not isinstance(jwk, dict):
+        raise JoseError("%s must be a JSON object, got %s" % (what, type(jwk).__name__))
+    private = sorted(name for name in PRIVATE_JWK_MEMBERS if name in jwk)
+    if private:
+        raise JoseError("%s contains private or secret key material (%s): publish public keys only"
+                        % (what, ", ".join(private)))
+    kty = jwk.get("kty")
+    try:
+        if kty == "RSA":
+            _require(jwk, ("n", "e"), what)
+            n = b64url_to_uint(jwk["n"], "%s member n" % what)
+            e = b64url_to_uint(jwk["e"], "%s member e" % what)
+            if e < 3 or e % 2 == 0:
+                raise JoseError("%s has an invalid RSA exponent" % what)
+            key = rsa.RSAPublicNumbers(e, n).public_key()
+        elif kty == "EC":
+            _require(jwk, ("crv", "x", "y"), what)
+            crv = jwk["crv"]
+            if crv not in CURVE_BY_NAME:
+                raise JoseError("%s has unsupported curve %r: use P-256, P-384 or P-521" % (what, crv))
+            size = CURVE_BY_NAME[crv][1]
+            x_raw = b64url_decode(jwk["x"], "%s member x" % what)
+            y_raw = b64url_decode(jwk["y"], "%s member y" % what)
+            if len(x_raw) != size or len(y_raw) != size:
+                raise JoseError("%s coordinates must be %d bytes long for %s (RFC 7518 section 6.2.1.2)"
+                                % (what, size, crv))
+            curve = getattr(ec, CURVE_BY_NAME[crv][0].upper())()
+            key = ec.EllipticCurvePublicNumbers(int.from_bytes(x_raw, "big"), int.from_bytes(y_raw, "big"),
+                                                curve).public_key()
+        elif kty == "OKP":
+            _require(jwk, ("crv", "x"), what)
+            if jwk["crv"] != "Ed25519":
+                raise JoseError("%s has unsupported OKP curve %r: use Ed25519" % (what, jwk["crv"]))
+            raw = b64url_decode(jwk["x"], "%s member x" % what)
+            if len(raw) != 32:
+                raise JoseError("%s member x must be 32 bytes for Ed25519" % what)
+            key = ed25519.Ed25519PublicKey.from_public_bytes(raw)
+        elif kty == "oct":
+            raise JoseError("%s is a symmetric (oct) key: publish public keys only" % what)
+        else:
+            raise JoseError("%s has unknown kty %r: use RSA, EC or OKP" % (what, kty))
+    except ValueError as exc:
+        raise JoseError("%s is not a valid %s key: %s" % (what, kty, exc))
+    check_key(key)
+    normalized = jwk_key_members(key)
+    kid = jwk.get("kid")
+    normalized["kid"] = check_kid(kid) if kid is not None else thumbprint(normalized)
+    if "use" in jwk:
+        if jwk["use"] != "sig":
+            raise JoseError("%s has use %r: keys that verify JWTs need use 'sig'" % (what, jwk["use"]))
+    normalized["use"] = "sig"
+    if jwk.get("alg") is not None:
+        try:
+            normalized["alg"] = check_algorithm(key, jwk["alg"])
+        except JoseError as exc:
+            raise JoseError("%s: %s" % (what, exc))
+    if "x5c" in jwk:
+        normalized.update(_check_x5c(jwk, key, what))
+    return ordered_jwk(normalized), key
+
+
+def _require(jwk, names, what):
+    missing = [name for name in names if not isinstance(jwk.get(name), str) or not jwk.get(name)]
+    if missing:
+        raise JoseError("%s of kty %s lacks member(s) %s" % (what, jwk.get("kty"), ", ".join(missing)))
+
+
+def _check_x5c(jwk, key, what):
+    chain = jwk["x5c"]
+    if not isinstance(chain, list) or not chain or not all(isinstance(item, str) for item in chain):
+        raise JoseError("%s member x5c must be a non-empty list of base64 DER certificates" % what)
+    certificates = []
+    for index, item in enumerate(chain):
+        try:
+            der = base64.b64decode(item, validate=True)
+            certificates.append(x509.load_der_x509_certificate(der))
+        except (binascii.Error, ValueError) as exc:
+            raise JoseError("%s x5c[%d] is not a base64 DER certificate: %s" % (what, index, exc))
+    if jwk_key_members(certificates[0].public_key()) != jwk_key_members(key):
+        raise JoseError("%s x5c[0] certifies another key than the JWK's" % what)
+    members = certificate_members(certificates)
+    for name in ("x5t", "x5t#S256"):
+        if name in jwk and jwk[name] != members[name]:
+            raise JoseError("%s member %s does not match x5c[0]" % (what, name))
+    return members
+
+
+def key_input_to_jwk(item, what="key"):
+    """Turn a JWK dict, a PEM public key or a PEM certificate into a normalized public JWK."""
+    if isinstance(item, dict):
+        return jwk_to_public_key(item, what)[0]
+    if isinstance(item, (str, bytes)):
+        data = _to_bytes(item).strip()
+        if b"PRIVATE KEY" in data:
+            raise JoseError("%s is a private key: publish public keys only" % what)
+        if data.startswith(b"{"):
+            try:
+                return jwk_to_public_key(json.loads(data.decode("utf-8")), what)[0]
+            except ValueError as exc:
+                raise JoseError("%s is not valid JSON: %s" % (what, exc))
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            try:
+                certificate = x509.load_pem_x509_certificate(data)
+            except ValueError as exc:
+                raise JoseError("%s is not a valid PEM certificate: %s" % (what, exc))
+            key = certificate.public_key()
+            check_key(key)
+            return public_jwk(key, certificates=[certificate])
+        if b"PUBLIC KEY-----" in data:
+            return public_jwk(load_public_key_pem(data, what))
+        raise JoseError("%s is neither a JWK nor a PEM public key or certificate" % what)
+    raise JoseError("%s must be a JWK (dict) or a PEM string, got %s" % (what, type(item).__name__))
+
+
+# --------------------------------------------------------------------------------------
+# JWKS documents
+# --------------------------------------------------------------------------------------
+
+def jwks_document(jwks):
+    """Deterministic JSON text of a JWKS: keys sorted by kid, members in a fixed order."""
+    keys = sorted((ordered_jwk(key) for key in jwks.get("keys", [])), key=lambda k: k["kid"])
+    return json.dumps({"keys": keys}, indent=2, sort_keys=False, ensure_ascii=True) + "\n"
+
+
+def discovery_document(issuer, jwks_uri, algorithms):
+    """A minimal OpenID Connect discovery document that points at the JWKS."""
+    doc = {
+        "issuer": issuer,
+        "jwks_uri": jwks_uri,
+        "id_token_signing_alg_values_supported": sorted(set(algorithms)),
+        "response_types_supported": ["id_token"],
+        "subject_types_supported": ["public"],
+    }
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True) + "\n"
+
+
+# --------------------------------------------------------------------------------------
+# Self-signed certificates
+# --------------------------------------------------------------------------------------
+
+def _utc(dt):
+    return dt.replace(tzinfo=None) if dt.tzinfo else dt
+
+
+def self_signed_certificate(key, common_name, valid_days=3650, not_before=None, serial=None):
+    """A self-signed X.509 certificate for the key (for JWK x5c / x5t)."""
+    if not common_name:
+        raise JoseError("the certificate subject common name must not be empty")
+    if not isinstance(valid_days, int) or valid_days < 1:
+        raise JoseError("certificate validity must be at least one day, got %r" % (valid_days,))
+    start = not_before or datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, str(common_name))])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(serial or x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + datetime.timedelta(days=valid_days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    digest = None if key_family(key) == "OKP" else hashes.SHA256()
+    return builder.sign(key, digest)
+
+
+def load_certificate_pem(data, source="the certificate"):
+    try:
+        return x509.load_pem_x509_certificate(_to_bytes(data))
+    except ValueError as exc:
+        raise JoseError("%s is not a valid PEM certificate: %s" % (source, exc))
+
+
+def certificate_pem(certificate):
+    return certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def certificate_not_after(certificate):
+    value = getattr(certificate, "not_valid_after_utc", None)
+    return _utc(value) if value is not None else certificate.not_valid_after
+
+
+def certificate_subject_cn(certificate):
+    values = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return values[0].value if values else None
+
+
+# --------------------------------------------------------------------------------------
+# Tokens
+# --------------------------------------------------------------------------------------
+
+def new_jti():
+    """A random token id with 128 bits of entropy."""
+    return b64url_encode(os.urandom(16))
+
+
+def build_claims(issuer, subject, audience=None, expires_in=600, max_lifetime=3600, not_before=0,
+                 claims=None, jti=None, now=None):
+    """The claim set of a token. Registered claims come only from the named arguments."""
+    if not isinstance(issuer, str) or not issuer.strip():
+        raise JoseError("issuer must be a non-empty string: it must equal the APIRule's jwt issuer")
+    if not isinstance(subject, str) or not subject.strip():
+        raise JoseError("subject must be a non-empty string: Istio rejects tokens without 'sub' (403)")
+    if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in <= 0:
+        raise JoseError("expires_in must be a positive number of seconds, got %r" % (expires_in,))
+    if expires_in > max_lifetime:
+        raise JoseError("expires_in %d exceeds max_lifetime %d: use a shorter lifetime (short-lived tokens "
+                        "limit the damage of a leaked token) or raise max_lifetime" % (expires_in, max_lifetime))
+    if not isinstance(not_before, int) or isinstance(not_before, bool) or not_before >= expires_in \
+            or not_before < -300:
+        raise JoseError("not_before must be whole seconds from now between -300 and expires_in (%d), got %r"
+                        % (expires_in, not_before))
+    issued = int(now if now is not None else time.time())
+    result = {"iss": issuer, "sub": subject}
+    if audience is not None:
+        result["aud"] = _audience(audience)
+    result.update({"iat": issued, "nbf": issued + not_before, "exp": issued + expires_in})
+    result["jti"] = jti if jti is not None else new_jti()
+    if not isinstance(result["jti"], str) or not result["jti"]:
+        raise JoseError("jti must be a non-empty string")
+    for name, value in sorted((claims or {}).items()):
+        if name in REGISTERED_CLAIMS:
+            raise JoseError("claim %r cannot be set through claims: use the dedicated option instead" % name)
+        result[name] = value
+    try:
+        json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise JoseError("claims must be JSON-serializable: %s" % exc)
+    return result
+
+
+def _audience(audience):
+    if isinstance(audience, str):
+        if not audience:
+            raise JoseError("audience must not be empty")
+        return audience
+    if isinstance(audience, (list, tuple)) and audience and all(isinstance(a, str) and a for a in audience):
+        return audience[0] if len(audience) == 1 else list(audience)
+    raise JoseError("audience must be a non-empty string or a list of non-empty strings")
+
+
+def build_header(key, algorithm=None, kid=None, jku=None, headers=None, typ="JWT"):
+    """The protected header: alg from the key, kid (default: thumbprint), optional jku and extras."""
+    result = {"alg": check_algorithm(key, algorithm), "typ": typ}
+    result["kid"] = check_kid(kid) if kid else key_thumbprint(key)
+    if jku:
+        if not isinstance(jku, str) or not re.match(r"^https?://", jku):
+            raise JoseError("jku must be an http(s) URL, the same URL as the APIRule's jwksUri")
+        result["jku"] = jku
+    for name, value in sorted((headers or {}).items()):
+        if name in RESERVED_HEADERS or name.lower() in RESERVED_HEADERS:
+            raise JoseError("header %r cannot be set through headers: it decides how the token is verified"
+                            % name)
+        result[name] = value
+    try:
+        json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise JoseError("headers must be JSON-serializable: %s" % exc)
+    return result
+
+
+def sign(key, header, claims):
+    """Sign a claim set with PyJWT; ``header`` comes from :func:`build_header`."""
+    algorithm = check_algorithm(key, header["alg"])
+    extra = dict((name, value) for name, value in header.items() if name != "alg")
+    token = jwt.encode(claims, key, algorithm=algorithm, headers=extra)
+    return token.decode("ascii") if isinstance(token, bytes) else token
+
+
+def decode_unverified(token):
+    """Header and claims of a token without checking it (for inspection only)."""
+    parts = token.split(".") if isinstance(token, str) else []
+    if len(parts) != 3:
+        raise JoseError("not a compact JWS token")
+    try:
+        header = json.loads(b64url_decode(parts[0], "token header").decode("utf-8"))
+        claims = json.loads(b64url_decode(parts[1], "token claims").decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise JoseError("token is not valid JSON: %s" % exc)
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise JoseError("token header and claims must be JSON objects")
+    return header, claims
+
+
+def verify(token, public_key, algorithm):
+    """Verify a token's signature with a pinned algorithm; returns (header, claims).
+
+    Only the signature is checked here; callers decide about expiry.
+    """
+    try:
+        claims = jwt.decode(token, public_key, algorithms=[algorithm],
+                            options={"verify_signature": True, "verify_exp": False, "verify_nbf": False,
+                                     "verify_iat": False, "verify_aud": False, "verify_iss": False})
+    except jwt.PyJWTError as exc:
+        raise JoseError("token does not verify: %s" % exc)
+    return jwt.get_unverified_header(token), claims
+
+
