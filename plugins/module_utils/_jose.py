@@ -232,8 +232,18 @@ def _to_bytes(value):
     return str(value).encode("utf-8")
 
 
-def load_private_key(data, passphrase=None, source="the private key"):
-    """Load a PEM (PKCS#8, PKCS#1 or SEC1) private key and check that it may sign JWTs."""
+def pem_is_encrypted(data):
+    """True when PEM private key data is encrypted (PKCS#8 or a legacy ``Proc-Type: 4,ENCRYPTED`` header)."""
+    return b"ENCRYPTED" in (_to_bytes(data) or b"")
+
+
+def load_private_key(data, passphrase=None, source="the private key", check=True):
+    """Load a PEM (PKCS#8, PKCS#1 or SEC1) private key and check that it may sign JWTs.
+
+    With ``check=False`` a key that decodes but must not sign JWTs (DSA, RSA < 2048 bits, an
+    unsupported curve) is returned instead of refused, so callers can tell such a key from a
+    damaged file; they must run :func:`check_key` before using it.
+    """
     data = _to_bytes(data)
     password = _to_bytes(passphrase) if passphrase not in (None, "") else None
     if not data or not data.strip():
@@ -244,7 +254,7 @@ def load_private_key(data, passphrase=None, source="the private key"):
         if b"PUBLIC KEY-----" in data or b"CERTIFICATE-----" in data:
             raise JoseError("%s is a public key or certificate, not a private key" % source)
         raise JoseError("%s is not a PEM private key" % source)
-    encrypted = b"ENCRYPTED" in data
+    encrypted = pem_is_encrypted(data)
     if encrypted and password is None:
         raise JoseError("%s is encrypted: set the passphrase" % source)
     if not encrypted and password is not None:
@@ -260,6 +270,8 @@ def load_private_key(data, passphrase=None, source="the private key"):
         if encrypted:
             raise JoseError("%s could not be decrypted: the passphrase is wrong or the file is damaged" % source)
         raise JoseError("%s is damaged: its PEM data does not decode to a private key" % source)
+    if not check:
+        return key
     try:
         check_key(key)
     except JoseError as exc:
