@@ -58,12 +58,19 @@ def check_parent_dir(path, what="file"):
     return parent
 
 
-def write_atomic(path, data, mode=0o600, what="file"):
-    """Write ``data`` (bytes) to ``path`` atomically; the new file has ``mode`` from the start."""
+def write_atomic(path, data, mode=0o600, what="file", uid=None, gid=None):
+    """Write ``data`` (bytes) to ``path`` atomically; the new file has ``mode`` from the start.
+
+    ``uid`` and ``gid`` (numeric ids, None = the writing process's) set the owner and group
+    of the temporary file before any data is written, so readers in that group can read the
+    file from the moment it appears under ``path``.
+    """
     parent = check_parent_dir(path, what)
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=parent)
     try:
         try:
+            if uid is not None or gid is not None:
+                os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
             os.fchmod(fd, mode)
             view = memoryview(data)
             while view:
