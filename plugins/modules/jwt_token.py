@@ -1,0 +1,403 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) selfjwt.kyma contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: jwt_token
+short_description: Mint a short-lived signed JWT with a private key on the host
+description:
+  - Signs a JSON Web Token (JWS compact serialization) with a private key that is on the managed host,
+    for example the key that M(selfjwt.kyma.jwt_keypair) keeps there.
+  - The token carries C(iss), C(sub), C(aud) (optional), C(iat), C(nbf), C(exp) and a random C(jti), plus extra
+    claims; its header carries C(alg), C(typ), C(kid) (by default the key's RFC 7638 thumbprint, the same
+    C(kid) that M(selfjwt.kyma.jwt_keypair) publishes) and optionally C(jku).
+  - Only asymmetric algorithms are used. C(none) and the HMAC algorithms C(HS*) are refused, and so is an
+    algorithm that does not fit the key.
+  - B(The token is a bearer secret and this module returns it) in RV(token). The module cannot hide its own
+    return values, so set C(no_log) to V(true) on the task whenever the token must not reach logs or callback
+    output, or write it to O(dest) and let the consumer read the file.
+  - Without O(dest) the module creates nothing on the host and always reports C(changed=false), like a read.
+  - With O(dest) the token is written atomically to that file (mode V(0600) unless O(mode) says otherwise).
+    A token already in the file is kept, and the task reports C(changed=false), while it was signed by the same
+    key with the same header and claims and stays valid for longer than O(refresh_margin).
+author:
+  - selfjwt.kyma maintainers (@selfjwt)
+requirements:
+  - cryptography >= 3.4
+  - PyJWT >= 2.4.0
+extends_documentation_fragment:
+  - ansible.builtin.files
+attributes:
+  check_mode:
+    description: Can run in check mode and return the changed status prediction without modifying the target.
+    support: full
+    details:
+      - Without O(dest) a token is minted and returned in check mode too; nothing is written either way.
+      - With O(dest), check mode writes nothing; when a new token would be written, RV(token) is a new token that
+        is not stored.
+  diff_mode:
+    description: Returns details on what has changed (or would change in check mode) when in diff mode.
+    support: full
+    details:
+      - With O(dest), the diff shows the header, claims and expiry of the token in the file before and after.
+        It never shows the token or the key.
+  idempotent:
+    description: Running the task again with the same options reports no change.
+    support: full
+    details:
+      - Without O(dest) every run returns a new token, and reports C(changed=false) because nothing on the host
+        changes.
+      - With O(dest) a second run keeps the token (C(changed=false)) until it comes within O(refresh_margin) of its
+        expiry.
+  safe_file_operations:
+    description: Writes files atomically, with the final permissions from the first moment.
+    support: full
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: posix
+  action_group:
+    description: Action is part of action_group(s), for convenient setting of module_defaults.
+    support: full
+    membership:
+      - selfjwt.kyma.jose
+options:
+  private_key_path:
+    description:
+      - Path of the PEM private key (PKCS#8, PKCS#1 or SEC1) on the managed host.
+      - RSA keys need at least 2048 bits; EC keys must be on P-256, P-384 or P-521; Ed25519 keys are supported.
+      - Exactly one of O(private_key_path) and O(private_key_content) is required.
+    type: path
+  private_key_content:
+    description:
+      - The PEM private key itself, for example from Ansible Vault.
+      - Exactly one of O(private_key_path) and O(private_key_content) is required.
+    type: str
+  passphrase:
+    description:
+      - Passphrase of an encrypted private key.
+      - Leave it unset for an unencrypted key; giving a passphrase for an unencrypted key is refused.
+    type: str
+  algorithm:
+    description:
+      - Signing algorithm, the C(alg) header.
+      - One of V(RS256), V(RS384), V(RS512), V(PS256), V(PS384), V(PS512) (RSA keys), V(ES256) (P-256 keys),
+        V(ES384) (P-384 keys), V(ES512) (P-521 keys) or V(EdDSA) (Ed25519 keys).
+      - Defaults to V(RS256) for RSA keys, the ES algorithm of the curve for EC keys and V(EdDSA) for Ed25519 keys.
+      - V(none), the HMAC algorithms (V(HS256) and friends) and algorithms that do not fit the key are refused.
+    type: str
+  kid:
+    description:
+      - The C(kid) header that tells the verifier which key of the JWKS to use.
+      - Defaults to the key's RFC 7638 SHA-256 JWK thumbprint, which is also the default C(kid) of
+        M(selfjwt.kyma.jwt_keypair).
+      - 1 to 128 characters from C(A-Z a-z 0-9 . _ ~ -).
+    type: str
+  issuer:
+    description:
+      - The C(iss) claim. It must equal the issuer of the APIRule's C(jwt) rule (Istio C(RequestAuthentication)).
+    type: str
+    required: true
+  subject:
+    description:
+      - The C(sub) claim, for example the host name.
+      - Must not be empty, because Istio rejects tokens without C(sub).
+    type: str
+    required: true
+  audience:
+    description:
+      - The C(aud) claim, a string or a list of strings.
+      - A list with one element is written as a plain string.
+      - Omitted from the token when not set.
+    type: raw
+  expires_in:
+    description:
+      - Lifetime of the token in seconds; C(exp) is C(iat) plus this.
+      - Must be positive and not above O(max_lifetime).
+    type: int
+    default: 600
+  max_lifetime:
+    description:
+      - Upper limit for O(expires_in) in seconds, a guard against long-lived bearer tokens.
+    type: int
+    default: 3600
+  not_before:
+    description:
+      - C(nbf) relative to C(iat), in seconds.
+      - Use a negative value, down to V(-300), to back-date C(nbf) for verifiers whose clocks run slightly behind.
+      - A positive value (a token that becomes valid later) is allowed only without O(dest).
+    type: int
+    default: 0
+  claims:
+    description:
+      - Extra claims, for example C(scope) or C(groups), as a dictionary of JSON values.
+      - The registered claims C(iss), C(sub), C(aud), C(exp), C(nbf), C(iat) and C(jti) cannot be set here; use
+        their options.
+    type: dict
+  headers:
+    description:
+      - Extra members of the token header.
+      - Members that decide how the token is verified (C(alg), C(crit), C(jwk), C(jku), C(x5u), C(x5c), C(x5t),
+        C(x5t#S256), C(kid), C(b64), C(enc), C(zip), C(typ)) cannot be set here; use O(algorithm), O(kid), O(jku)
+        and O(typ).
+    type: dict
+  jku:
+    description:
+      - The C(jku) header, the URL of the JWKS that holds the public key, such as the APIRule's C(jwksUri).
+      - Verifiers must not follow it (Istio does not); it is informational. Omitted when not set.
+    type: str
+  jti:
+    description:
+      - The C(jti) claim, a unique token id.
+      - Defaults to a random value with 128 bits of entropy, new for every token.
+    type: str
+  typ:
+    description:
+      - The C(typ) header.
+    type: str
+    default: JWT
+  dest:
+    description:
+      - Write the token to this file on the managed host, atomically, without a trailing newline.
+      - The directory must exist. A file that exists but does not hold a JWT is never overwritten.
+      - The file gets mode V(0600) unless O(mode) is set, also when it existed with another mode. Use O(mode)
+        (for example V('0640')) and O(group) to let a group of consumers read it.
+      - Without O(dest) nothing is written and the task reports C(changed=false).
+    type: path
+  refresh_margin:
+    description:
+      - Only with O(dest). The token in O(dest) is kept while it stays valid for longer than this many seconds;
+        otherwise a new token is written.
+      - Defaults to a third of O(expires_in) (200 seconds for the default lifetime of 600 seconds), so a consumer
+        that reads the file always gets a token with at least that much lifetime left, provided the task or
+        a refresher runs more often than that.
+      - A value equal to or above O(expires_in) writes a new token on every run.
+    type: int
+notes:
+  - Loading an RSA private key costs 55 to 375 ms because the key is fully validated; signing is cheap. EC and
+    Ed25519 keys load in well under a millisecond.
+  - The module needs the Python libraries C(cryptography) and C(PyJWT) on the managed host.
+  - Writers of the same O(dest) are serialized with a lock file C(.<name>.lock) in the same directory.
+seealso:
+  - module: selfjwt.kyma.jwt_keypair
+  - module: selfjwt.kyma.jwks_publish
+  - name: RFC 7519 JSON Web Token
+    description: The claims of a JWT.
+    link: https://www.rfc-editor.org/rfc/rfc7519
+  - name: RFC 8725 JSON Web Token Best Current Practices
+    description: Why only asymmetric algorithms bound to the key are used.
+    link: https://www.rfc-editor.org/rfc/rfc8725
+"""
+
+EXAMPLES = r"""
+---
+- name: Mint a token for the API (no_log keeps the bearer token out of logs)
+  selfjwt.kyma.jwt_token:
+    private_key_path: /etc/selfjwt/signing-key.pem
+    issuer: https://edge.example.com
+    subject: "{{ inventory_hostname }}"
+    audience: orders-api
+    claims:
+      scope: orders.read
+  register: api_token
+  no_log: true
+
+- name: Call the API with it
+  ansible.builtin.uri:
+    url: https://orders.example.kyma.ondemand.com/orders
+    headers:
+      Authorization: "Bearer {{ api_token.token }}"
+  no_log: true
+
+- name: The original article's token (RS256, 4096-bit key, kid and jku headers, iss and jti claims, one hour)
+  selfjwt.kyma.jwt_token:
+    private_key_path: /etc/selfjwt/rsa4096.pem   # created with selfjwt.kyma.jwt_keypair type=rsa size=4096
+    algorithm: RS256
+    issuer: https://edge.example.com
+    subject: "{{ inventory_hostname }}"
+    jku: http://jwks.jwks.svc.cluster.local/.well-known/jwks.json
+    expires_in: 3600
+  register: article_token
+  no_log: true
+
+- name: Keep a token file fresh for local programs of the group apiclients
+  selfjwt.kyma.jwt_token:
+    private_key_path: /etc/selfjwt/signing-key.pem
+    passphrase: "{{ vault_signing_key_passphrase }}"
+    issuer: https://edge.example.com
+    subject: "{{ inventory_hostname }}"
+    audience:
+      - orders-api
+      - stock-api
+    expires_in: 900
+    refresh_margin: 300
+    dest: /var/lib/selfjwt/token
+    owner: root
+    group: apiclients
+    mode: "0640"
+  no_log: true
+
+- name: Show when the token expires (metadata only)
+  ansible.builtin.debug:
+    msg: "kid {{ article_token.kid }} expires at {{ article_token.expires_at_iso }}"
+"""
+
+RETURN = r"""
+token:
+  description:
+    - The signed token (JWS compact serialization). It is a bearer secret; set C(no_log) to V(true) on the task.
+    - With O(dest), the token that is in the file after the task (in check mode, the token that would be written).
+  returned: success
+  type: str
+  sample: eyJhbGciOiJFUzI1NiIsImtpZCI6Ii4uLiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiIuLi4ifQ.c2lnbmF0dXJl
+header:
+  description: The token header as it is inside the token.
+  returned: success
+  type: dict
+  sample:
+    alg: RS256
+    kid: NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs
+    jku: http://jwks.jwks.svc.cluster.local/.well-known/jwks.json
+    typ: JWT
+claims:
+  description: The token claims as they are inside the token.
+  returned: success
+  type: dict
+  sample:
+    iss: https://edge.example.com
+    sub: edge-01
+    aud: orders-api
+    iat: 1767225600
+    nbf: 1767225600
+    exp: 1767226200
+    jti: 9hF0rJ3m8TqH4Zb2Xk1WcA
+expires_at:
+  description: When the token expires (its C(exp) claim), in seconds since the epoch.
+  returned: success
+  type: int
+  sample: 1767226200
+expires_at_iso:
+  description: When the token expires, as ISO 8601 UTC text.
+  returned: success
+  type: str
+  sample: "2026-01-01T00:10:00Z"
+kid:
+  description: The C(kid) header of the token.
+  returned: success
+  type: str
+  sample: NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs
+dest:
+  description: The token file, as given in O(dest).
+  returned: when O(dest) is set
+  type: str
+  sample: /var/lib/selfjwt/token
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _common, _token
+
+TOKEN_OPTIONS = _token.TOKEN_OPTIONS
+
+
+def argument_spec():
+    return dict(
+        private_key_path=dict(type="path", no_log=False),
+        private_key_content=dict(type="str", no_log=True),
+        passphrase=dict(type="str", no_log=True),
+        algorithm=dict(type="str"),
+        kid=dict(type="str"),
+        issuer=dict(type="str", required=True),
+        subject=dict(type="str", required=True),
+        audience=dict(type="raw"),
+        expires_in=dict(type="int", default=_token.DEFAULT_EXPIRES_IN),
+        max_lifetime=dict(type="int", default=_token.DEFAULT_MAX_LIFETIME),
+        not_before=dict(type="int", default=0),
+        claims=dict(type="dict"),
+        headers=dict(type="dict"),
+        jku=dict(type="str"),
+        jti=dict(type="str"),
+        typ=dict(type="str", default=_token.DEFAULT_TYP),
+        dest=dict(type="path"),
+        refresh_margin=dict(type="int"),
+    )
+
+
+def file_mode(mode):
+    """Numeric mode for the token file; None for a symbolic mode (applied by Ansible afterwards)."""
+    if mode is None:
+        return 0o600
+    if isinstance(mode, int):
+        return mode
+    try:
+        return int(str(mode), 8)
+    except ValueError:
+        return None
+
+
+def run(module):
+    params = module.params
+    key = _token.load_key(path=params["private_key_path"], content=params["private_key_content"],
+                          passphrase=params["passphrase"])
+    options = dict((name, params[name]) for name in TOKEN_OPTIONS)
+    dest = params["dest"]
+    if dest is None:
+        return output(_token.mint(key, **options), changed=False)
+
+    changed, result = _token.ensure_token_file(
+        dest, key, refresh_margin=params["refresh_margin"], mode=file_mode(params["mode"]),
+        uid=_token.resolve_uid(params["owner"]), gid=_token.resolve_gid(params["group"]),
+        check_mode=module.check_mode, **options)
+    diff = {
+        "before_header": dest,
+        "after_header": dest,
+        "before": result.previous or {},
+        "after": result.metadata(),
+    }
+    if os.path.lexists(dest):
+        file_args = module.load_file_common_arguments(params, path=dest)
+        changed = module.set_fs_attributes_if_different(file_args, changed, diff=diff)
+    values = output(result, changed=changed, dest=dest)
+    if module._diff:
+        values["diff"] = diff
+    return values
+
+
+def output(result, changed, dest=None):
+    values = dict(
+        changed=changed,
+        token=result.token,
+        header=result.header,
+        claims=result.claims,
+        expires_at=result.expires_at,
+        expires_at_iso=result.expires_at_iso,
+        kid=result.kid,
+    )
+    if dest is not None:
+        values["dest"] = dest
+    return values
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        mutually_exclusive=[("private_key_path", "private_key_content")],
+        required_one_of=[("private_key_path", "private_key_content")],
+        required_by={"refresh_margin": "dest"},
+        supports_check_mode=True,
+        add_file_common_args=True,
+    )
+    _common.run_module(module, run)
+
+
+if __name__ == "__main__":
+    main()
