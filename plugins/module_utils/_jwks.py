@@ -1,0 +1,427 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) selfjwt.kyma contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Assembling JSON Web Key Sets (RFC 7517 section 5) from public keys.
+
+PRIVATE to the collection: do not import it from other collections.
+
+This file imports nothing from Ansible (only ``_jose`` and the standard library), so the
+module ``jwks_publish``, filter plugins, roles' helpers, tests and benchmarks share it.
+
+The central function is :func:`plan`: it takes the keys to publish, the JWKS published so far
+(optional), the kids to revoke and the merge flag, and returns everything a caller needs to
+publish: the deterministic JSON text, the kids added, removed and updated, and warnings. It
+writes nothing. Every refusal is a ``_jose.JoseError`` whose message never contains private
+key material.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import re
+
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+
+#: Largest JWKS file read back (bytes). A JWKS budget (max keys, max bytes) is far smaller;
+#: this only protects against reading a wrong, huge file.
+READ_LIMIT = 64 * 1024 * 1024
+
+#: Private values shorter than this are not collected by :func:`secret_values`: real key
+#: material is longer, and masking very short strings would garble unrelated output.
+MIN_SECRET_LENGTH = 8
+
+_URL = re.compile(r"^https?://[^\s/?#]+[^\s?#]*$")
+
+
+# --------------------------------------------------------------------------------------
+# Keeping private material out of logs
+# --------------------------------------------------------------------------------------
+
+def secret_values(items):
+    """Strings in ``items`` (the raw ``keys`` input) that may be private key material.
+
+    A caller that logs its input (Ansible logs module arguments) masks these values, so a
+    private JWK given by mistake is refused without its private members ever being shown.
+    """
+    found = []
+
+    def collect(value):
+        if isinstance(value, dict):
+            for member in value.values():
+                collect(member)
+        elif isinstance(value, (list, tuple)):
+            for member in value:
+                collect(member)
+        elif value is not None and not isinstance(value, bool):
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+            if len(text) >= MIN_SECRET_LENGTH:
+                found.append(text)
+
+    def visit(item):
+        if isinstance(item, dict):
+            for name in _jose.PRIVATE_JWK_MEMBERS:
+                if name in item:
+                    collect(item[name])
+            if isinstance(item.get("keys"), list):
+                for key in item["keys"]:
+                    visit(key)
+        elif isinstance(item, (str, bytes)):
+            text = item.decode("utf-8", "replace") if isinstance(item, bytes) else item
+            if "PRIVATE KEY" in text:
+                found.append(text.strip())
+            elif text.strip().startswith("{"):
+                try:
+                    visit(json.loads(text))
+                except ValueError:
+                    pass
+
+    for item in items or []:
+        visit(item)
+    return sorted(set(found))
+
+
+def private_members(keys):
+    """Names of private or secret members present in any of ``keys`` (raw JWK dicts)."""
+    names = set()
+    for key in keys or []:
+        if isinstance(key, dict):
+            names.update(name for name in _jose.PRIVATE_JWK_MEMBERS if name in key)
+    return sorted(names)
+
+
+# --------------------------------------------------------------------------------------
+# Reading and normalizing keys
+# --------------------------------------------------------------------------------------
+
+def _is_jwks(value):
+    return isinstance(value, dict) and "kty" not in value and isinstance(value.get("keys"), list)
+
+
+def _expand(item, label):
+    """(label, key input) pairs of one element of ``keys``; a whole JWKS yields all its keys."""
+    value = item
+    if isinstance(item, (str, bytes)):
+        text = item.decode("utf-8", "replace") if isinstance(item, bytes) else item
+        if text.strip().startswith("{"):
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                raise _jose.JoseError("%s is not valid JSON: %s" % (label, exc))
+    if _is_jwks(value):
+        return [("%s.keys[%d]" % (label, index), key) for index, key in enumerate(value["keys"])]
+    return [(label, value)]
+
+
+def _unique(entries):
+    """Normalized JWKs by kid from (label, jwk) pairs; the same key given twice is kept once."""
+    by_kid = {}
+    for label, jwk in entries:
+        kid = jwk["kid"]
+        if kid not in by_kid:
+            by_kid[kid] = (label, jwk)
+            continue
+        first_label, first = by_kid[kid]
+        if first == jwk:
+            continue
+        if _jose.thumbprint(first) == _jose.thumbprint(jwk):
+            differ = sorted(name for name in set(first) | set(jwk) if first.get(name) != jwk.get(name))
+            raise _jose.JoseError(
+                "kid %s is given twice (%s and %s) for the same key with different members (%s): "
+                "give each key once" % (kid, first_label, label, ", ".join(differ)))
+        raise _jose.JoseError(
+            "kid %s is given twice (%s and %s) for two different keys: a kid must name exactly one key; "
+            "give the keys distinct kids (the default kid, the key's RFC 7638 thumbprint, is unique)"
+            % (kid, first_label, label))
+    return dict((kid, jwk) for kid, (label, jwk) in by_kid.items())
+
+
+def collect_keys(items, what="keys"):
+    """Validate and normalize public keys; returns a dict kid -> normalized JWK.
+
+    Each element of ``items`` is a public JWK dict (for example jwt_keypair's ``jwk``), its
+    JSON text, a PEM public key, a PEM certificate, or a whole JWKS (dict or JSON text with a
+    ``keys`` list) whose keys are all taken. The same key given twice under the same kid is
+    kept once; the same kid for two different keys, or for the same key with different
+    members (``alg``, ``x5c``, ...), is refused. Private members, unknown ``kty`` and
+    malformed keys are refused by ``_jose.key_input_to_jwk``.
+    """
+    if items is None:
+        items = []
+    if not isinstance(items, (list, tuple)):
+        raise _jose.JoseError("%s must be a list of keys, got %s" % (what, type(items).__name__))
+    entries = []
+    for index, item in enumerate(items):
+        for label, value in _expand(item, "%s[%d]" % (what, index)):
+            entries.append((label, _jose.key_input_to_jwk(value, label)))
+    return _unique(entries)
+
+
+def parse_jwks(data, what="the JWKS"):
+    """The raw key list of a published JWKS (bytes, text or dict).
+
+    None (nothing published yet) gives None; an empty or blank file gives an empty list.
+    Anything that is not a JSON object with a ``keys`` list is refused, so a file that is not
+    a JWKS is never overwritten by mistake.
+    """
+    if data is None:
+        return None
+    value = data
+    if isinstance(data, (bytes, str)):
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        if not text.strip():
+            return []
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise _jose.JoseError("%s is not a JWKS: it is not valid JSON (%s); fix it or move it away, "
+                                  "it was left unchanged" % (what, exc))
+    if not isinstance(value, dict) or not isinstance(value.get("keys"), list):
+        raise _jose.JoseError("%s is not a JWKS: it is not a JSON object with a 'keys' list; fix it or move "
+                              "it away, it was left unchanged" % what)
+    keys = value["keys"]
+    for index, key in enumerate(keys):
+        if not isinstance(key, dict):
+            raise _jose.JoseError("%s is not a JWKS: keys[%d] is not a JSON object; fix it or move it away, "
+                                  "it was left unchanged" % (what, index))
+    return keys
+
+
+def _kids(raw_keys):
+    return sorted(set(key["kid"] for key in raw_keys or [] if isinstance(key.get("kid"), str)))
+
+
+def _check_one_kid_per_key(keys):
+    """Refuse one key published under two kids: revoking one kid would leave it trusted."""
+    seen = {}
+    for kid in sorted(keys):
+        digest = _jose.thumbprint(keys[kid])
+        if digest in seen:
+            raise _jose.JoseError(
+                "the same key is published under kids %s and %s: revoking one of them would leave the key "
+                "trusted under the other; publish each key once (revoke one of the two kids)" % (seen[digest], kid))
+        seen[digest] = kid
+
+
+# --------------------------------------------------------------------------------------
+# Documents
+# --------------------------------------------------------------------------------------
+
+def render(keys):
+    """Deterministic JSON text of a JWKS holding ``keys`` (normalized JWK dicts, any order)."""
+    return _jose.jwks_document({"keys": list(keys)})
+
+
+def check_budget(document, key_count, max_keys=None, max_bytes=None):
+    """Refuse a JWKS with more than ``max_keys`` keys or ``max_bytes`` bytes (None: no limit)."""
+    size = len(document.encode("utf-8"))
+    hint = ("use a smaller key type (EC P-256 or Ed25519 instead of RSA), publish without x5c, "
+            "split the fleet into shards, or share site keys")
+    if max_keys is not None and key_count > max_keys:
+        raise _jose.JoseError("the JWKS would hold %d keys, more than the budget of %d keys; nothing was "
+                              "published: %s" % (key_count, max_keys, hint))
+    if max_bytes is not None and size > max_bytes:
+        raise _jose.JoseError("the JWKS would be %d bytes, more than the budget of %d bytes; nothing was "
+                              "published: %s" % (size, max_bytes, hint))
+    return size
+
+
+def plan(keys=None, existing=None, revoke=None, merge=False, allow_empty=False, max_keys=None,
+         max_bytes=None, what="keys", existing_what="the published JWKS"):
+    """Work out the JWKS to publish; nothing is written.
+
+    :param keys: key inputs, see :func:`collect_keys`.
+    :param existing: the JWKS published so far (bytes or text of the file, or a dict), or
+        None when nothing is published yet.
+    :param revoke: kids to drop. Revoke wins over ``keys`` (a warning says so); a kid that
+        is nowhere is fine and reported in ``revoke_not_found``.
+    :param merge: keep the keys of ``existing`` that are not revoked. A key in ``keys``
+        replaces the existing key of the same kid when both are the same key (new ``x5c``,
+        for example); a kid reused for another key is refused.
+    :param allow_empty: allow a JWKS without keys (every token is then rejected).
+    :param max_keys: budget, see :func:`check_budget`.
+    :returns: dict with ``document`` (text), ``jwks`` (dict), ``kids``, ``added``, ``removed``,
+        ``updated``, ``revoked``, ``revoke_not_found`` (sorted kid lists compared with
+        ``existing``), ``changed`` (``document`` differs from ``existing`` byte for byte),
+        ``size`` (bytes), ``warnings`` (list of text), ``before_kids`` (kids of ``existing``),
+        ``before_document`` (the text of ``existing`` for a diff; None when absent or hidden)
+        and ``before_hidden`` (True when ``existing`` held private members and is not shown).
+    """
+    given = collect_keys(keys, what)
+    revoke_set = set(_revoke_list(revoke))
+    old_raw = parse_jwks(existing, existing_what)
+    old_kids = _kids(old_raw)
+    old_private = private_members(old_raw)
+    warnings = []
+
+    final = {}
+    if merge and old_raw:
+        if old_private:
+            raise _jose.JoseError(
+                "%s holds private key material (members %s), so it cannot be merged; it was left unchanged: "
+                "publish without merge to replace it, and treat the keys it held as compromised"
+                % (existing_what, ", ".join(old_private)))
+        labels = ["%s keys[%d]" % (existing_what, index) for index in range(len(old_raw))]
+        final.update(_unique((label, _jose.key_input_to_jwk(key, label)) for label, key in zip(labels, old_raw)))
+    elif old_private:
+        warnings.append("%s held private key material (members %s); it is replaced by public keys only now: "
+                        "treat the keys it held as compromised" % (existing_what, ", ".join(old_private)))
+
+    for kid in sorted(given):
+        jwk = given[kid]
+        if kid in final and kid not in revoke_set and _jose.thumbprint(final[kid]) != _jose.thumbprint(jwk):
+            raise _jose.JoseError(
+                "kid %s already names another key in %s: a kid must never be reused for a different key, "
+                "because validators cache keys by kid; give the new key another kid (the default thumbprint kid "
+                "is unique), or revoke %s first and publish the new key in a later run, or publish without merge"
+                % (kid, existing_what, kid))
+        final[kid] = jwk
+
+    overlap = sorted(set(given) & revoke_set)
+    if overlap:
+        warnings.append("kid(s) %s are both in %s and in revoke: revoke wins, they are not published"
+                        % (", ".join(overlap), what))
+    present = set(final) | set(old_kids)
+    revoked = sorted(revoke_set & present)
+    revoke_not_found = sorted(revoke_set - present)
+    for kid in revoke_set:
+        final.pop(kid, None)
+
+    _check_one_kid_per_key(final)
+    if not final and not allow_empty:
+        raise _jose.JoseError(
+            "the JWKS would hold no key, so every token would be rejected (401); nothing was published: give the "
+            "public keys to publish in %s, or set allow_empty=true to publish an empty key set on purpose" % what)
+
+    document = render(final.values())
+    size = check_budget(document, len(final), max_keys, max_bytes)
+    old_by_kid = dict((key["kid"], key) for key in old_raw or [] if isinstance(key.get("kid"), str))
+    return {
+        "document": document,
+        "jwks": json.loads(document),
+        "kids": sorted(final),
+        "added": sorted(set(final) - set(old_kids)),
+        "removed": sorted(set(old_kids) - set(final)),
+        "updated": sorted(kid for kid in final if kid in old_by_kid and old_by_kid[kid] != final[kid]),
+        "revoked": revoked,
+        "revoke_not_found": revoke_not_found,
+        "changed": _as_bytes(existing) != document.encode("utf-8"),
+        "size": size,
+        "warnings": warnings,
+        "before_kids": old_kids,
+        "before_document": None if existing is None or old_private else _as_text(existing),
+        "before_hidden": bool(old_private),
+    }
+
+
+def _revoke_list(revoke):
+    if revoke is None:
+        return []
+    if isinstance(revoke, str) or not isinstance(revoke, (list, tuple, set)):
+        raise _jose.JoseError("revoke must be a list of kids")
+    for kid in revoke:
+        if not isinstance(kid, str) or not kid:
+            raise _jose.JoseError("revoke must hold non-empty kid strings, got %r" % (kid,))
+    return list(revoke)
+
+
+def _as_bytes(value):
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    return json.dumps(value, sort_keys=True).encode("utf-8")
+
+
+def _as_text(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, sort_keys=True) + "\n"
+
+
+# --------------------------------------------------------------------------------------
+# OpenID Connect discovery
+# --------------------------------------------------------------------------------------
+
+def check_discovery_existing(data, what="the discovery document"):
+    """Refuse to replace a file that is not a JSON object (it may be a wrong path)."""
+    if data is None:
+        return None
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    if not text.strip():
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise _jose.JoseError("%s is not a JSON document (%s); fix it or move it away, it was left unchanged"
+                              % (what, exc))
+    if not isinstance(value, dict):
+        raise _jose.JoseError("%s is not a JSON object; fix it or move it away, it was left unchanged" % what)
+    return text
+
+
+def jwk_algorithm(jwk):
+    """The JWK's ``alg``, or the algorithm its key signs with by default (RS256, ES256, ...)."""
+    if jwk.get("alg"):
+        return jwk["alg"]
+    if jwk.get("kty") == "RSA":
+        return "RS256"
+    if jwk.get("kty") == "EC" and jwk.get("crv") in _jose.CURVE_BY_NAME:
+        return _jose.CURVE_BY_NAME[jwk["crv"]][2]
+    if jwk.get("kty") == "OKP":
+        return "EdDSA"
+    raise _jose.JoseError("cannot tell the algorithm of kid %s" % jwk.get("kid"))
+
+
+def discovery(issuer, jwks_uri, jwks):
+    """(dict, text) of an OpenID Connect discovery document for ``jwks`` (a JWKS dict).
+
+    ``issuer`` must be the tokens' ``iss`` (and the APIRule's issuer) as an http(s) URL
+    without query or fragment; ``jwks_uri`` is the URL that serves the JWKS.
+    """
+    if not isinstance(issuer, str) or not _URL.match(issuer):
+        raise _jose.JoseError("issuer %r must be an http(s) URL without query or fragment for a discovery "
+                              "document (clients fetch <issuer>/.well-known/openid-configuration)" % (issuer,))
+    if not isinstance(jwks_uri, str) or not re.match(r"^https?://[^\s/?#]+\S*$", jwks_uri):
+        raise _jose.JoseError("jwks_uri %r must be an http(s) URL: the URL that serves the JWKS, the same as "
+                              "the APIRule's jwksUri" % (jwks_uri,))
+    algorithms = [jwk_algorithm(key) for key in jwks.get("keys", [])]
+    text = _jose.discovery_document(issuer, jwks_uri, algorithms)
+    return json.loads(text), text
+
+
+# --------------------------------------------------------------------------------------
+# Diff
+# --------------------------------------------------------------------------------------
+
+def _lines(items):
+    return "".join("%s\n" % item for item in items)
+
+
+def text_diff(path, before, after):
+    """One Ansible diff entry for a text file (``before``/``after``: bytes, text or None)."""
+    if isinstance(before, bytes):
+        before = before.decode("utf-8", "replace")
+    return {"before_header": path, "after_header": path, "before": before or "", "after": after or ""}
+
+
+def diff_entries(dest, result):
+    """Ansible diff entries for a published JWKS: its kids, then its JSON text.
+
+    ``result`` is the return value of :func:`plan`. The JWKS is public data; an earlier file
+    that held private members is not shown.
+    """
+    before = result["before_document"]
+    if result["before_hidden"]:
+        before = "(previous content not shown: it held private key material)\n"
+    return [{
+        "before_header": "%s (kids)" % dest,
+        "after_header": "%s (kids)" % dest,
+        "before": _lines(result["before_kids"]),
+        "after": _lines(result["kids"]),
+    }, text_diff(dest, before, result["document"])]

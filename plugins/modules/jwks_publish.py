@@ -1,0 +1,442 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) selfjwt.kyma contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: jwks_publish
+short_description: Assemble a JWKS from public keys and publish it
+version_added: 0.1.0
+description:
+  - Builds a JSON Web Key Set (RFC 7517) from public keys, for example the O(keys) returned as
+    RV(selfjwt.kyma.jwt_keypair#module:jwk) by M(selfjwt.kyma.jwt_keypair) on every edge host, and
+    writes it atomically to O(dest), the file a JWKS server serves at the APIRule's C(jwksUri).
+  - Usually runs once on the controller (C(run_once) or C(delegate_to=localhost)).
+  - Every key is validated. Private or secret members (C(d), C(p), C(q), C(dp), C(dq), C(qi), C(oth), C(k)),
+    unknown C(kty), malformed or weak keys, the same kid for two different keys, and the same key under
+    two kids are refused with a message that names the key (never its private values, which are also
+    masked in the logged module arguments).
+  - The output is deterministic (keys sorted by kid, members in a fixed order, two-space indentation,
+    no timestamps), so the same keys in any order give a byte-identical file and GitOps diffs stay minimal.
+    The task reports C(changed) only when the content (or a file attribute) changes.
+  - Optionally writes a minimal OpenID Connect discovery document (O(issuer), O(jwks_uri), O(discovery_dest)).
+  - Without O(dest) the module only assembles the JWKS and returns it (RV(jwks), RV(document)), for example
+    to put it into a ConfigMap; it then never reports C(changed).
+author:
+  - selfjwt.kyma maintainers (@selfjwt)
+requirements:
+  - cryptography >= 3.4
+  - PyJWT >= 2.4.0
+extends_documentation_fragment:
+  - ansible.builtin.files
+attributes:
+  check_mode:
+    description: Can run in check mode and return the changed status and RV(added)/RV(removed) without writing anything.
+    support: full
+  diff_mode:
+    description: Returns the kids and the JSON text before and after (the JWKS is public data).
+    support: full
+  idempotent:
+    description: A second run with the same options reports no change.
+    support: full
+  action_group:
+    description: Use C(group/selfjwt.kyma.jose) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - selfjwt.kyma.jose
+options:
+  keys:
+    description:
+      - The public keys to publish.
+      - Each element is a public JWK (a dict such as RV(selfjwt.kyma.jwt_keypair#module:jwk), or its JSON text),
+        a PEM public key, a PEM certificate (the JWK then carries C(x5c), C(x5t) and C(x5t#S256)), or a whole
+        JWKS (a dict or JSON text with a C(keys) list) whose keys are all taken.
+      - A JWK without C(kid) gets its RFC 7638 SHA-256 thumbprint as kid, as do PEM keys and certificates;
+        this is the kid M(selfjwt.kyma.jwt_keypair) and M(selfjwt.kyma.jwt_token) use by default.
+      - The same key given twice with the same kid is published once. The same kid for two different keys
+        is refused, and so is the same kid for the same key with different members (for example C(alg)).
+      - Without O(merge), the JWKS holds exactly these keys (minus O(revoke)); keys in O(dest) that are not
+        listed here are removed and reported in RV(removed).
+    type: list
+    elements: raw
+    default: []
+  dest:
+    description:
+      - Path of the JWKS JSON file to write. Its directory must exist.
+      - Written atomically (a temporary file in the same directory, renamed over O(dest)), with mode V(0644)
+        unless O(mode) says otherwise, since a JWKS is public.
+      - An existing file that is not a JWKS (a JSON object with a C(keys) list) is refused and left unchanged.
+      - When omitted, nothing is written and the task never reports C(changed).
+    type: path
+  current:
+    description:
+      - The JWKS published so far when it is not a file on this host, for example the C(jwks.json) value of a
+        ConfigMap read with M(kubernetes.core.k8s_info), as a dict or JSON text. Empty or V(null) means
+        nothing is published yet.
+      - Used like the content of O(dest) for O(merge), RV(added), RV(removed) and RV(updated). Nothing is written.
+      - O(merge=true) without O(dest) needs this option; give an empty string when nothing is published yet.
+    type: raw
+  revoke:
+    description:
+      - Kids to drop from the JWKS, for example the keys of a compromised host.
+      - Revoke wins over O(keys) (a kid in both is not published; a warning says so) and over keys kept by O(merge).
+      - A kid that is nowhere is fine and listed in RV(revoke_not_found), so a standing list of revoked kids
+        can be kept in the inventory.
+    type: list
+    elements: str
+    default: []
+  merge:
+    description:
+      - V(false) (default) makes O(keys) the complete list, so that keys that are no longer listed leave the
+        JWKS on their own.
+      - V(true) keeps the keys already in O(dest) (or O(current)) that are not in O(revoke), and adds O(keys), so
+        hosts can publish their keys one by one. Keys then leave the JWKS only through O(revoke).
+      - With V(true), a key in O(keys) replaces the existing key of the same kid only when it is the same key (for
+        example with a renewed certificate); a kid that names another key in O(dest) is refused, since
+        validators cache keys by kid.
+      - With V(true) and O(dest), runs against the same O(dest) are serialized with a lock file
+        C(.<name>.lock) beside it.
+    type: bool
+    default: false
+  allow_empty:
+    description:
+      - A JWKS without keys makes the gateway reject every token (HTTP 401), so an empty result is refused
+        unless this is V(true), for example to cut off every host on purpose.
+    type: bool
+    default: false
+  issuer:
+    description:
+      - The issuer (the tokens' C(iss) and the APIRule's C(issuer)) for an OpenID Connect discovery
+        document, as an http(s) URL without query or fragment.
+      - Requires O(jwks_uri). The document is returned as RV(discovery) and written to O(discovery_dest) if set.
+    type: str
+  jwks_uri:
+    description:
+      - The URL that serves the JWKS (the APIRule's C(jwksUri)), for the discovery document. Requires O(issuer).
+    type: str
+  discovery_dest:
+    description:
+      - Path of the discovery document to write (usually C(.well-known/openid-configuration) below the
+        directory the JWKS server serves). Requires O(issuer) and O(jwks_uri).
+      - Written atomically and deterministically like O(dest), with the same file attributes.
+    type: path
+notes:
+  - Istio's istiod fetches the C(jwksUri) only about every 20 minutes. Publish a new key at least that long
+    before any token is signed with it, and keep an old key published until its last token has expired.
+  - The file attribute options (O(mode), O(owner), O(group), ...) apply to O(dest) and O(discovery_dest).
+    When O(owner) or O(group) is not given and the module runs as root, a replaced file keeps its owner and group.
+seealso:
+  - module: selfjwt.kyma.jwt_keypair
+  - module: selfjwt.kyma.jwt_token
+  - name: RFC 7517 JSON Web Key (JWK)
+    description: The JWK and JWK Set formats.
+    link: https://www.rfc-editor.org/rfc/rfc7517
+"""
+
+EXAMPLES = r"""
+- name: Create or read the signing key on every edge host
+  selfjwt.kyma.jwt_keypair:
+    path: /etc/edge-jwt/signing.key
+  register: edge_key
+
+- name: Publish the public keys of all edge hosts
+  selfjwt.kyma.jwks_publish:
+    keys: "{{ ansible_play_hosts | map('extract', hostvars, ['edge_key', 'jwk']) | list }}"
+    dest: /srv/jwks/jwks.json
+    issuer: http://edge-jwks.default.svc.cluster.local
+    jwks_uri: http://edge-jwks.default.svc.cluster.local/jwks.json
+    discovery_dest: /srv/jwks/.well-known/openid-configuration
+  run_once: true
+  delegate_to: localhost
+
+- name: Cut off a compromised host at once, keep everybody else's keys
+  selfjwt.kyma.jwks_publish:
+    dest: /srv/jwks/jwks.json
+    merge: true
+    revoke:
+      - "{{ hostvars['edge-17'].edge_key.kid }}"
+  run_once: true
+  delegate_to: localhost
+
+- name: Publish PEM public keys and certificates
+  selfjwt.kyma.jwks_publish:
+    keys:
+      - "{{ lookup('ansible.builtin.file', 'keys/site-a.pub.pem') }}"
+      - "{{ lookup('ansible.builtin.file', 'keys/site-b.crt') }}"
+    dest: /srv/jwks/jwks.json
+  delegate_to: localhost
+  run_once: true
+
+- name: Only assemble the JWKS, to be put into a ConfigMap
+  selfjwt.kyma.jwks_publish:
+    keys: "{{ ansible_play_hosts | map('extract', hostvars, ['edge_key', 'jwk']) | list }}"
+  register: jwks
+  run_once: true
+  delegate_to: localhost
+
+- name: Put it into a ConfigMap
+  kubernetes.core.k8s:
+    definition:
+      apiVersion: v1
+      kind: ConfigMap
+      metadata:
+        name: edge-jwks
+        namespace: default
+      data:
+        jwks.json: "{{ jwks.document }}"
+  run_once: true
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+jwks:
+  description: The published JWKS, keys sorted by kid.
+  returned: success
+  type: dict
+  sample:
+    keys:
+      - kty: EC
+        kid: 2Qv6yDXdr4pbPAPgxQwYg3k2XjbqZhH1gMm-X8rGmJc
+        use: sig
+        alg: ES256
+        crv: P-256
+        x: f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU
+        y: x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0
+document:
+  description:
+    - The exact JSON text of the JWKS (the content of O(dest)), for publishing it elsewhere byte for byte.
+  returned: success
+  type: str
+  sample: "{\n  \"keys\": []\n}\n"
+kids:
+  description: The kids in the published JWKS, sorted.
+  returned: success
+  type: list
+  elements: str
+  sample: [2Qv6yDXdr4pbPAPgxQwYg3k2XjbqZhH1gMm-X8rGmJc]
+added:
+  description:
+    - Kids that are published now and were not in O(dest) (or O(current)) before. Without either, all kids.
+  returned: success
+  type: list
+  elements: str
+  sample: [2Qv6yDXdr4pbPAPgxQwYg3k2XjbqZhH1gMm-X8rGmJc]
+removed:
+  description: Kids that were in O(dest) (or O(current)) and are not published any more.
+  returned: success
+  type: list
+  elements: str
+  sample: [NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs]
+updated:
+  description: Kids that stay published with changed members (for example a renewed certificate in C(x5c)).
+  returned: success
+  type: list
+  elements: str
+  sample: []
+revoked:
+  description: Kids from O(revoke) that were found (in O(keys), O(dest) or O(current)) and are not published.
+  returned: success
+  type: list
+  elements: str
+  sample: [NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs]
+revoke_not_found:
+  description: Kids from O(revoke) that were found nowhere (nothing to remove).
+  returned: success
+  type: list
+  elements: str
+  sample: []
+size:
+  description: Size of RV(document) in bytes.
+  returned: success
+  type: int
+  sample: 235
+dest:
+  description: The value of O(dest).
+  returned: success
+  type: str
+  sample: /srv/jwks/jwks.json
+discovery:
+  description: The OpenID Connect discovery document, or V(null) when O(issuer) is not set.
+  returned: success
+  type: dict
+  sample:
+    issuer: http://edge-jwks.default.svc.cluster.local
+    jwks_uri: http://edge-jwks.default.svc.cluster.local/jwks.json
+    id_token_signing_alg_values_supported: [ES256]
+    response_types_supported: [id_token]
+    subject_types_supported: [public]
+discovery_dest:
+  description: The value of O(discovery_dest).
+  returned: success
+  type: str
+  sample: /srv/jwks/.well-known/openid-configuration
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jwks
+from ansible_collections.selfjwt.kyma.plugins.module_utils._common import run_module
+
+DEFAULT_MODE = 0o644
+
+
+def _creation_mode(mode):
+    """Numeric mode for a new file; symbolic modes are applied afterwards by Ansible."""
+    if mode is None:
+        return DEFAULT_MODE
+    if isinstance(mode, int) and not isinstance(mode, bool):
+        return mode & 0o7777
+    try:
+        return int(str(mode), 8) & 0o7777
+    except ValueError:
+        return DEFAULT_MODE
+
+
+def _owner_ids(module, path):
+    """(uid, gid) for a new file: the requested owner/group, or those of the file it replaces."""
+    try:
+        import grp
+        import pwd
+    except ImportError:  # pragma: no cover - not on POSIX
+        return None, None
+    uid = gid = None
+    try:
+        current = os.stat(path)
+    except OSError:
+        current = None
+    owner, group = module.params.get("owner"), module.params.get("group")
+    try:
+        if owner is not None:
+            uid = int(owner) if str(owner).isdigit() else pwd.getpwnam(owner).pw_uid
+        if group is not None:
+            gid = int(group) if str(group).isdigit() else grp.getgrnam(group).gr_gid
+    except KeyError:
+        return None, None  # unknown name: Ansible's attribute handling reports it below
+    if os.geteuid() == 0 and current is not None:
+        uid = current.st_uid if uid is None else uid
+        gid = current.st_gid if gid is None else gid
+    if uid == os.geteuid():
+        uid = None
+    return uid, gid
+
+
+def _write(module, path, text, old, what):
+    """Write ``text`` to ``path`` if it differs from ``old`` and apply file attributes; True if changed."""
+    data = text.encode("utf-8")
+    changed = old != data
+    if changed and not module.check_mode:
+        uid, gid = _owner_ids(module, path)
+        if uid is None and gid is None:
+            _files.write_atomic(path, data, mode=_creation_mode(module.params["mode"]), what=what)
+        else:
+            _files.write_atomic(path, data, mode=_creation_mode(module.params["mode"]), what=what, uid=uid, gid=gid)
+    if module.check_mode and old is None:
+        return changed
+    file_args = module.load_file_common_arguments(module.params, path=path)
+    if file_args.get("mode") is None:
+        file_args["mode"] = "0%o" % DEFAULT_MODE
+    return module.set_fs_attributes_if_different(file_args, changed)
+
+
+class _NoLock(object):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args):
+        return False
+
+
+def publish(module):
+    params = module.params
+    dest, discovery_dest = params["dest"], params["discovery_dest"]
+    if dest and discovery_dest and os.path.abspath(dest) == os.path.abspath(discovery_dest):
+        module.fail_json(msg="dest and discovery_dest are the same file %s: give the discovery document its own path"
+                         % dest)
+    if params["merge"] and not dest and params["current"] is None:
+        module.fail_json(msg="merge=true needs the JWKS published so far: set dest, or current (an empty string "
+                         "when nothing is published yet)")
+    # A private JWK given by mistake must not show up in the logged module arguments either.
+    module.no_log_values.update(_jwks.secret_values(params["keys"]))
+
+    lock = _files.locked(dest) if dest and params["merge"] and not module.check_mode else _NoLock()
+    with lock:
+        if dest:
+            _files.check_parent_dir(dest, "JWKS file")
+            existing = _files.read_bytes(dest, "JWKS file", limit=_jwks.READ_LIMIT)
+            existing_what = "JWKS file %s" % dest
+        else:
+            existing = params["current"] if params["current"] not in (None, "", {}) else None
+            existing_what = "the current JWKS"
+        plan = _jwks.plan(params["keys"], existing, params["revoke"], params["merge"], params["allow_empty"],
+                          existing_what=existing_what)
+
+        discovery, discovery_text, discovery_old = None, None, None
+        if params["issuer"]:
+            discovery, discovery_text = _jwks.discovery(params["issuer"], params["jwks_uri"], plan["jwks"])
+        if discovery_dest:
+            _files.check_parent_dir(discovery_dest, "discovery document")
+            discovery_old = _files.read_bytes(discovery_dest, "discovery document")
+            _jwks.check_discovery_existing(discovery_old, "discovery document %s" % discovery_dest)
+
+        changed = False
+        if dest:
+            changed = _write(module, dest, plan["document"], existing, "JWKS file") or changed
+        if discovery_dest:
+            changed = _write(module, discovery_dest, discovery_text, discovery_old, "discovery document") or changed
+
+    for warning in plan["warnings"]:
+        module.warn(warning)
+    result = dict(
+        changed=changed,
+        jwks=plan["jwks"],
+        document=plan["document"],
+        kids=plan["kids"],
+        added=plan["added"],
+        removed=plan["removed"],
+        updated=plan["updated"],
+        revoked=plan["revoked"],
+        revoke_not_found=plan["revoke_not_found"],
+        size=plan["size"],
+        dest=dest,
+        discovery=discovery,
+        discovery_dest=discovery_dest,
+    )
+    if module._diff and (dest or discovery_dest):
+        diff = _jwks.diff_entries(dest, plan) if dest else []
+        if discovery_dest:
+            diff.append(_jwks.text_diff(discovery_dest, discovery_old, discovery_text))
+        result["diff"] = diff
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            keys=dict(type="list", elements="raw", default=[], no_log=False),
+            dest=dict(type="path"),
+            current=dict(type="raw"),
+            revoke=dict(type="list", elements="str", default=[]),
+            merge=dict(type="bool", default=False),
+            allow_empty=dict(type="bool", default=False),
+            issuer=dict(type="str"),
+            jwks_uri=dict(type="str"),
+            discovery_dest=dict(type="path"),
+        ),
+        mutually_exclusive=[("dest", "current")],
+        required_together=[("issuer", "jwks_uri")],
+        required_by={"discovery_dest": ("issuer", "jwks_uri")},
+        add_file_common_args=True,
+        supports_check_mode=True,
+    )
+    run_module(module, publish)
+
+
+if __name__ == "__main__":
+    main()
