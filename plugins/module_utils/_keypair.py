@@ -1,0 +1,566 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) selfjwt.kyma contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Signing key files on edge hosts: the logic behind the jwt_keypair module.
+
+PRIVATE to the collection: do not import it from other collections.
+
+Like ``_jose`` and ``_files``, this file does not import Ansible, so other tools of the
+collection (a key ring for rotation, the token refresher) can drive the same backend.
+
+One :class:`KeypairBackend` manages one private key file and, optionally, a self-signed
+certificate beside it. It follows the protocol of community.crypto's backends::
+
+    backend = KeypairBackend(spec, check_mode=..., backup=...)
+    backend.set_existing(key_bytes, certificate_bytes)   # what is on disk now
+    backend.plan()                                        # needs_regeneration() -> generate()
+    backend.write()                                       # nothing in check mode
+    result = backend.result()                             # public facts, diff
+
+:func:`ensure_present` and :func:`ensure_absent` run that protocol under the file lock.
+Everything that may fail (bad options, an unreadable key, a key of the wrong type) fails
+before the first byte is written, and a failed write leaves every file as it was.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import os
+
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+
+KEY_TYPES = ("rsa", "ec", "ed25519")
+CURVES = ("P-256", "P-384", "P-521")
+REGENERATE_CHOICES = ("never", "fail", "partial_idempotence", "full_idempotence", "always")
+STATES = ("present", "absent")
+
+#: The regenerate mode used when none is given: an existing key is never replaced unasked.
+DEFAULT_REGENERATE = "fail"
+DEFAULT_CERTIFICATE_VALID_DAYS = 3650
+MAX_CERTIFICATE_VALID_DAYS = 36500
+#: Upper bound of an X.509 common name (RFC 5280, ub-common-name).
+MAX_COMMON_NAME_LENGTH = 64
+
+KEY_MODE = 0o600
+CERTIFICATE_MODE = 0o644
+
+_ALGORITHM_TYPE = {"RSA": "rsa", "EC": "ec", "OKP": "ed25519"}
+
+_REPLACE_HINT = ("this changes the kid, so publish the new JWKS before tokens signed with the new key "
+                 "are used; add backup=true to keep the old file")
+
+
+class KeypairError(_jose.JoseError):
+    """An error of the key file management, with a message that says what to do next."""
+
+
+class KeypairSpec(object):
+    """The desired state of one key file (the options of jwt_keypair)."""
+
+    FIELDS = ("path", "state", "type", "size", "curve", "passphrase", "old_passphrase", "kid",
+              "algorithm", "certificate_path", "certificate_subject", "certificate_valid_days",
+              "regenerate", "backup")
+    DEFAULTS = {
+        "state": "present", "type": "ec", "size": 4096, "curve": "P-256",
+        "certificate_valid_days": DEFAULT_CERTIFICATE_VALID_DAYS,
+        "regenerate": DEFAULT_REGENERATE, "backup": False,
+    }
+
+    def __init__(self, **kwargs):
+        unknown = sorted(set(kwargs) - set(self.FIELDS))
+        if unknown:
+            raise TypeError("unknown key pair option(s): %s" % ", ".join(unknown))
+        for name in self.FIELDS:
+            value = kwargs.get(name)
+            if value is None:
+                value = self.DEFAULTS.get(name)
+            setattr(self, name, value)
+        # An empty passphrase means "no passphrase", as for _jose.load_private_key().
+        self.passphrase = self.passphrase or None
+        self.old_passphrase = self.old_passphrase or None
+
+    @classmethod
+    def from_params(cls, params):
+        """A spec from a module's params (other keys, such as file attributes, are ignored)."""
+        return cls(**dict((name, params.get(name)) for name in cls.FIELDS))
+
+    def __repr__(self):
+        # Never show passphrases, not even in a traceback.
+        shown = ", ".join("%s=%r" % (name, getattr(self, name)) for name in self.FIELDS
+                          if name not in ("passphrase", "old_passphrase"))
+        return "KeypairSpec(%s)" % shown
+
+    def validate(self):
+        """Refuse contradictory or unsafe options before anything is read or written."""
+        if not self.path or not isinstance(self.path, str):
+            raise KeypairError("path must be the path of the private key file")
+        if self.state not in STATES:
+            raise KeypairError("state must be one of %s, got %r" % (", ".join(STATES), self.state))
+        if self.regenerate not in REGENERATE_CHOICES:
+            raise KeypairError("regenerate must be one of %s, got %r"
+                               % (", ".join(REGENERATE_CHOICES), self.regenerate))
+        if self.type not in KEY_TYPES:
+            raise KeypairError("type must be one of %s, got %r" % (", ".join(KEY_TYPES), self.type))
+        if self.type == "rsa":
+            if (not isinstance(self.size, int) or isinstance(self.size, bool)
+                    or not _jose.MIN_RSA_BITS <= self.size <= _jose.MAX_RSA_BITS):
+                raise KeypairError("size must be between %d and %d bits for RSA keys, got %r: use 2048, 3072 or 4096"
+                                   % (_jose.MIN_RSA_BITS, _jose.MAX_RSA_BITS, self.size))
+        if self.type == "ec" and self.curve not in CURVES:
+            raise KeypairError("curve must be one of %s, got %r" % (", ".join(CURVES), self.curve))
+        if self.algorithm is not None:
+            self._validate_algorithm()
+        if self.kid is not None:
+            _jose.check_kid(self.kid)
+        if self.certificate_path:
+            if os.path.abspath(self.certificate_path) == os.path.abspath(self.path):
+                raise KeypairError("certificate_path must differ from path: the certificate would overwrite the key")
+            days = self.certificate_valid_days
+            if (not isinstance(days, int) or isinstance(days, bool)
+                    or not 1 <= days <= MAX_CERTIFICATE_VALID_DAYS):
+                raise KeypairError("certificate_valid_days must be between 1 and %d, got %r"
+                                   % (MAX_CERTIFICATE_VALID_DAYS, days))
+            subject = self.certificate_subject
+            if subject is not None:
+                self._check_common_name(subject, "certificate_subject")
+            elif self.kid is not None:
+                self._check_common_name(self.kid, "kid (the default certificate_subject)")
+        elif self.certificate_subject is not None:
+            raise KeypairError("certificate_subject needs certificate_path: set the path of the certificate file")
+        return self
+
+    def _validate_algorithm(self):
+        family = _jose.ALGORITHMS.get(self.algorithm)
+        if family is None:
+            # Reuse the core's wording for none, HS* and unknown names.
+            _jose.check_algorithm(None, self.algorithm)
+            raise KeypairError("algorithm %r is not supported" % (self.algorithm,))
+        wanted = _ALGORITHM_TYPE[family]
+        if wanted != self.type:
+            raise KeypairError("algorithm %s needs a key of type %s, but type is %s: change type or algorithm"
+                               % (self.algorithm, wanted, self.type))
+        if self.type == "ec" and _jose.EC_ALG_CURVE[self.algorithm] != self.curve:
+            raise KeypairError("algorithm %s needs curve %s, but curve is %s: change curve or algorithm"
+                               % (self.algorithm, _jose.EC_ALG_CURVE[self.algorithm], self.curve))
+
+    @staticmethod
+    def _check_common_name(value, what):
+        if not isinstance(value, str) or not value.strip() or len(value) > MAX_COMMON_NAME_LENGTH:
+            raise KeypairError("%s %r cannot be a certificate common name: it must have 1 to %d characters; "
+                               "set certificate_subject" % (what, value, MAX_COMMON_NAME_LENGTH))
+
+    def requested_facts(self):
+        """Type and size or curve that a new key gets."""
+        facts = {"type": self.type}
+        if self.type == "rsa":
+            facts["size"] = self.size
+        elif self.type == "ec":
+            facts["curve"] = self.curve
+        return facts
+
+
+class KeypairBackend(object):
+    """Decides about, creates and writes one key file and its optional certificate."""
+
+    def __init__(self, spec, check_mode=False, backup=None):
+        self.spec = spec.validate()
+        self.check_mode = check_mode
+        self._backup = backup
+        self.existing_key_bytes = None
+        self.existing_key = None
+        self.existing_key_error = None
+        self.existing_encrypted = False
+        self._loaded_with = None
+        self.existing_certificate_bytes = None
+        self.existing_certificate = None
+        self.key = None
+        self.key_pem = None
+        self.key_action = None
+        self.certificate = None
+        self.certificate_pem = None
+        self.certificate_action = None
+        self.backup_file = None
+        self.certificate_backup_file = None
+        self.diff_before = {"state": "absent"}
+
+    # -- what is on disk -------------------------------------------------------------------
+
+    def set_existing(self, key_bytes, certificate_bytes=None):
+        """Bytes of the key file and the certificate file; None when a file does not exist."""
+        self.existing_key_bytes = key_bytes
+        self.existing_certificate_bytes = certificate_bytes
+        if key_bytes is not None:
+            self._load_existing_key()
+        if certificate_bytes is not None:
+            try:
+                self.existing_certificate = _jose.load_certificate_pem(certificate_bytes)
+            except _jose.JoseError:
+                self.existing_certificate = None
+        self.diff_before = self._facts(
+            self.existing_key_bytes is not None, self.existing_key, self.existing_encrypted,
+            self.existing_certificate_bytes is not None, self.existing_certificate)
+
+    def load_existing(self):
+        """Read the files named by the spec (FileError when they cannot be read)."""
+        key_bytes = _files.read_bytes(self.spec.path, "private key")
+        certificate_bytes = None
+        if self.spec.certificate_path:
+            certificate_bytes = _files.read_bytes(self.spec.certificate_path, "certificate")
+        self.set_existing(key_bytes, certificate_bytes)
+
+    def _load_existing_key(self):
+        data = self.existing_key_bytes
+        source = "the private key %s" % self.spec.path
+        self.existing_encrypted = _jose.pem_is_encrypted(data)
+        if self.existing_encrypted:
+            candidates = [p for p in (self.spec.passphrase, self.spec.old_passphrase) if p]
+            if len(candidates) == 2 and candidates[0] == candidates[1]:
+                candidates = candidates[:1]
+        else:
+            candidates = []
+        first_error = None
+        for candidate in candidates or [None]:
+            try:
+                self.existing_key = _jose.load_private_key(data, candidate, source=source, check=False)
+            except _jose.JoseError as exc:
+                first_error = first_error or exc
+                continue
+            self._loaded_with = candidate
+            return
+        message = str(first_error)
+        if len(candidates) > 1:
+            message += " (old_passphrase did not decrypt it either)"
+        self.existing_key_error = message
+
+    def _unusable_reason(self):
+        """Why the loaded existing key must not sign JWTs (DSA, RSA < 2048, ...), or None."""
+        try:
+            _jose.check_key(self.existing_key)
+        except _jose.JoseError as exc:
+            return str(exc)
+        return None
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def needs_regeneration(self):
+        """True when a new key must be generated; KeypairError when the spec forbids what is needed."""
+        spec = self.spec
+        if spec.regenerate == "always" or self.existing_key_bytes is None:
+            return True
+        if self.existing_key is None:
+            if spec.regenerate == "full_idempotence":
+                return True
+            raise KeypairError(
+                "%s. Nothing was changed. Give the right passphrase or restore the file; to replace it "
+                "with a new key instead, set regenerate=full_idempotence or regenerate=always (%s)"
+                % (self.existing_key_error, _REPLACE_HINT))
+        unusable = self._unusable_reason()
+        if unusable is not None:
+            if spec.regenerate in ("partial_idempotence", "full_idempotence"):
+                return True
+            raise KeypairError(
+                "the private key %s cannot sign JWTs: %s. Nothing was changed. To replace it with a new "
+                "key, set regenerate=partial_idempotence or regenerate=always (%s)"
+                % (spec.path, unusable, _REPLACE_HINT))
+        if _jose.key_matches(self.existing_key, spec.type, spec.size, spec.curve):
+            return False
+        if spec.regenerate == "never":
+            return False
+        if spec.regenerate == "fail":
+            raise KeypairError(
+                "the private key %s is %s, but %s was requested. Nothing was changed. To keep the key, "
+                "set the options to match it; to replace it with a new key, set "
+                "regenerate=partial_idempotence or regenerate=always (%s)"
+                % (spec.path, _describe(_jose.key_description(self.existing_key)),
+                   _describe(spec.requested_facts()), _REPLACE_HINT))
+        return True
+
+    def needs_reencryption(self):
+        """True when the existing key must be written again with another passphrase (or none)."""
+        wanted = self.spec.passphrase
+        if not self.existing_encrypted:
+            return wanted is not None
+        return self._loaded_with != wanted
+
+    def plan(self):
+        """Decide what to do with the key and the certificate; nothing is written here."""
+        if self.needs_regeneration():
+            self.generate()
+        else:
+            self.key = self.existing_key
+            if self.needs_reencryption():
+                self.reencrypt()
+        if self.key is not None:
+            # Also refuses an algorithm that does not fit a key kept with regenerate=never.
+            _jose.check_algorithm(self.key, self.spec.algorithm)
+        self.plan_certificate()
+
+    def generate(self):
+        self.key_action = "regenerate" if self.existing_key_bytes is not None else "generate"
+        if self.check_mode:
+            # The new key is not needed to predict the result; RSA keys are slow to make.
+            self.key = None
+            return
+        self.key = _jose.generate_private_key(self.spec.type, self.spec.size, self.spec.curve)
+        self.key_pem = _jose.private_key_pem(self.key, self.spec.passphrase)
+
+    def reencrypt(self):
+        self.key_action = "reencrypt"
+        if not self.check_mode:
+            self.key_pem = _jose.private_key_pem(self.key, self.spec.passphrase)
+
+    def kid(self):
+        if self.spec.kid:
+            return self.spec.kid
+        if self.key is None:
+            return None
+        return _jose.key_thumbprint(self.key)
+
+    def certificate_subject(self):
+        return self.spec.certificate_subject or self.kid()
+
+    def certificate_mismatch(self):
+        """Why the certificate must be (re)generated, or None when the existing one fits."""
+        if self.existing_certificate_bytes is None:
+            return "missing"
+        if self.existing_certificate is None:
+            return "unreadable"
+        if self.key_action in ("generate", "regenerate"):
+            return "new key"
+        try:
+            same_key = (_jose.jwk_key_members(self.existing_certificate.public_key())
+                        == _jose.jwk_key_members(self.key))
+        except (ValueError, _jose.JoseError):
+            same_key = False
+        if not same_key:
+            return "other key"
+        if _jose.certificate_subject_cn(self.existing_certificate) != self.certificate_subject():
+            return "other subject"
+        return None
+
+    def plan_certificate(self):
+        if not self.spec.certificate_path:
+            return
+        if self.key is None:
+            self.certificate_action = "regenerate" if self.existing_certificate_bytes is not None else "generate"
+            return
+        if self.certificate_mismatch() is None:
+            self.certificate = self.existing_certificate
+            return
+        self.certificate_action = "regenerate" if self.existing_certificate_bytes is not None else "generate"
+        subject = self.certificate_subject()
+        KeypairSpec._check_common_name(subject, "certificate subject")
+        if self.check_mode:
+            return
+        self.certificate = _jose.self_signed_certificate(self.key, subject, self.spec.certificate_valid_days)
+        self.certificate_pem = _jose.certificate_pem(self.certificate).encode("ascii")
+
+    @property
+    def changed(self):
+        return self.key_action is not None or self.certificate_action is not None
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(self):
+        """Write what plan() prepared: backups first, then the certificate, then the key.
+
+        When the key cannot be written, the certificate is put back as it was, so a failed
+        run leaves both files byte-identical.
+        """
+        if self.check_mode:
+            return
+        spec = self.spec
+        write_certificate = self.certificate_pem is not None
+        write_key = self.key_pem is not None
+        if spec.backup and self._backup is not None:
+            if write_certificate and self.existing_certificate_bytes is not None:
+                self.certificate_backup_file = self._backup(spec.certificate_path)
+            if write_key and self.existing_key_bytes is not None:
+                self.backup_file = self._backup(spec.path)
+        if write_certificate:
+            _files.write_atomic(spec.certificate_path, self.certificate_pem, CERTIFICATE_MODE, "certificate")
+        if write_key:
+            try:
+                _files.write_atomic(spec.path, self.key_pem, KEY_MODE, "private key")
+            except _files.FileError as exc:
+                if write_certificate:
+                    self._restore_certificate(exc)
+                raise
+
+    def _restore_certificate(self, cause):
+        path = self.spec.certificate_path
+        try:
+            if self.existing_certificate_bytes is None:
+                _files.remove(path, "certificate")
+            else:
+                _files.write_atomic(path, self.existing_certificate_bytes, CERTIFICATE_MODE, "certificate")
+        except _files.FileError as exc:
+            raise _files.FileError("%s; restoring the previous certificate failed too: %s" % (cause, exc))
+
+    # -- results ---------------------------------------------------------------------------
+
+    def _facts(self, key_exists, key, encrypted, certificate_exists, certificate, new_key=False):
+        """Public facts about a key and its certificate, for diffs (never key material)."""
+        if not key_exists:
+            facts = {"state": "absent"}
+        else:
+            facts = {"state": "present", "encrypted": bool(encrypted)}
+            if new_key:
+                facts["new_key"] = True
+            if key is None:
+                if new_key:
+                    facts.update(self.spec.requested_facts())
+                    facts["kid"] = self.spec.kid
+                else:
+                    facts["readable"] = False
+            else:
+                try:
+                    facts.update(_jose.key_description(key))
+                    facts["thumbprint"] = _jose.key_thumbprint(key)
+                    facts["kid"] = self.spec.kid or facts["thumbprint"]
+                except _jose.JoseError:
+                    facts["usable"] = False
+        if self.spec.certificate_path:
+            facts["certificate"] = _certificate_facts(certificate_exists, certificate)
+        return facts
+
+    def diff_after(self):
+        key_exists = True
+        encrypted = self.spec.passphrase is not None if self.key_action else self.existing_encrypted
+        certificate_exists = self.certificate_action is not None or self.existing_certificate_bytes is not None
+        facts = self._facts(key_exists, self.key, encrypted, certificate_exists, self.certificate,
+                            new_key=self.key_action in ("generate", "regenerate"))
+        if self.certificate_action is not None and self.certificate is None:
+            facts["certificate"] = {"state": "present", "new_certificate": True}
+        elif self.certificate_action is not None:
+            facts["certificate"]["new_certificate"] = True
+        return facts
+
+    def result(self):
+        """The module result: public key facts only, never private key material."""
+        key = self.key
+        if key is not None:
+            info = _jose.key_description(key)
+            kid = self.kid()
+            certificates = [self.certificate] if self.certificate is not None else None
+            jwk = _jose.public_jwk(key, kid=kid, algorithm=self.spec.algorithm, certificates=certificates)
+            public_key = _jose.public_key_pem(key)
+        else:
+            info = self.spec.requested_facts()
+            kid = self.spec.kid
+            jwk = None
+            public_key = None
+        result = {
+            "changed": self.changed,
+            "filename": self.spec.path,
+            "kid": kid,
+            "jwk": jwk,
+            "public_key": public_key,
+            "certificate": _jose.certificate_pem(self.certificate) if self.certificate is not None else None,
+            "type": info["type"],
+            "size": info.get("size"),
+            "curve": info.get("curve"),
+            "diff": {"before": self.diff_before, "after": self.diff_after()},
+        }
+        if self.backup_file:
+            result["backup_file"] = self.backup_file
+        if self.certificate_backup_file:
+            result["certificate_backup_file"] = self.certificate_backup_file
+        return result
+
+
+def _describe(facts):
+    parts = [facts["type"]]
+    if "size" in facts:
+        parts.append("size=%s" % facts["size"])
+    if "curve" in facts:
+        parts.append("curve=%s" % facts["curve"])
+    return "a key of type=%s" % " ".join(parts)
+
+
+def _certificate_facts(exists, certificate):
+    if not exists:
+        return {"state": "absent"}
+    if certificate is None:
+        return {"state": "present", "readable": False}
+    try:
+        members = _jose.certificate_members([certificate])
+        not_after = _jose.certificate_not_after(certificate)
+        return {
+            "state": "present",
+            "subject": "CN=%s" % _jose.certificate_subject_cn(certificate),
+            "not_after": not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "x5t#S256": members["x5t#S256"],
+        }
+    except (ValueError, _jose.JoseError):
+        return {"state": "present", "readable": False}
+
+
+@contextlib.contextmanager
+def _lock_unless(check_mode, path):
+    if check_mode:
+        yield
+        return
+    with _files.locked(path):
+        yield
+
+
+def ensure_present(spec, check_mode=False, backup=None):
+    """Make sure the key (and certificate) exist as the spec says; returns the result dict.
+
+    ``backup`` is a callable that copies a file aside and returns the copy's path (the
+    module passes ``AnsibleModule.backup_local``); it is used when ``spec.backup`` is true.
+    """
+    backend = KeypairBackend(spec, check_mode=check_mode, backup=backup)
+    _files.check_parent_dir(spec.path, "private key")
+    if spec.certificate_path:
+        _files.check_parent_dir(spec.certificate_path, "certificate")
+    with _lock_unless(check_mode, spec.path):
+        backend.load_existing()
+        backend.plan()
+        backend.write()
+        return backend.result()
+
+
+def ensure_absent(spec, check_mode=False, backup=None):
+    """Remove the key file and the certificate (when certificate_path is set)."""
+    spec.validate()
+    paths = [(spec.path, "private key")]
+    if spec.certificate_path:
+        paths.append((spec.certificate_path, "certificate"))
+    result = {
+        "changed": False, "filename": spec.path, "kid": None, "jwk": None, "public_key": None,
+        "certificate": None, "type": None, "size": None, "curve": None,
+    }
+    for path, what in paths:
+        if os.path.isdir(path):
+            raise KeypairError("%s %s is a directory, not a file: give the path of a file" % (what, path))
+    if not os.path.isdir(os.path.dirname(os.path.abspath(spec.path)) or "."):
+        # No directory, no key: nothing to remove (and nowhere to put a lock file).
+        result["diff"] = {"before": {"state": "absent"}, "after": {"state": "absent"}}
+        return result
+    with _lock_unless(check_mode, spec.path):
+        backend = KeypairBackend(spec, check_mode=check_mode)
+        try:
+            backend.load_existing()
+            before = backend.diff_before
+        except _files.FileError:
+            before = {"state": "present", "readable": False}
+        existing = [(path, what) for path, what in paths if os.path.lexists(path)]
+        result["changed"] = bool(existing)
+        result["diff"] = {"before": before if existing else {"state": "absent"}, "after": {"state": "absent"}}
+        if check_mode or not existing:
+            return result
+        if spec.backup and backup is not None:
+            for path, what in existing:
+                if os.path.isfile(path):
+                    name = "backup_file" if path == spec.path else "certificate_backup_file"
+                    result[name] = backup(path)
+        for path, what in existing:
+            _files.remove(path, what)
+    return result
