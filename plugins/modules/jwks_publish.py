@@ -333,10 +333,7 @@ def _write(module, path, text, old, what):
     changed = old != data
     if changed and not module.check_mode:
         uid, gid = _owner_ids(module, path)
-        if uid is None and gid is None:
-            _files.write_atomic(path, data, mode=_creation_mode(module.params["mode"]), what=what)
-        else:
-            _files.write_atomic(path, data, mode=_creation_mode(module.params["mode"]), what=what, uid=uid, gid=gid)
+        _files.write_atomic(path, data, mode=_creation_mode(module.params["mode"]), what=what, uid=uid, gid=gid)
     if module.check_mode and old is None:
         return changed
     file_args = module.load_file_common_arguments(module.params, path=path)
