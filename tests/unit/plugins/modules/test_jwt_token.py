@@ -1,0 +1,247 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) selfjwt.kyma contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Unit tests for the jwt_token module: runs main() in-process and reads its real JSON output."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import stat
+
+import jwt
+import pytest
+from ansible.module_utils.testing import patch_module_args
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+from ansible_collections.selfjwt.kyma.plugins.modules import jwt_token
+
+ISSUER = "https://edge.example.com"
+PASSPHRASE = "a long machine-made passphrase 7f3a"
+
+
+@pytest.fixture(scope="module")
+def ec_key():
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+@pytest.fixture(scope="module")
+def rsa_key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def write_key(directory, key, name="key.pem", passphrase=None):
+    encryption = (serialization.BestAvailableEncryption(passphrase.encode()) if passphrase
+                  else serialization.NoEncryption())
+    data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    path = directory / name
+    path.write_bytes(data)
+    os.chmod(str(path), 0o600)
+    return str(path), data.decode()
+
+
+def run_module(capsys, args, check_mode=False, diff=False):
+    """Run the module like Ansible does and return (raw stdout, parsed result)."""
+    args = dict(args)
+    args["_ansible_check_mode"] = check_mode
+    args["_ansible_diff"] = diff
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            jwt_token.main()
+    out = capsys.readouterr().out
+    return out, json.loads(out)
+
+
+def base_args(key_path, **extra):
+    args = {"private_key_path": key_path, "issuer": ISSUER, "subject": "edge-01"}
+    args.update(extra)
+    return args
+
+
+def test_mint_without_dest_changes_nothing(tmp_path, capsys, ec_key):
+    key_path, _ = write_key(tmp_path, ec_key)
+    before = sorted(os.listdir(str(tmp_path)))
+    _, result = run_module(capsys, base_args(key_path, audience="orders-api", claims={"scope": "read"}))
+    assert result["changed"] is False
+    assert "failed" not in result
+    claims = jwt.decode(result["token"], ec_key.public_key(), algorithms=["ES256"], audience="orders-api",
+                        issuer=ISSUER)
+    assert claims == result["claims"]
+    assert claims["scope"] == "read"
+    assert result["header"]["alg"] == "ES256"
+    assert result["kid"] == result["header"]["kid"] == _jose.key_thumbprint(ec_key)
+    assert result["expires_at"] == claims["exp"]
+    assert result["expires_at_iso"].endswith("Z")
+    assert "dest" not in result
+    assert sorted(os.listdir(str(tmp_path))) == before
+
+
+def test_mint_in_check_mode_still_returns_a_token(tmp_path, capsys, ec_key):
+    key_path, _ = write_key(tmp_path, ec_key)
+    _, result = run_module(capsys, base_args(key_path), check_mode=True)
+    assert result["changed"] is False
+    jwt.decode(result["token"], ec_key.public_key(), algorithms=["ES256"])
+
+
+def test_key_content_and_passphrase_never_leave_the_module(tmp_path, capsys, rsa_key):
+    _, content = write_key(tmp_path, rsa_key, passphrase=PASSPHRASE)
+    args = {"private_key_content": content, "passphrase": PASSPHRASE, "issuer": ISSUER, "subject": "edge-01",
+            "dest": str(tmp_path / "token")}
+    out, result = run_module(capsys, args, diff=True)
+    assert result["changed"] is True
+    assert "PRIVATE KEY" not in out
+    assert PASSPHRASE not in out
+    body = "".join(content.splitlines()[1:-1])
+    assert body[:64] not in out
+    # the token is in the result, but never in the diff
+    assert result["token"] not in json.dumps(result["diff"])
+
+
+def test_dest_idempotence_mode_and_diff(tmp_path, capsys, ec_key):
+    key_path, _ = write_key(tmp_path, ec_key)
+    dest = str(tmp_path / "token")
+    _, first = run_module(capsys, base_args(key_path, dest=dest), diff=True)
+    assert first["changed"] is True
+    assert first["dest"] == dest
+    assert stat.S_IMODE(os.stat(dest).st_mode) == 0o600
+    with open(dest) as handle:
+        assert handle.read() == first["token"]
+    assert first["diff"]["before"] == {}
+    assert first["diff"]["after"]["claims"]["sub"] == "edge-01"
+    assert first["diff"]["after"]["header"]["kid"] == first["kid"]
+    assert first["token"] not in json.dumps(first["diff"])
+
+    _, second = run_module(capsys, base_args(key_path, dest=dest), diff=True)
+    assert second["changed"] is False
+    assert second["token"] == first["token"]
+    assert second["diff"]["before"] == second["diff"]["after"]
+
+    _, third = run_module(capsys, base_args(key_path, dest=dest, subject="edge-02"), diff=True)
+    assert third["changed"] is True
+    assert third["diff"]["before"]["claims"]["sub"] == "edge-01"
+    assert third["diff"]["after"]["claims"]["sub"] == "edge-02"
+
+
+def test_dest_check_mode(tmp_path, capsys, ec_key):
+    key_path, _ = write_key(tmp_path, ec_key)
+    dest = tmp_path / "token"
+    _, result = run_module(capsys, base_args(key_path, dest=str(dest)), check_mode=True)
+    assert result["changed"] is True
+    assert not dest.exists()
+    assert sorted(os.listdir(str(tmp_path))) == ["key.pem"]
+
+    run_module(capsys, base_args(key_path, dest=str(dest)))
+    content = dest.read_bytes()
+    _, result = run_module(capsys, base_args(key_path, dest=str(dest)), check_mode=True)
+    assert result["changed"] is False
+    _, result = run_module(capsys, base_args(key_path, dest=str(dest), refresh_margin=600), check_mode=True)
+    assert result["changed"] is True
+    _, result = run_module(capsys, base_args(key_path, dest=str(dest), mode="0644"), check_mode=True)
+    assert result["changed"] is True
+    assert dest.read_bytes() == content
+    assert stat.S_IMODE(os.stat(str(dest)).st_mode) == 0o600
+
+
+@pytest.mark.parametrize("mode, expected", [("0640", 0o640), (0o640, 0o640), ("u=rw,g=r", 0o640), ("0600", 0o600)])
+def test_dest_modes(tmp_path, capsys, ec_key, mode, expected):
+    key_path, _ = write_key(tmp_path, ec_key)
+    dest = str(tmp_path / "token")
+    _, result = run_module(capsys, base_args(key_path, dest=dest, mode=mode))
+    assert result["changed"] is True
+    assert stat.S_IMODE(os.stat(dest).st_mode) == expected
+    _, result = run_module(capsys, base_args(key_path, dest=dest, mode=mode))
+    assert result["changed"] is False
+
+
+def test_refresh_margin_forces_a_new_token(tmp_path, capsys, ec_key):
+    key_path, _ = write_key(tmp_path, ec_key)
+    dest = str(tmp_path / "token")
+    _, first = run_module(capsys, base_args(key_path, dest=dest, expires_in=300, refresh_margin=300))
+    _, second = run_module(capsys, base_args(key_path, dest=dest, expires_in=300, refresh_margin=300))
+    assert first["changed"] is True and second["changed"] is True
+    assert first["claims"]["jti"] != second["claims"]["jti"]
+    with open(dest) as handle:
+        assert handle.read() == second["token"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"algorithm": "HS256"}, "shared-secret (HMAC) algorithms cannot be verified"),
+    ({"algorithm": "none"}, "algorithm 'none' is refused"),
+    ({"algorithm": "RS256"}, "needs a key of type RSA, but the key is of type EC"),
+    ({"algorithm": "ES384"}, "needs curve P-384"),
+    ({"subject": ""}, "Istio rejects tokens without 'sub'"),
+    ({"expires_in": 7200}, "expires_in 7200 exceeds max_lifetime 3600"),
+    ({"expires_in": 0}, "expires_in must be a positive number"),
+    ({"claims": {"iss": "evil"}}, "claim 'iss' cannot be set through claims"),
+    ({"claims": {"exp": 9999999999}}, "claim 'exp' cannot be set through claims"),
+    ({"headers": {"alg": "none"}}, "header 'alg' cannot be set through headers"),
+    ({"headers": {"jku": "https://evil"}}, "header 'jku' cannot be set through headers"),
+    ({"audience": {"a": 1}}, "audience must be a non-empty string or a list"),
+    ({"refresh_margin": 10}, "missing parameter(s) required by 'refresh_margin': dest"),
+    ({"passphrase": PASSPHRASE}, "not encrypted, but a passphrase was given"),
+    ({"not_before": 60, "dest": "TMP/token"}, "not_before must be 0 or negative with a token file"),
+    ({"dest": "TMP/missing/token"}, "does not exist: create it first"),
+    ({"dest": "TMP"}, "is a directory"),
+])
+def test_bad_input_fails_cleanly(tmp_path, capsys, ec_key, extra, message):
+    key_path, _ = write_key(tmp_path, ec_key)
+    extra = dict((name, value.replace("TMP", str(tmp_path)) if name == "dest" else value)
+                 for name, value in extra.items())
+    before = dict((name, (tmp_path / name).read_bytes()) for name in os.listdir(str(tmp_path)))
+    out, result = run_module(capsys, base_args(key_path, **extra))
+    assert result["failed"] is True
+    assert message in result["msg"]
+    assert "Traceback" not in out
+    assert "token" not in result
+    after = dict((name, (tmp_path / name).read_bytes()) for name in os.listdir(str(tmp_path)))
+    assert after == before
+
+
+def test_key_option_rules(tmp_path, capsys, ec_key):
+    key_path, content = write_key(tmp_path, ec_key)
+    _, result = run_module(capsys, {"issuer": ISSUER, "subject": "s"})
+    assert result["failed"] is True
+    assert "one of the following is required: private_key_path, private_key_content" in result["msg"]
+    _, result = run_module(capsys, {"issuer": ISSUER, "subject": "s", "private_key_path": key_path,
+                                    "private_key_content": content})
+    assert result["failed"] is True
+    assert "mutually exclusive" in result["msg"]
+    _, result = run_module(capsys, {"issuer": ISSUER, "private_key_path": key_path})
+    assert result["failed"] is True
+    assert "missing required arguments: subject" in result["msg"]
+
+
+def test_key_problems_fail_cleanly(tmp_path, capsys, ec_key):
+    key_path, _ = write_key(tmp_path, ec_key, passphrase=PASSPHRASE)
+    _, result = run_module(capsys, base_args(key_path))
+    assert result["failed"] is True
+    assert "is encrypted: set the passphrase" in result["msg"]
+    _, result = run_module(capsys, base_args(key_path, passphrase="not-the-right-one"))
+    assert "the passphrase is wrong" in result["msg"]
+    _, result = run_module(capsys, base_args(key_path, passphrase=PASSPHRASE))
+    assert result["changed"] is False
+    assert jwt.decode(result["token"], ec_key.public_key(), algorithms=["ES256"])["sub"] == "edge-01"
+    _, result = run_module(capsys, base_args(str(tmp_path / "absent.pem")))
+    assert "does not exist" in result["msg"]
+
+
+def test_refuses_to_overwrite_a_foreign_file(tmp_path, capsys, ec_key):
+    key_path, _ = write_key(tmp_path, ec_key)
+    precious = tmp_path / "notes.txt"
+    precious.write_text("do not lose me\n")
+    _, result = run_module(capsys, base_args(key_path, dest=str(precious)))
+    assert result["failed"] is True
+    assert "does not hold a JWT" in result["msg"]
+    assert precious.read_text() == "do not lose me\n"
+
+
+@pytest.mark.parametrize("mode, expected", [(None, 0o600), ("0640", 0o640), (0o600, 0o600), ("640", 0o640),
+                                            ("u=rw,g=r", None)])
+def test_file_mode(mode, expected):
+    assert jwt_token.file_mode(mode) == expected
