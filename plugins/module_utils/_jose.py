@@ -681,7 +681,8 @@ def build_header(key, algorithm=None, kid=None, jku=None, headers=None, typ="JWT
             raise JoseError("jku must be an http(s) URL, the same URL as the APIRule's jwksUri")
         result["jku"] = jku
     for name, value in sorted((headers or {}).items()):
-        if name in RESERVED_HEADERS or name.lower() in RESERVED_HEADERS:
+        # Compare case-insensitively on both sides: "x5t#S256" has an upper-case letter.
+        if name.lower() in [reserved.lower() for reserved in RESERVED_HEADERS]:
             raise JoseError("header %r cannot be set through headers: it decides how the token is verified"
                             % name)
         result[name] = value
