@@ -412,8 +412,8 @@ def runs(tmp_path_factory):
                               cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               universal_newlines=True, timeout=600, check=False)
         print("%s: %.1f s" % (name, time.monotonic() - start))
-        assert proc.returncode == 0, "%s failed (rc=%d):\n%s\n%s" % (name, proc.returncode, proc.stdout[-5000:],
-                                                                    proc.stderr[-3000:])
+        assert proc.returncode == 0, "%s failed (rc=%d):\n%s\n%s" % (
+            name, proc.returncode, proc.stdout[-5000:], proc.stderr[-3000:])
         with open(variables["result_file"]) as handle:
             returned = json.load(handle)
         os.unlink(vars_file)

@@ -461,8 +461,8 @@ def test_load_private_key_errors(keys, make, message):
 @pytest.mark.parametrize("make", [
     lambda: dsa.generate_private_key(1024),
     lambda: rsa.generate_private_key(public_exponent=65537, key_size=1024),
-    lambda: ed448.Ed448PrivateKey.generate(),
-    lambda: x25519.X25519PrivateKey.generate(),
+    ed448.Ed448PrivateKey.generate,
+    x25519.X25519PrivateKey.generate,
     lambda: ec.generate_private_key(ec.SECP256K1()),
     lambda: ec.generate_private_key(ec.SECP224R1()),
 ], ids=["dsa", "rsa-1024", "ed448", "x25519", "secp256k1", "p-224"])
@@ -679,7 +679,7 @@ def test_build_claims_defaults():
 
 
 def test_jti_is_random():
-    jtis = set(_jose.build_claims("i", "s")["jti"] for _ in range(200))
+    jtis = set(_jose.build_claims("i", "s")["jti"] for _index in range(200))
     assert len(jtis) == 200
     assert all(len(unb64url(jti)) * 8 >= 128 for jti in jtis)
 
