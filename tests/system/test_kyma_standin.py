@@ -176,7 +176,7 @@ def raw_token(header, payload, signature=b"sig"):
 
 
 def tampered(token):
-    head, _, sig = token.split(".")
+    head, _body, sig = token.split(".")
     return "%s.%s.%s" % (head, b64(json.dumps(claims(sub="someone-else"))), sig)
 
 
@@ -198,8 +198,8 @@ CASES = [
     ("valid in ?access_token=", "GET", "/api/x",
      lambda k: [("query", sign(k.ec, "ES256", "k-ec", claims()))], 200, None),
     ("expired 20 s ago: within the 60 s skew", "GET", "/api/x",
-     lambda k: sign(k.ec, "ES256", "k-ec", claims(iat=now_offset(-600), nbf=now_offset(-600),
-                                                 exp=now_offset(-20))), 200, None),
+     lambda k: sign(k.ec, "ES256", "k-ec", claims(iat=now_offset(-600), nbf=now_offset(-600), exp=now_offset(-20))),
+     200, None),
     ("nbf 20 s ahead: within the 60 s skew", "GET", "/api/x",
      lambda k: sign(k.ec, "ES256", "k-ec", claims(nbf=now_offset(20))), 200, None),
     ("bad signature (foreign key, known kid)", "GET", "/api/x",
@@ -213,8 +213,8 @@ CASES = [
     ("JWK alg differs from token alg (PS256 on an RS256 JWK)", "GET", "/api/x",
      lambda k: sign(k.rsa, "PS256", "k-rsa", claims()), 401, envoy_jwt.JWKS_KID_ALG_MISMATCH),
     ("expired 120 s ago: beyond the skew", "GET", "/api/x",
-     lambda k: sign(k.ec, "ES256", "k-ec", claims(iat=now_offset(-900), nbf=now_offset(-900),
-                                                 exp=now_offset(-120))), 401, envoy_jwt.JWT_EXPIRED),
+     lambda k: sign(k.ec, "ES256", "k-ec", claims(iat=now_offset(-900), nbf=now_offset(-900), exp=now_offset(-120))),
+     401, envoy_jwt.JWT_EXPIRED),
     ("expired and badly signed: expiry is checked first", "GET", "/api/x",
      lambda k: sign(k.other_ec, "ES256", "k-ec", claims(exp=now_offset(-3600))), 401, envoy_jwt.JWT_EXPIRED),
     ("nbf 300 s ahead", "GET", "/api/x",

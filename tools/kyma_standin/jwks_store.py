@@ -149,4 +149,3 @@ class JwksStore:
         return [{"issuer": e.issuer, "jwksUri": e.jwks_uri, "source": e.source,
                  "kids": e.jwks.kids if e.jwks is not None and e.last_error is None else [],
                  "error": e.last_error} for e in self.entries.values()]
-
