@@ -728,5 +728,3 @@ def verify(token, public_key, algorithm):
     except jwt.PyJWTError as exc:
         raise JoseError("token does not verify: %s" % exc)
     return jwt.get_unverified_header(token), claims
-
-
