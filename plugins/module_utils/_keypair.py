@@ -167,10 +167,13 @@ class KeypairSpec(object):
 class KeypairBackend(object):
     """Decides about, creates and writes one key file and its optional certificate."""
 
-    def __init__(self, spec, check_mode=False, backup=None):
+    def __init__(self, spec, check_mode=False, backup=None, key_mode=KEY_MODE, uid=None, gid=None):
         self.spec = spec.validate()
         self.check_mode = check_mode
         self._backup = backup
+        self.key_mode = key_mode
+        self.uid = uid
+        self.gid = gid
         self.existing_key_bytes = None
         self.existing_key = None
         self.existing_key_error = None
@@ -383,10 +386,10 @@ class KeypairBackend(object):
             if write_key and self.existing_key_bytes is not None:
                 self.backup_file = self._backup(spec.path)
         if write_certificate:
-            _files.write_atomic(spec.certificate_path, self.certificate_pem, CERTIFICATE_MODE, "certificate")
+            self._write(spec.certificate_path, self.certificate_pem, CERTIFICATE_MODE, "certificate")
         if write_key:
             try:
-                _files.write_atomic(spec.path, self.key_pem, KEY_MODE, "private key")
+                self._write(spec.path, self.key_pem, self.key_mode, "private key")
             except _files.FileError as exc:
                 if write_certificate:
                     self._restore_certificate(exc)
@@ -398,9 +401,26 @@ class KeypairBackend(object):
             if self.existing_certificate_bytes is None:
                 _files.remove(path, "certificate")
             else:
-                _files.write_atomic(path, self.existing_certificate_bytes, CERTIFICATE_MODE, "certificate")
+                self._write(path, self.existing_certificate_bytes, CERTIFICATE_MODE, "certificate")
         except _files.FileError as exc:
             raise _files.FileError("%s; restoring the previous certificate failed too: %s" % (cause, exc))
+
+    def _write(self, path, data, mode, what):
+        """write_atomic() with the final owner and group set before the file appears.
+
+        Without a requested owner or group, a file replaced by root keeps those of the old
+        file, so a service account that reads the key does not lose access to it.
+        """
+        uid, gid = self.uid, self.gid
+        if (uid is None or gid is None) and _geteuid() == 0:
+            try:
+                current = os.stat(path)
+            except OSError:
+                current = None
+            if current is not None:
+                uid = current.st_uid if uid is None else uid
+                gid = current.st_gid if gid is None else gid
+        _files.write_atomic(path, data, mode, what, uid=uid, gid=gid)
 
     # -- results ---------------------------------------------------------------------------
 
@@ -474,6 +494,10 @@ class KeypairBackend(object):
         return result
 
 
+def _geteuid():
+    return os.geteuid() if hasattr(os, "geteuid") else -1
+
+
 def _describe(facts):
     parts = [facts["type"]]
     if "size" in facts:
@@ -510,13 +534,15 @@ def _lock_unless(check_mode, path):
         yield
 
 
-def ensure_present(spec, check_mode=False, backup=None):
+def ensure_present(spec, check_mode=False, backup=None, key_mode=KEY_MODE, uid=None, gid=None):
     """Make sure the key (and certificate) exist as the spec says; returns the result dict.
 
     ``backup`` is a callable that copies a file aside and returns the copy's path (the
     module passes ``AnsibleModule.backup_local``); it is used when ``spec.backup`` is true.
+    ``key_mode``, ``uid`` and ``gid`` are given to new files before their first byte is
+    written (see :meth:`KeypairBackend._write`); the caller applies the remaining attributes.
     """
-    backend = KeypairBackend(spec, check_mode=check_mode, backup=backup)
+    backend = KeypairBackend(spec, check_mode=check_mode, backup=backup, key_mode=key_mode, uid=uid, gid=gid)
     _files.check_parent_dir(spec.path, "private key")
     if spec.certificate_path:
         _files.check_parent_dir(spec.certificate_path, "certificate")

@@ -503,10 +503,10 @@ def test_directory_instead_of_a_file(tmp_path):
 
 
 def _fail_on(path_to_fail, real=_files.write_atomic):
-    def write_atomic(path, data, mode=0o600, what="file"):
+    def write_atomic(path, data, mode=0o600, what="file", **kwargs):
         if path == path_to_fail:
             raise _files.FileError("cannot write %s %s: No space left on device" % (what, path))
-        return real(path, data, mode, what)
+        return real(path, data, mode, what, **kwargs)
     return write_atomic
 
 
@@ -648,3 +648,44 @@ def test_spec_defaults_and_unknown_options():
     assert _keypair.DEFAULT_REGENERATE == "fail"
     with pytest.raises(TypeError):
         KeypairSpec(path="/k.pem", colour="blue")
+
+
+# --------------------------------------------------------------------------------------
+# Owner, group and mode of replaced files
+# --------------------------------------------------------------------------------------
+
+def test_key_mode_is_set_before_the_first_byte(monkeypatch, key_path):
+    seen = []
+    real = _files.write_atomic
+
+    def write_atomic(path, data, mode=0o600, what="file", **kwargs):
+        seen.append((path, mode))
+        return real(path, data, mode, what, **kwargs)
+
+    monkeypatch.setattr(_files, "write_atomic", write_atomic)
+    ensure_present(spec(key_path), key_mode=0o640)
+    assert seen == [(key_path, 0o640)]
+    assert file_mode(key_path) == 0o640
+
+
+needs_root = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to chown")
+
+
+@needs_root
+def test_replaced_files_keep_owner_and_group_when_run_as_root(key_path, cert_path):
+    ensure_present(spec(key_path, certificate_path=cert_path))
+    for path in (key_path, cert_path):
+        os.chown(path, 4321, 4322)
+    ensure_present(spec(key_path, certificate_path=cert_path, passphrase="s3cret"))
+    assert (os.stat(key_path).st_uid, os.stat(key_path).st_gid) == (4321, 4322)
+    ensure_present(spec(key_path, certificate_path=cert_path, regenerate="always"))
+    for path in (key_path, cert_path):
+        assert (os.stat(path).st_uid, os.stat(path).st_gid) == (4321, 4322)
+
+
+@needs_root
+def test_requested_owner_wins_over_the_old_one(key_path):
+    ensure_present(spec(key_path))
+    os.chown(key_path, 4321, 4322)
+    ensure_present(spec(key_path, regenerate="always"), uid=4555, gid=None)
+    assert (os.stat(key_path).st_uid, os.stat(key_path).st_gid) == (4555, 4322)

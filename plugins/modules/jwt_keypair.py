@@ -1,0 +1,413 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) selfjwt.kyma contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: jwt_keypair
+short_description: Ensure a private JWT signing key on a host and return its public JWK
+description:
+  - Makes sure a PEM private key for signing JWTs exists at O(path) and returns its public half as a JSON
+    Web Key (RV(jwk)) with a key id (RV(kid)), ready for M(selfjwt.kyma.jwks_publish).
+  - A new key is generated on the host from the operating system's random number generator and written
+    atomically (temporary file with mode V(0600) in the same directory, then renamed), so it never leaves
+    the host and no reader ever sees a partial file.
+  - An existing key is kept as long as it is of the requested O(type), O(size) and O(curve). It is
+    B(never replaced without being asked to), because a new key has a new key id and callers using it
+    are rejected until the published JWKS contains it. See O(regenerate).
+  - The private key is never returned, logged or shown in a diff. The diff (C(--diff)) shows public facts
+    only - key id, thumbprint, type, size or curve, whether the file is encrypted, certificate subject,
+    expiry and SHA-256 fingerprint.
+  - Optionally keeps a self-signed X.509 certificate for the key at O(certificate_path); its DER chain and
+    digests are then published in the JWK as C(x5c), C(x5t) and C(x5t#S256).
+version_added: 0.1.0
+author:
+  - selfjwt.kyma maintainers (@selfjwt)
+requirements:
+  - cryptography >= 3.4 on the managed host
+  - PyJWT >= 2.4.0 on the managed host
+extends_documentation_fragment:
+  - ansible.builtin.files
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details:
+      - In check mode no key is generated, so RV(kid), RV(jwk) and RV(public_key) are V(null) when a new
+        key would be generated (RV(kid) is O(kid) if set), and RV(certificate) is V(null) when a new
+        certificate would be made.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details:
+      - Public facts only; never private key material.
+  idempotent:
+    description: When run twice in a row with the same arguments, the second run reports no change.
+    support: partial
+    details:
+      - O(regenerate=always) makes a new key on every run.
+  safe_file_operations:
+    description: Writes files atomically, with safe permissions from the first byte.
+    support: full
+  action_group:
+    description: Use C(group/selfjwt.kyma.jose) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - selfjwt.kyma.jose
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: posix
+options:
+  path:
+    description:
+      - Path of the private key file (PEM).
+      - The directory must exist.
+      - If O(mode) is not set, the file gets mode V(0600) whatever the umask.
+    type: path
+    required: true
+  state:
+    description:
+      - V(present) makes sure the key (and the certificate, if O(certificate_path) is set) exists.
+      - V(absent) removes the key file and the certificate file at O(certificate_path). Callers signing
+        with the key fail afterwards; remove its JWK from the JWKS as well.
+    type: str
+    choices: [present, absent]
+    default: present
+  type:
+    description:
+      - Key type of a new key.
+      - V(ec) (ECDSA, default) gives small keys and tokens and fast signing; with the default O(curve) the
+        algorithm is C(ES256), which every JOSE library and Istio support.
+      - V(rsa) gives C(RS256) (or C(PS256)... with O(algorithm)); use it where a verifier only supports RSA.
+      - V(ed25519) gives C(EdDSA); not every verifier supports it.
+    type: str
+    choices: [rsa, ec, ed25519]
+    default: ec
+  size:
+    description:
+      - Size of a new RSA key in bits, between 2048 and 16384. Only used when O(type=rsa).
+      - RSA keys shorter than 2048 bits are refused (RFC 7518).
+    type: int
+    default: 4096
+  curve:
+    description:
+      - Curve of a new EC key. Only used when O(type=ec).
+      - V(P-256) signs with C(ES256), V(P-384) with C(ES384), V(P-521) with C(ES512).
+    type: str
+    choices: [P-256, P-384, P-521]
+    default: P-256
+  passphrase:
+    description:
+      - Passphrase that encrypts the key file (PKCS#8 with the best encryption C(cryptography) offers).
+      - If the existing key is not encrypted, it is encrypted with this passphrase (same key, same RV(kid)).
+      - If the existing key is encrypted with another passphrase, set O(old_passphrase) to change it.
+      - Without O(passphrase), the key file is not encrypted and is protected by its file mode only.
+    type: str
+  old_passphrase:
+    description:
+      - Passphrase the existing key file is encrypted with, when it differs from O(passphrase).
+      - The key is then written again, encrypted with O(passphrase) (or not encrypted when O(passphrase)
+        is not set). The key and its RV(kid) stay the same.
+      - Has no effect when O(passphrase) decrypts the existing key.
+    type: str
+  kid:
+    description:
+      - Key id of the JWK.
+      - Defaults to the RFC 7638 SHA-256 thumbprint of the public key, which M(selfjwt.kyma.jwt_token) also
+        uses by default, so both agree without configuration.
+      - 1 to 128 characters from C(A-Z a-z 0-9 . _ ~ -).
+    type: str
+  algorithm:
+    description:
+      - Signing algorithm published as the JWK's C(alg).
+      - Defaults to the key's natural algorithm - C(RS256) for RSA, C(ES256), C(ES384) or C(ES512) for the
+        EC curves, C(EdDSA) for Ed25519.
+      - Must fit O(type) and O(curve); for RSA keys the C(PS*) algorithms may be chosen.
+    type: str
+    choices: [RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA]
+  certificate_path:
+    description:
+      - Path of a self-signed X.509 certificate (PEM) for the key. When set, the module keeps this
+        certificate and the JWK carries C(x5c), C(x5t) and C(x5t#S256).
+      - The certificate is made again when it is missing, cannot be read, holds another public key or has
+        another subject than O(certificate_subject). Its validity dates are not checked (like
+        C(ignore_timestamps) of community.crypto), so an existing certificate is kept until it is removed.
+      - The certificate is public; it is written with mode V(0644) and the O(owner), O(group) and SELinux
+        attributes given for the key.
+    type: path
+  certificate_subject:
+    description:
+      - Common name (CN) of the certificate subject, 1 to 64 characters.
+      - Defaults to the key id (RV(kid)), so no inventory names end up in the published JWKS.
+    type: str
+  certificate_valid_days:
+    description:
+      - Validity of a new certificate in days, from the time it is made (1 to 36500).
+    type: int
+    default: 3650
+  regenerate:
+    description:
+      - When an existing key may be replaced by a new one. A missing key file is always generated.
+      - A new key has a new RV(kid) - publish the new JWKS before tokens signed with the new key are used,
+        and use O(backup=true) to keep the old key.
+      - V(fail) (default) never replaces an existing key. The module fails, changing nothing, when the key
+        cannot be read (damaged file, wrong or missing passphrase), cannot sign JWTs (for example DSA or
+        RSA shorter than 2048 bits), or is not of the requested O(type), O(size) or O(curve). The message
+        says which value of O(regenerate) replaces it.
+      - V(never) keeps an existing key even if it is not of the requested type, size or curve (the results
+        describe the key as it is); it fails like V(fail) when the key cannot be read or cannot sign JWTs.
+      - V(partial_idempotence) replaces a key that is not of the requested type, size or curve or cannot
+        sign JWTs, but fails when the key cannot be read.
+      - V(full_idempotence) also replaces a key that cannot be read (damaged file, wrong passphrase).
+      - V(always) makes a new key on every run (not idempotent); use it to force a new key once.
+      - A passphrase change (see O(passphrase) and O(old_passphrase)) is not a regeneration; the key is kept.
+      - These values mean what they mean for C(community.crypto.openssl_privatekey), but the default differs
+        there (V(full_idempotence)).
+    type: str
+    choices: [never, fail, partial_idempotence, full_idempotence, always]
+    default: fail
+  backup:
+    description:
+      - Copy the key file (and the certificate) aside, with a timestamp in its name, before it is replaced
+        or removed. The copy keeps the file mode.
+    type: bool
+    default: false
+notes:
+  - The key file is written in PKCS#8 PEM format. Existing keys in PKCS#1 (C(BEGIN RSA PRIVATE KEY)) or
+    SEC1 (C(BEGIN EC PRIVATE KEY)) format are used as they are and not rewritten.
+  - When the module runs as root and O(owner) or O(group) is not set, a replaced key or certificate keeps the
+    owner and group of the file it replaces, so a service account that reads the key keeps access to it.
+  - Two runs against the same O(path) at the same time are serialized with a lock file
+    C(.<name>.lock) beside the key, so they never both generate a key. The lock file holds no data and is
+    left in place, also by O(state=absent).
+  - The module never returns the private key. There is no option to do so.
+seealso:
+  - name: RFC 7517 - JSON Web Key (JWK)
+    description: The JWK format returned in RV(jwk).
+    link: https://www.rfc-editor.org/rfc/rfc7517
+  - name: RFC 7638 - JSON Web Key (JWK) Thumbprint
+    description: The default key id.
+    link: https://www.rfc-editor.org/rfc/rfc7638
+"""
+
+EXAMPLES = r"""
+---
+- name: Ensure an EC P-256 (ES256) signing key
+  selfjwt.kyma.jwt_keypair:
+    path: /etc/selfjwt/signing-key.pem
+  register: signing_key
+
+- name: Show the public JWK to publish
+  ansible.builtin.debug:
+    var: signing_key.jwk
+
+- name: Ensure an RSA-4096 key (RS256) with a self-signed certificate, owned by the service user
+  selfjwt.kyma.jwt_keypair:
+    path: /etc/selfjwt/rsa-key.pem
+    type: rsa
+    size: 4096
+    certificate_path: /etc/selfjwt/rsa-cert.pem
+    owner: selfjwt
+    group: selfjwt
+    mode: "0400"
+
+- name: Ensure an encrypted Ed25519 key
+  selfjwt.kyma.jwt_keypair:
+    path: /etc/selfjwt/ed25519-key.pem
+    type: ed25519
+    passphrase: "{{ vault_selfjwt_passphrase }}"
+
+- name: Change the passphrase of that key (same key, same kid)
+  selfjwt.kyma.jwt_keypair:
+    path: /etc/selfjwt/ed25519-key.pem
+    type: ed25519
+    passphrase: "{{ vault_selfjwt_new_passphrase }}"
+    old_passphrase: "{{ vault_selfjwt_passphrase }}"
+
+- name: Replace a key of another type with a new one, keeping a copy of the old file
+  selfjwt.kyma.jwt_keypair:
+    path: /etc/selfjwt/signing-key.pem
+    type: ec
+    curve: P-384
+    regenerate: partial_idempotence
+    backup: true
+
+- name: Remove a key and its certificate
+  selfjwt.kyma.jwt_keypair:
+    path: /etc/selfjwt/rsa-key.pem
+    certificate_path: /etc/selfjwt/rsa-cert.pem
+    state: absent
+"""
+
+RETURN = r"""
+---
+filename:
+  description: Path of the key file.
+  returned: always
+  type: str
+  sample: /etc/selfjwt/signing-key.pem
+kid:
+  description:
+    - Key id of the key - O(kid), or the RFC 7638 SHA-256 thumbprint of the public key.
+    - V(null) when O(state=absent), and in check mode when a new key would be generated and O(kid) is not set.
+  returned: always
+  type: str
+  sample: 2mM2HyZDiNv1o7oBkRR_sWzYvL1RF7HZPu4B2uH0kU0
+jwk:
+  description:
+    - Public JWK of the key (RFC 7517, 7518, 8037) - C(kty), C(kid), C(use=sig), C(alg), the public key
+      numbers (C(n), C(e) or C(crv), C(x), C(y)), and C(x5c), C(x5t), C(x5t#S256) when a certificate is kept.
+    - Never contains private members.
+    - V(null) when O(state=absent), and in check mode when a new key would be generated.
+  returned: always
+  type: dict
+  sample:
+    kty: EC
+    kid: 2mM2HyZDiNv1o7oBkRR_sWzYvL1RF7HZPu4B2uH0kU0
+    use: sig
+    alg: ES256
+    crv: P-256
+    x: f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU
+    y: x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0
+public_key:
+  description:
+    - Public key in PEM format (SubjectPublicKeyInfo).
+    - V(null) when O(state=absent), and in check mode when a new key would be generated.
+  returned: always
+  type: str
+  sample: "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE...\n-----END PUBLIC KEY-----\n"
+certificate:
+  description:
+    - The self-signed certificate in PEM format.
+    - V(null) when O(certificate_path) is not set, when O(state=absent), and in check mode when a new
+      certificate would be made.
+  returned: always
+  type: str
+  sample: "-----BEGIN CERTIFICATE-----\nMIIBhTCCASugAwIBAgIU...\n-----END CERTIFICATE-----\n"
+type:
+  description: Type of the key (of the requested key in check mode when a new key would be generated).
+  returned: if O(state=present)
+  type: str
+  sample: ec
+size:
+  description: Size of an RSA key in bits; V(null) for other key types.
+  returned: if O(state=present)
+  type: int
+  sample: 4096
+curve:
+  description: Curve of an EC key; V(null) for other key types.
+  returned: if O(state=present)
+  type: str
+  sample: P-256
+backup_file:
+  description: Name of the backup copy of the key file.
+  returned: changed and if O(backup=true) and an existing key file was replaced or removed
+  type: str
+  sample: /etc/selfjwt/signing-key.pem.2462.2026-01-01@12:00:00~
+certificate_backup_file:
+  description: Name of the backup copy of the certificate file.
+  returned: changed and if O(backup=true) and an existing certificate file was replaced or removed
+  type: str
+  sample: /etc/selfjwt/rsa-cert.pem.2462.2026-01-01@12:00:00~
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair
+from ansible_collections.selfjwt.kyma.plugins.module_utils._common import run_module
+from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
+from ansible_collections.selfjwt.kyma.plugins.module_utils._token import resolve_gid, resolve_uid
+
+
+def argument_spec():
+    return dict(
+        path=dict(type="path", required=True),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        type=dict(type="str", default="ec", choices=["rsa", "ec", "ed25519"]),
+        size=dict(type="int", default=4096),
+        curve=dict(type="str", default="P-256", choices=["P-256", "P-384", "P-521"]),
+        passphrase=dict(type="str", no_log=True),
+        old_passphrase=dict(type="str", no_log=True),
+        kid=dict(type="str"),
+        algorithm=dict(type="str", choices=["RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                                            "ES256", "ES384", "ES512", "EdDSA"]),
+        certificate_path=dict(type="path"),
+        certificate_subject=dict(type="str"),
+        certificate_valid_days=dict(type="int", default=3650),
+        regenerate=dict(type="str", default="fail", choices=list(_keypair.REGENERATE_CHOICES)),
+        backup=dict(type="bool", default=False),
+    )
+
+
+def _apply_file_attributes(module, result):
+    """Owner, group, mode and SELinux context of the key and the certificate."""
+    file_args = module.load_file_common_arguments(module.params)
+    changed = result["changed"]
+    if os.path.exists(file_args["path"]):
+        changed = module.set_fs_attributes_if_different(file_args, changed)
+    certificate_path = module.params["certificate_path"]
+    if certificate_path and os.path.exists(certificate_path):
+        certificate_args = dict(file_args, path=certificate_path, mode="0644")
+        changed = module.set_fs_attributes_if_different(certificate_args, changed)
+    result["changed"] = changed
+
+
+def _creation_mode(mode):
+    """Mode a new key file gets before its first byte: O(mode) when numeric, else 0600.
+
+    Symbolic modes (u=rw,g=r) are applied after the write, by set_fs_attributes_if_different().
+    """
+    if isinstance(mode, int):
+        return mode & 0o7777
+    try:
+        return int(str(mode), 8) & 0o7777
+    except ValueError:
+        return _keypair.KEY_MODE
+
+
+def _backup_function(module):
+    """module.backup_local(), with a failure reported as FileError (it raises a bare Exception)."""
+    def backup(path):
+        try:
+            return module.backup_local(path)
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            cause = exc.__cause__ or exc
+            raise FileError("cannot make a backup of %s: %s; nothing was changed" % (path, cause))
+    return backup
+
+
+def run(module):
+    spec = _keypair.KeypairSpec.from_params(module.params)
+    backup = _backup_function(module)
+    if spec.state == "absent":
+        return _keypair.ensure_absent(spec, check_mode=module.check_mode, backup=backup)
+    result = _keypair.ensure_present(
+        spec, check_mode=module.check_mode, backup=backup, key_mode=_creation_mode(module.params["mode"]),
+        uid=resolve_uid(module.params["owner"]), gid=resolve_gid(module.params["group"]))
+    _apply_file_attributes(module, result)
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        add_file_common_args=True,
+        required_by={"certificate_subject": "certificate_path"},
+    )
+    if module.params["mode"] is None:
+        module.params["mode"] = "0600"
+    run_module(module, run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) selfjwt.kyma contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Unit tests for the jwt_keypair module: runs main() in-process and reads its real JSON output."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import stat
+
+import pytest
+import yaml
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair
+from ansible_collections.selfjwt.kyma.plugins.modules import jwt_keypair
+
+PASSPHRASE = "a long machine-made passphrase 5c1e"
+
+
+def run_module(capsys, args, check_mode=False, diff=False):
+    """Run the module like Ansible does and return (raw stdout, parsed result)."""
+    args = dict(args)
+    args["_ansible_check_mode"] = check_mode
+    args["_ansible_diff"] = diff
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            jwt_keypair.main()
+    out = capsys.readouterr().out
+    return out, json.loads(out)
+
+
+def file_mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def read(path):
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def test_generates_a_key_with_mode_0600_and_returns_its_jwk(tmp_path, capsys):
+    path = str(tmp_path / "key.pem")
+    out, result = run_module(capsys, {"path": path}, diff=True)
+    assert result["changed"] is True and "failed" not in result
+    assert file_mode(path) == 0o600
+    key = _jose.load_private_key(read(path))
+    assert result["kid"] == _jose.key_thumbprint(key)
+    assert result["jwk"] == _jose.public_jwk(key)
+    assert result["jwk"]["alg"] == "ES256"
+    assert result["type"] == "ec" and result["curve"] == "P-256" and result["size"] is None
+    assert result["diff"]["before"] == {"state": "absent"}
+    assert result["diff"]["after"]["kid"] == result["kid"]
+    assert "PRIVATE KEY" not in out
+
+
+def test_second_run_is_unchanged(tmp_path, capsys):
+    args = {"path": str(tmp_path / "key.pem"), "certificate_path": str(tmp_path / "cert.pem")}
+    _, first = run_module(capsys, args)
+    _, second = run_module(capsys, args)
+    assert second["changed"] is False
+    assert second["jwk"] == first["jwk"]
+    _, checked = run_module(capsys, args, check_mode=True)
+    assert checked["changed"] is False and checked["jwk"] == first["jwk"]
+
+
+def test_check_mode_creates_nothing(tmp_path, capsys):
+    _, result = run_module(capsys, {"path": str(tmp_path / "key.pem"), "type": "rsa", "size": 2048},
+                           check_mode=True)
+    assert result["changed"] is True and result["kid"] is None
+    assert result["type"] == "rsa" and result["size"] == 2048
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_file_mode_is_repaired_and_reported(tmp_path, capsys):
+    path = str(tmp_path / "key.pem")
+    run_module(capsys, {"path": path})
+    before = read(path)
+    os.chmod(path, 0o644)
+    _, checked = run_module(capsys, {"path": path}, check_mode=True)
+    assert checked["changed"] is True and file_mode(path) == 0o644
+    _, result = run_module(capsys, {"path": path})
+    assert result["changed"] is True and file_mode(path) == 0o600
+    assert read(path) == before
+
+
+def test_explicit_mode_is_used_from_the_start(tmp_path, capsys):
+    path = str(tmp_path / "key.pem")
+    _, result = run_module(capsys, {"path": path, "mode": "0640"})
+    assert result["changed"] is True and file_mode(path) == 0o640
+    _, result = run_module(capsys, {"path": path, "mode": "u=r,g=,o="})
+    assert result["changed"] is True and file_mode(path) == 0o400
+    _, result = run_module(capsys, {"path": path, "mode": "0400"})
+    assert result["changed"] is False
+
+
+def test_certificate_file_is_public_but_not_writable_by_others(tmp_path, capsys):
+    cert = str(tmp_path / "cert.pem")
+    _, result = run_module(capsys, {"path": str(tmp_path / "key.pem"), "certificate_path": cert, "mode": "0640"})
+    assert file_mode(cert) == 0o644
+    assert set(("x5c", "x5t", "x5t#S256")) <= set(result["jwk"])
+    os.chmod(cert, 0o666)
+    _, result = run_module(capsys, {"path": str(tmp_path / "key.pem"), "certificate_path": cert, "mode": "0640"})
+    assert result["changed"] is True and file_mode(cert) == 0o644
+
+
+def test_passphrase_is_masked_and_errors_have_no_traceback(tmp_path, capsys):
+    path = str(tmp_path / "key.pem")
+    run_module(capsys, {"path": path, "passphrase": PASSPHRASE})
+    before = read(path)
+    out, result = run_module(capsys, {"path": path, "passphrase": PASSPHRASE + "x"})
+    assert result["failed"] is True
+    assert "could not be decrypted" in result["msg"] and "regenerate=full_idempotence" in result["msg"]
+    assert "exception" not in result and "Traceback" not in out
+    assert PASSPHRASE not in out
+    assert read(path) == before
+
+
+def test_wrong_type_fails_with_instructions(tmp_path, capsys):
+    path = str(tmp_path / "key.pem")
+    run_module(capsys, {"path": path, "type": "ed25519"})
+    before = read(path)
+    _, result = run_module(capsys, {"path": path})
+    assert result["failed"] is True
+    assert "regenerate=partial_idempotence" in result["msg"]
+    assert read(path) == before
+
+
+def test_missing_directory_is_reported(tmp_path, capsys):
+    _, result = run_module(capsys, {"path": str(tmp_path / "nope" / "key.pem")})
+    assert result["failed"] is True
+    assert "does not exist: create it first" in result["msg"]
+
+
+def test_certificate_subject_needs_certificate_path(tmp_path, capsys):
+    _, result = run_module(capsys, {"path": str(tmp_path / "key.pem"), "certificate_subject": "edge"})
+    assert result["failed"] is True and "certificate_path" in result["msg"]
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_unknown_owner_fails_before_writing(tmp_path, capsys):
+    _, result = run_module(capsys, {"path": str(tmp_path / "key.pem"), "owner": "no-such-user-3f9"})
+    assert result["failed"] is True and "no-such-user-3f9" in result["msg"]
+    assert not os.path.exists(str(tmp_path / "key.pem"))
+
+
+def test_backup_and_absent(tmp_path, capsys):
+    path = str(tmp_path / "key.pem")
+    cert = str(tmp_path / "cert.pem")
+    _, first = run_module(capsys, {"path": path, "certificate_path": cert})
+    old_key, old_cert = read(path), read(cert)
+    _, result = run_module(capsys, {"path": path, "certificate_path": cert, "regenerate": "always", "backup": True})
+    assert result["kid"] != first["kid"]
+    assert read(result["backup_file"]) == old_key and file_mode(result["backup_file"]) == 0o600
+    assert read(result["certificate_backup_file"]) == old_cert
+    _, result = run_module(capsys, {"path": path, "certificate_path": cert, "state": "absent"}, check_mode=True)
+    assert result["changed"] is True and os.path.exists(path)
+    _, result = run_module(capsys, {"path": path, "certificate_path": cert, "state": "absent"})
+    assert result["changed"] is True
+    assert not os.path.exists(path) and not os.path.exists(cert)
+    _, result = run_module(capsys, {"path": path, "certificate_path": cert, "state": "absent"})
+    assert result["changed"] is False
+
+
+def test_backup_failure_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    path = str(tmp_path / "key.pem")
+    run_module(capsys, {"path": path})
+    before = read(path)
+
+    def broken_copy(self, src, dest):
+        raise IOError(28, "No space left on device")
+
+    monkeypatch.setattr(jwt_keypair.AnsibleModule, "preserved_copy", broken_copy)
+    out, result = run_module(capsys, {"path": path, "regenerate": "always", "backup": True})
+    assert result["failed"] is True and "cannot make a backup" in result["msg"]
+    assert "nothing was changed" in result["msg"] and "Traceback" not in out
+    assert read(path) == before
+
+
+# --------------------------------------------------------------------------------------
+# The documentation is the interface: it must match the argument spec
+# --------------------------------------------------------------------------------------
+
+def test_documentation_matches_the_argument_spec():
+    doc = yaml.safe_load(jwt_keypair.DOCUMENTATION)
+    spec = jwt_keypair.argument_spec()
+    assert set(doc["options"]) == set(spec)
+    for name, option in spec.items():
+        documented = doc["options"][name]
+        assert documented["type"] == option["type"], name
+        assert documented.get("default") == option.get("default"), name
+        assert documented.get("choices") == option.get("choices"), name
+        assert documented.get("required", False) == option.get("required", False), name
+
+
+def test_secrets_are_no_log_and_choices_follow_the_core():
+    spec = jwt_keypair.argument_spec()
+    assert spec["passphrase"]["no_log"] is True and spec["old_passphrase"]["no_log"] is True
+    assert sorted(spec["algorithm"]["choices"]) == sorted(_jose.ALGORITHMS)
+    assert spec["regenerate"]["default"] == _keypair.DEFAULT_REGENERATE
+    assert spec["curve"]["choices"] == list(_keypair.CURVES)
+    assert spec["type"]["choices"] == list(_keypair.KEY_TYPES)
+
+
+def test_return_documentation_covers_the_result(tmp_path, capsys):
+    documented = set(yaml.safe_load(jwt_keypair.RETURN))
+    _, result = run_module(capsys, {"path": str(tmp_path / "k.pem"), "backup": True, "regenerate": "always"})
+    _, result = run_module(capsys, {"path": str(tmp_path / "k.pem"), "backup": True, "regenerate": "always"})
+    assert set(result) - set(("changed", "diff", "invocation")) <= documented
+    assert "backup_file" in result
