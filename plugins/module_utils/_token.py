@@ -168,6 +168,8 @@ def load_key(path=None, content=None, passphrase=None):
     if (path is None) == (content is None):
         raise JoseError("give the private key either as a file path or as PEM content, not both and not neither")
     if path is not None:
+        if not path:
+            raise JoseError("the private key file path is empty: give the path of the key file")
         data = _files.read_bytes(path, what="private key file")
         if data is None:
             raise FileError("private key file %s does not exist: create it with selfjwt.kyma.jwt_keypair "
@@ -197,6 +199,7 @@ def mint(key, issuer, subject, audience=None, expires_in=DEFAULT_EXPIRES_IN, max
     """
     _check_names(claims, "claims", "claim")
     _check_names(headers, "headers", "header")
+    _check_not_empty(kid=kid, jku=jku)
     header = _jose.build_header(key, algorithm=algorithm, kid=kid, jku=jku, headers=headers, typ=_check_typ(typ))
     claim_set = _jose.build_claims(issuer, subject, audience=audience, expires_in=expires_in,
                                    max_lifetime=max_lifetime, not_before=not_before, claims=claims, jti=jti,
@@ -216,6 +219,12 @@ def _check_names(mapping, option, what):
     for name in mapping:
         if not isinstance(name, str) or not name:
             raise JoseError("%s names must be non-empty strings, got %r" % (what, name))
+
+
+def _check_not_empty(**values):
+    for name, value in sorted(values.items()):
+        if value is not None and not value:
+            raise JoseError("%s must not be empty: leave it unset for the default" % name)
 
 
 def _check_typ(typ):
@@ -290,6 +299,7 @@ def reuse_problem(token, key, refresh_margin=None, now=None, **options):
     margin = _margin(refresh_margin, expires_in)
     _check_names(options.get("claims"), "claims", "claim")
     _check_names(options.get("headers"), "headers", "header")
+    _check_not_empty(kid=options.get("kid"), jku=options.get("jku"))
     expected_header = _normalized(_jose.build_header(
         key, algorithm=options.get("algorithm"), kid=options.get("kid"), jku=options.get("jku"),
         headers=options.get("headers"), typ=_check_typ(options.get("typ", DEFAULT_TYP))))
@@ -431,6 +441,8 @@ def ensure_token_file(path, key, refresh_margin=None, mode=0o600, uid=None, gid=
     is valid now.
     """
     options = _token_options(options)
+    if not path:
+        raise FileError("the token file path is empty: give the path of a file")
     if mode is not None and (not _is_int(mode) or mode < 0 or mode > 0o7777):
         raise FileError("the token file mode must be an octal permission such as 0o600, got %r" % (mode,))
     not_before = options.get("not_before", 0)

@@ -168,7 +168,10 @@ options:
       - Write the token to this file on the managed host, atomically, without a trailing newline.
       - The directory must exist. A file that exists but does not hold a JWT is never overwritten.
       - The file gets mode V(0600) unless O(mode) is set, also when it existed with another mode. Use O(mode)
-        (for example V('0640')) and O(group) to let a group of consumers read it.
+        (for example V('0640')) and O(group) to let a group of consumers read it. Mode, owner and group are set
+        before the file appears under its name, so consumers never see it with other permissions.
+      - A symbolic O(mode) (for example V(u=rw,g=r)) applies to the mode of the existing file, or to V(0600) for
+        a new file.
       - Without O(dest) nothing is written and the task reports C(changed=false).
     type: path
   refresh_margin:
@@ -301,10 +304,12 @@ dest:
 """
 
 import os
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _common, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
 
 TOKEN_OPTIONS = _token.TOKEN_OPTIONS
 
@@ -332,8 +337,12 @@ def argument_spec():
     )
 
 
-def file_mode(mode):
-    """Numeric mode for the token file; None for a symbolic mode (applied by Ansible afterwards)."""
+def file_mode(mode, dest):
+    """Numeric mode of the token file, so that it is right from the moment the file appears.
+
+    Unset means 0600. A symbolic mode (u=rw,g=r) applies to the existing file's mode, or to
+    0600 for a new file. An invalid mode fails before anything is written.
+    """
     if mode is None:
         return 0o600
     if isinstance(mode, int):
@@ -341,7 +350,15 @@ def file_mode(mode):
     try:
         return int(str(mode), 8)
     except ValueError:
-        return None
+        pass
+    try:
+        status = os.stat(dest)
+    except OSError:
+        status = os.stat_result((stat.S_IFREG | 0o600, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+    try:
+        return AnsibleModule._symbolic_mode_to_octal(status, str(mode))
+    except (ValueError, TypeError) as exc:
+        raise FileError("mode %r is neither octal (such as '0640') nor symbolic (such as u=rw,g=r): %s" % (mode, exc))
 
 
 def run(module):
@@ -354,7 +371,7 @@ def run(module):
         return output(_token.mint(key, **options), changed=False)
 
     changed, result = _token.ensure_token_file(
-        dest, key, refresh_margin=params["refresh_margin"], mode=file_mode(params["mode"]),
+        dest, key, refresh_margin=params["refresh_margin"], mode=file_mode(params["mode"], dest),
         uid=_token.resolve_uid(params["owner"]), gid=_token.resolve_gid(params["group"]),
         check_mode=module.check_mode, **options)
     diff = {

@@ -130,7 +130,7 @@ def test_mint_single_audience_list_becomes_a_string(keys):
 
 def test_mint_jti_is_random_with_at_least_128_bits(keys):
     jtis = set()
-    for _ in range(20):
+    for dummy in range(20):
         jti = _token.mint(keys["p256"], **options()).claims["jti"]
         assert len(base64.urlsafe_b64decode(jti + "=" * (-len(jti) % 4))) >= 16
         jtis.add(jti)
@@ -198,6 +198,8 @@ def test_mint_refuses_curve_mismatch(keys):
     ({"audience": 5}, "audience must be a non-empty string or a list"),
     ({"jku": "file:///etc/passwd"}, "jku must be an http"),
     ({"kid": "a b"}, "kid 'a b' is not allowed"),
+    ({"kid": ""}, "kid must not be empty"),
+    ({"jku": ""}, "jku must not be empty"),
     ({"jti": ""}, "jti must be a non-empty string"),
     ({"typ": ""}, "typ must be a media type"),
     ({"typ": "JWT\nx"}, "typ must be a media type"),
@@ -288,8 +290,8 @@ def test_load_key_encrypted(tmp_path, keys):
 
 
 def test_load_key_refusals(tmp_path, keys):
-    public = keys["p256"].public_key().public_bytes(serialization.Encoding.PEM,
-                                                     serialization.PublicFormat.SubjectPublicKeyInfo)
+    public = keys["p256"].public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     with pytest.raises(_jose.JoseError, match="public key or certificate"):
         _token.load_key(content=public)
     with pytest.raises(_jose.JoseError, match="not encrypted, but a passphrase"):
@@ -307,6 +309,8 @@ def test_load_key_refusals(tmp_path, keys):
         _token.load_key(path=str(tmp_path / "missing.pem"))
     with pytest.raises(_files.FileError, match="is a directory"):
         _token.load_key(path=str(tmp_path))
+    with pytest.raises(_jose.JoseError, match="path is empty"):
+        _token.load_key(path="")
 
 
 def test_load_key_refuses_weak_and_unsupported_keys():
@@ -335,7 +339,8 @@ def minted(keys):
 def test_reuse_same_options_keeps_the_token(keys, minted):
     assert _token.reuse_problem(minted.token, keys["p256"], now=NOW + 100, **options(**BASE)) is None
     # a single-element audience list means the same as the string
-    same = dict(BASE, audience=["orders-api"])
+    same = dict(BASE)
+    same["audience"] = ["orders-api"]
     assert _token.reuse_problem(minted.token, keys["p256"], now=NOW + 100, **options(**same)) is None
 
 
@@ -472,7 +477,7 @@ def test_ensure_replaces_when_options_change(tmp_path, keys):
 
 def test_ensure_refreshes_within_the_margin(tmp_path, keys):
     path = str(tmp_path / "token")
-    _, first = _token.ensure_token_file(path, keys["p256"], now=NOW, **options())
+    first = _token.ensure_token_file(path, keys["p256"], now=NOW, **options())[1]
     changed, kept = _token.ensure_token_file(path, keys["p256"], now=NOW + 399, **options())
     assert (changed, kept.token) == (False, first.token)
     changed, fresh = _token.ensure_token_file(path, keys["p256"], now=NOW + 400, **options())
@@ -484,7 +489,7 @@ def test_ensure_refreshes_within_the_margin(tmp_path, keys):
 def test_ensure_margin_at_or_above_lifetime_always_writes(tmp_path, keys):
     path = str(tmp_path / "token")
     tokens = set()
-    for _ in range(3):
+    for dummy in range(3):
         changed, result = _token.ensure_token_file(path, keys["p256"], refresh_margin=600, now=NOW, **options())
         assert changed is True
         tokens.add(result.token)
@@ -501,7 +506,7 @@ def test_ensure_check_mode_writes_nothing(tmp_path, keys):
     _token.ensure_token_file(path, keys["p256"], now=NOW, **options())
     with open(path, "rb") as handle:
         before = handle.read()
-    changed, _ = _token.ensure_token_file(path, keys["p256"], check_mode=True, now=NOW + 1, **options())
+    changed = _token.ensure_token_file(path, keys["p256"], check_mode=True, now=NOW + 1, **options())[0]
     assert changed is False
     changed, result = _token.ensure_token_file(path, keys["p256"], check_mode=True, now=NOW + 500, **options())
     assert changed is True
@@ -516,17 +521,17 @@ def test_ensure_modes(tmp_path, keys):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
 
     os.chmod(path, 0o644)
-    changed, _ = _token.ensure_token_file(path, keys["p256"], mode=0o640, check_mode=True, now=NOW, **options())
+    changed = _token.ensure_token_file(path, keys["p256"], mode=0o640, check_mode=True, now=NOW, **options())[0]
     assert changed is True
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
-    changed, _ = _token.ensure_token_file(path, keys["p256"], mode=0o640, now=NOW, **options())
+    changed = _token.ensure_token_file(path, keys["p256"], mode=0o640, now=NOW, **options())[0]
     assert changed is True
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
-    changed, _ = _token.ensure_token_file(path, keys["p256"], mode=0o640, now=NOW, **options())
+    changed = _token.ensure_token_file(path, keys["p256"], mode=0o640, now=NOW, **options())[0]
     assert changed is False
 
     # mode=None keeps the mode of the existing file, also for a new token
-    changed, _ = _token.ensure_token_file(path, keys["p256"], mode=None, now=NOW, **options(subject="other"))
+    changed = _token.ensure_token_file(path, keys["p256"], mode=None, now=NOW, **options(subject="other"))[0]
     assert changed is True
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
     new_path = str(tmp_path / "new")
@@ -540,10 +545,10 @@ def test_ensure_modes(tmp_path, keys):
 def test_ensure_group_is_set_before_the_file_appears(tmp_path, keys):
     gid = os.getgid() if os.geteuid() != 0 else 65534
     path = str(tmp_path / "token")
-    changed, _ = _token.ensure_token_file(path, keys["p256"], mode=0o640, gid=gid, now=NOW, **options())
+    changed = _token.ensure_token_file(path, keys["p256"], mode=0o640, gid=gid, now=NOW, **options())[0]
     assert changed is True
     assert os.stat(path).st_gid == gid
-    changed, _ = _token.ensure_token_file(path, keys["p256"], mode=0o640, gid=gid, now=NOW, **options())
+    changed = _token.ensure_token_file(path, keys["p256"], mode=0o640, gid=gid, now=NOW, **options())[0]
     assert changed is False
 
 
@@ -578,6 +583,8 @@ def test_ensure_path_problems(tmp_path, keys):
         _token.ensure_token_file(str(tmp_path / "missing" / "token"), keys["p256"], check_mode=True, **options())
     with pytest.raises(_files.FileError, match="is a directory"):
         _token.ensure_token_file(str(tmp_path), keys["p256"], **options())
+    with pytest.raises(_files.FileError, match="the token file path is empty"):
+        _token.ensure_token_file("", keys["p256"], **options())
 
 
 def test_ensure_refuses_future_not_before(tmp_path, keys):

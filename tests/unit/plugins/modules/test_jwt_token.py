@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
 from ansible_collections.selfjwt.kyma.plugins.modules import jwt_token
 
 ISSUER = "https://edge.example.com"
@@ -46,7 +47,7 @@ def write_key(directory, key, name="key.pem", passphrase=None):
     return str(path), data.decode()
 
 
-def run_module(capsys, args, check_mode=False, diff=False):
+def run_module_output(capsys, args, check_mode=False, diff=False):
     """Run the module like Ansible does and return (raw stdout, parsed result)."""
     args = dict(args)
     args["_ansible_check_mode"] = check_mode
@@ -58,6 +59,11 @@ def run_module(capsys, args, check_mode=False, diff=False):
     return out, json.loads(out)
 
 
+def run_module(capsys, args, check_mode=False, diff=False):
+    """Run the module like Ansible does and return its parsed result."""
+    return run_module_output(capsys, args, check_mode=check_mode, diff=diff)[1]
+
+
 def base_args(key_path, **extra):
     args = {"private_key_path": key_path, "issuer": ISSUER, "subject": "edge-01"}
     args.update(extra)
@@ -65,9 +71,9 @@ def base_args(key_path, **extra):
 
 
 def test_mint_without_dest_changes_nothing(tmp_path, capsys, ec_key):
-    key_path, _ = write_key(tmp_path, ec_key)
+    key_path = write_key(tmp_path, ec_key)[0]
     before = sorted(os.listdir(str(tmp_path)))
-    _, result = run_module(capsys, base_args(key_path, audience="orders-api", claims={"scope": "read"}))
+    result = run_module(capsys, base_args(key_path, audience="orders-api", claims={"scope": "read"}))
     assert result["changed"] is False
     assert "failed" not in result
     claims = jwt.decode(result["token"], ec_key.public_key(), algorithms=["ES256"], audience="orders-api",
@@ -83,17 +89,17 @@ def test_mint_without_dest_changes_nothing(tmp_path, capsys, ec_key):
 
 
 def test_mint_in_check_mode_still_returns_a_token(tmp_path, capsys, ec_key):
-    key_path, _ = write_key(tmp_path, ec_key)
-    _, result = run_module(capsys, base_args(key_path), check_mode=True)
+    key_path = write_key(tmp_path, ec_key)[0]
+    result = run_module(capsys, base_args(key_path), check_mode=True)
     assert result["changed"] is False
     jwt.decode(result["token"], ec_key.public_key(), algorithms=["ES256"])
 
 
 def test_key_content_and_passphrase_never_leave_the_module(tmp_path, capsys, rsa_key):
-    _, content = write_key(tmp_path, rsa_key, passphrase=PASSPHRASE)
+    content = write_key(tmp_path, rsa_key, passphrase=PASSPHRASE)[1]
     args = {"private_key_content": content, "passphrase": PASSPHRASE, "issuer": ISSUER, "subject": "edge-01",
             "dest": str(tmp_path / "token")}
-    out, result = run_module(capsys, args, diff=True)
+    out, result = run_module_output(capsys, args, diff=True)
     assert result["changed"] is True
     assert "PRIVATE KEY" not in out
     assert PASSPHRASE not in out
@@ -104,9 +110,9 @@ def test_key_content_and_passphrase_never_leave_the_module(tmp_path, capsys, rsa
 
 
 def test_dest_idempotence_mode_and_diff(tmp_path, capsys, ec_key):
-    key_path, _ = write_key(tmp_path, ec_key)
+    key_path = write_key(tmp_path, ec_key)[0]
     dest = str(tmp_path / "token")
-    _, first = run_module(capsys, base_args(key_path, dest=dest), diff=True)
+    first = run_module(capsys, base_args(key_path, dest=dest), diff=True)
     assert first["changed"] is True
     assert first["dest"] == dest
     assert stat.S_IMODE(os.stat(dest).st_mode) == 0o600
@@ -117,32 +123,32 @@ def test_dest_idempotence_mode_and_diff(tmp_path, capsys, ec_key):
     assert first["diff"]["after"]["header"]["kid"] == first["kid"]
     assert first["token"] not in json.dumps(first["diff"])
 
-    _, second = run_module(capsys, base_args(key_path, dest=dest), diff=True)
+    second = run_module(capsys, base_args(key_path, dest=dest), diff=True)
     assert second["changed"] is False
     assert second["token"] == first["token"]
     assert second["diff"]["before"] == second["diff"]["after"]
 
-    _, third = run_module(capsys, base_args(key_path, dest=dest, subject="edge-02"), diff=True)
+    third = run_module(capsys, base_args(key_path, dest=dest, subject="edge-02"), diff=True)
     assert third["changed"] is True
     assert third["diff"]["before"]["claims"]["sub"] == "edge-01"
     assert third["diff"]["after"]["claims"]["sub"] == "edge-02"
 
 
 def test_dest_check_mode(tmp_path, capsys, ec_key):
-    key_path, _ = write_key(tmp_path, ec_key)
+    key_path = write_key(tmp_path, ec_key)[0]
     dest = tmp_path / "token"
-    _, result = run_module(capsys, base_args(key_path, dest=str(dest)), check_mode=True)
+    result = run_module(capsys, base_args(key_path, dest=str(dest)), check_mode=True)
     assert result["changed"] is True
     assert not dest.exists()
     assert sorted(os.listdir(str(tmp_path))) == ["key.pem"]
 
     run_module(capsys, base_args(key_path, dest=str(dest)))
     content = dest.read_bytes()
-    _, result = run_module(capsys, base_args(key_path, dest=str(dest)), check_mode=True)
+    result = run_module(capsys, base_args(key_path, dest=str(dest)), check_mode=True)
     assert result["changed"] is False
-    _, result = run_module(capsys, base_args(key_path, dest=str(dest), refresh_margin=600), check_mode=True)
+    result = run_module(capsys, base_args(key_path, dest=str(dest), refresh_margin=600), check_mode=True)
     assert result["changed"] is True
-    _, result = run_module(capsys, base_args(key_path, dest=str(dest), mode="0644"), check_mode=True)
+    result = run_module(capsys, base_args(key_path, dest=str(dest), mode="0644"), check_mode=True)
     assert result["changed"] is True
     assert dest.read_bytes() == content
     assert stat.S_IMODE(os.stat(str(dest)).st_mode) == 0o600
@@ -150,20 +156,20 @@ def test_dest_check_mode(tmp_path, capsys, ec_key):
 
 @pytest.mark.parametrize("mode, expected", [("0640", 0o640), (0o640, 0o640), ("u=rw,g=r", 0o640), ("0600", 0o600)])
 def test_dest_modes(tmp_path, capsys, ec_key, mode, expected):
-    key_path, _ = write_key(tmp_path, ec_key)
+    key_path = write_key(tmp_path, ec_key)[0]
     dest = str(tmp_path / "token")
-    _, result = run_module(capsys, base_args(key_path, dest=dest, mode=mode))
+    result = run_module(capsys, base_args(key_path, dest=dest, mode=mode))
     assert result["changed"] is True
     assert stat.S_IMODE(os.stat(dest).st_mode) == expected
-    _, result = run_module(capsys, base_args(key_path, dest=dest, mode=mode))
+    result = run_module(capsys, base_args(key_path, dest=dest, mode=mode))
     assert result["changed"] is False
 
 
 def test_refresh_margin_forces_a_new_token(tmp_path, capsys, ec_key):
-    key_path, _ = write_key(tmp_path, ec_key)
+    key_path = write_key(tmp_path, ec_key)[0]
     dest = str(tmp_path / "token")
-    _, first = run_module(capsys, base_args(key_path, dest=dest, expires_in=300, refresh_margin=300))
-    _, second = run_module(capsys, base_args(key_path, dest=dest, expires_in=300, refresh_margin=300))
+    first = run_module(capsys, base_args(key_path, dest=dest, expires_in=300, refresh_margin=300))
+    second = run_module(capsys, base_args(key_path, dest=dest, expires_in=300, refresh_margin=300))
     assert first["changed"] is True and second["changed"] is True
     assert first["claims"]["jti"] != second["claims"]["jti"]
     with open(dest) as handle:
@@ -188,13 +194,25 @@ def test_refresh_margin_forces_a_new_token(tmp_path, capsys, ec_key):
     ({"not_before": 60, "dest": "TMP/token"}, "not_before must be 0 or negative with a token file"),
     ({"dest": "TMP/missing/token"}, "does not exist: create it first"),
     ({"dest": "TMP"}, "is a directory"),
+    ({"dest": ""}, "the token file path is empty"),
+    ({"kid": ""}, "kid must not be empty"),
+    ({"jku": ""}, "jku must not be empty"),
+    ({"jti": ""}, "jti must be a non-empty string"),
+    ({"typ": ""}, "typ must be a media type"),
+    ({"algorithm": ""}, "is not supported"),
+    ({"issuer": ""}, "issuer must be a non-empty string"),
+    ({"owner": "no-such-user-here", "dest": "TMP/token"}, "user no-such-user-here does not exist"),
+    ({"group": "no-such-group-here", "dest": "TMP/token"}, "group no-such-group-here does not exist"),
+    ({"mode": "u=rwz", "dest": "TMP/token"}, "neither octal"),
+    ({"mode": 0o100600, "dest": "TMP/token"}, "must be an octal permission"),
+    ({"refresh_margin": -1, "dest": "TMP/token"}, "refresh_margin must be a number of seconds >= 0"),
 ])
 def test_bad_input_fails_cleanly(tmp_path, capsys, ec_key, extra, message):
-    key_path, _ = write_key(tmp_path, ec_key)
+    key_path = write_key(tmp_path, ec_key)[0]
     extra = dict((name, value.replace("TMP", str(tmp_path)) if name == "dest" else value)
                  for name, value in extra.items())
     before = dict((name, (tmp_path / name).read_bytes()) for name in os.listdir(str(tmp_path)))
-    out, result = run_module(capsys, base_args(key_path, **extra))
+    out, result = run_module_output(capsys, base_args(key_path, **extra))
     assert result["failed"] is True
     assert message in result["msg"]
     assert "Traceback" not in out
@@ -205,43 +223,61 @@ def test_bad_input_fails_cleanly(tmp_path, capsys, ec_key, extra, message):
 
 def test_key_option_rules(tmp_path, capsys, ec_key):
     key_path, content = write_key(tmp_path, ec_key)
-    _, result = run_module(capsys, {"issuer": ISSUER, "subject": "s"})
+    result = run_module(capsys, {"issuer": ISSUER, "subject": "s"})
     assert result["failed"] is True
     assert "one of the following is required: private_key_path, private_key_content" in result["msg"]
-    _, result = run_module(capsys, {"issuer": ISSUER, "subject": "s", "private_key_path": key_path,
-                                    "private_key_content": content})
+    both = {"issuer": ISSUER, "subject": "s", "private_key_path": key_path, "private_key_content": content}
+    result = run_module(capsys, both)
     assert result["failed"] is True
     assert "mutually exclusive" in result["msg"]
-    _, result = run_module(capsys, {"issuer": ISSUER, "private_key_path": key_path})
+    result = run_module(capsys, {"issuer": ISSUER, "private_key_path": key_path})
     assert result["failed"] is True
     assert "missing required arguments: subject" in result["msg"]
 
 
 def test_key_problems_fail_cleanly(tmp_path, capsys, ec_key):
-    key_path, _ = write_key(tmp_path, ec_key, passphrase=PASSPHRASE)
-    _, result = run_module(capsys, base_args(key_path))
+    key_path = write_key(tmp_path, ec_key, passphrase=PASSPHRASE)[0]
+    result = run_module(capsys, base_args(key_path))
     assert result["failed"] is True
     assert "is encrypted: set the passphrase" in result["msg"]
-    _, result = run_module(capsys, base_args(key_path, passphrase="not-the-right-one"))
+    result = run_module(capsys, base_args(key_path, passphrase="not-the-right-one"))
     assert "the passphrase is wrong" in result["msg"]
-    _, result = run_module(capsys, base_args(key_path, passphrase=PASSPHRASE))
+    result = run_module(capsys, base_args(key_path, passphrase=PASSPHRASE))
     assert result["changed"] is False
     assert jwt.decode(result["token"], ec_key.public_key(), algorithms=["ES256"])["sub"] == "edge-01"
-    _, result = run_module(capsys, base_args(str(tmp_path / "absent.pem")))
+    result = run_module(capsys, base_args(str(tmp_path / "absent.pem")))
     assert "does not exist" in result["msg"]
 
 
 def test_refuses_to_overwrite_a_foreign_file(tmp_path, capsys, ec_key):
-    key_path, _ = write_key(tmp_path, ec_key)
+    key_path = write_key(tmp_path, ec_key)[0]
     precious = tmp_path / "notes.txt"
     precious.write_text("do not lose me\n")
-    _, result = run_module(capsys, base_args(key_path, dest=str(precious)))
+    result = run_module(capsys, base_args(key_path, dest=str(precious)))
     assert result["failed"] is True
     assert "does not hold a JWT" in result["msg"]
     assert precious.read_text() == "do not lose me\n"
 
 
 @pytest.mark.parametrize("mode, expected", [(None, 0o600), ("0640", 0o640), (0o600, 0o600), ("640", 0o640),
-                                            ("u=rw,g=r", None)])
-def test_file_mode(mode, expected):
-    assert jwt_token.file_mode(mode) == expected
+                                            ("u=rw,g=r", 0o640), ("g+r", 0o640), ("go-rwx", 0o600)])
+def test_file_mode_of_a_new_file(tmp_path, mode, expected):
+    assert jwt_token.file_mode(mode, str(tmp_path / "new")) == expected
+
+
+def test_symbolic_file_mode_applies_to_the_existing_file(tmp_path):
+    existing = tmp_path / "token"
+    existing.write_text("x")
+    os.chmod(str(existing), 0o644)
+    assert jwt_token.file_mode("g-r", str(existing)) == 0o604
+    assert jwt_token.file_mode("u=rw,g=r,o=", str(existing)) == 0o640
+
+
+def test_invalid_mode_fails_before_writing(tmp_path, capsys, ec_key):
+    key_path = write_key(tmp_path, ec_key)[0]
+    with pytest.raises(FileError, match="neither octal"):
+        jwt_token.file_mode("u=rwz", str(tmp_path / "token"))
+    result = run_module(capsys, base_args(key_path, dest=str(tmp_path / "token"), mode="rw-r-----"))
+    assert result["failed"] is True
+    assert "is neither octal (such as '0640') nor symbolic" in result["msg"]
+    assert sorted(os.listdir(str(tmp_path))) == ["key.pem"]
