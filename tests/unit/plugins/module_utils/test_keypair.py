@@ -250,9 +250,9 @@ def test_idempotence_modes_replace_a_key_of_another_type(key_path, mode):
 
 def test_always_makes_a_new_key_every_run(key_path):
     kids = set()
-    for _ in range(3):
+    for run in range(3):
         result = ensure_present(spec(key_path, regenerate="always"))
-        assert result["changed"] is True
+        assert result["changed"] is True, run
         kids.add(result["kid"])
     assert len(kids) == 3
 

@@ -36,6 +36,11 @@ def run_module(capsys, args, check_mode=False, diff=False):
     return out, json.loads(out)
 
 
+def run(capsys, args, check_mode=False, diff=False):
+    """Run the module and return its parsed result."""
+    return run_module(capsys, args, check_mode=check_mode, diff=diff)[1]
+
+
 def file_mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
@@ -62,17 +67,16 @@ def test_generates_a_key_with_mode_0600_and_returns_its_jwk(tmp_path, capsys):
 
 def test_second_run_is_unchanged(tmp_path, capsys):
     args = {"path": str(tmp_path / "key.pem"), "certificate_path": str(tmp_path / "cert.pem")}
-    _, first = run_module(capsys, args)
-    _, second = run_module(capsys, args)
+    first = run(capsys, args)
+    second = run(capsys, args)
     assert second["changed"] is False
     assert second["jwk"] == first["jwk"]
-    _, checked = run_module(capsys, args, check_mode=True)
+    checked = run(capsys, args, check_mode=True)
     assert checked["changed"] is False and checked["jwk"] == first["jwk"]
 
 
 def test_check_mode_creates_nothing(tmp_path, capsys):
-    _, result = run_module(capsys, {"path": str(tmp_path / "key.pem"), "type": "rsa", "size": 2048},
-                           check_mode=True)
+    result = run(capsys, {"path": str(tmp_path / "key.pem"), "type": "rsa", "size": 2048}, check_mode=True)
     assert result["changed"] is True and result["kid"] is None
     assert result["type"] == "rsa" and result["size"] == 2048
     assert os.listdir(str(tmp_path)) == []
@@ -83,30 +87,30 @@ def test_file_mode_is_repaired_and_reported(tmp_path, capsys):
     run_module(capsys, {"path": path})
     before = read(path)
     os.chmod(path, 0o644)
-    _, checked = run_module(capsys, {"path": path}, check_mode=True)
+    checked = run(capsys, {"path": path}, check_mode=True)
     assert checked["changed"] is True and file_mode(path) == 0o644
-    _, result = run_module(capsys, {"path": path})
+    result = run(capsys, {"path": path})
     assert result["changed"] is True and file_mode(path) == 0o600
     assert read(path) == before
 
 
 def test_explicit_mode_is_used_from_the_start(tmp_path, capsys):
     path = str(tmp_path / "key.pem")
-    _, result = run_module(capsys, {"path": path, "mode": "0640"})
+    result = run(capsys, {"path": path, "mode": "0640"})
     assert result["changed"] is True and file_mode(path) == 0o640
-    _, result = run_module(capsys, {"path": path, "mode": "u=r,g=,o="})
+    result = run(capsys, {"path": path, "mode": "u=r,g=,o="})
     assert result["changed"] is True and file_mode(path) == 0o400
-    _, result = run_module(capsys, {"path": path, "mode": "0400"})
+    result = run(capsys, {"path": path, "mode": "0400"})
     assert result["changed"] is False
 
 
 def test_certificate_file_is_public_but_not_writable_by_others(tmp_path, capsys):
     cert = str(tmp_path / "cert.pem")
-    _, result = run_module(capsys, {"path": str(tmp_path / "key.pem"), "certificate_path": cert, "mode": "0640"})
+    result = run(capsys, {"path": str(tmp_path / "key.pem"), "certificate_path": cert, "mode": "0640"})
     assert file_mode(cert) == 0o644
     assert set(("x5c", "x5t", "x5t#S256")) <= set(result["jwk"])
     os.chmod(cert, 0o666)
-    _, result = run_module(capsys, {"path": str(tmp_path / "key.pem"), "certificate_path": cert, "mode": "0640"})
+    result = run(capsys, {"path": str(tmp_path / "key.pem"), "certificate_path": cert, "mode": "0640"})
     assert result["changed"] is True and file_mode(cert) == 0o644
 
 
@@ -126,26 +130,26 @@ def test_wrong_type_fails_with_instructions(tmp_path, capsys):
     path = str(tmp_path / "key.pem")
     run_module(capsys, {"path": path, "type": "ed25519"})
     before = read(path)
-    _, result = run_module(capsys, {"path": path})
+    result = run(capsys, {"path": path})
     assert result["failed"] is True
     assert "regenerate=partial_idempotence" in result["msg"]
     assert read(path) == before
 
 
 def test_missing_directory_is_reported(tmp_path, capsys):
-    _, result = run_module(capsys, {"path": str(tmp_path / "nope" / "key.pem")})
+    result = run(capsys, {"path": str(tmp_path / "nope" / "key.pem")})
     assert result["failed"] is True
     assert "does not exist: create it first" in result["msg"]
 
 
 def test_certificate_subject_needs_certificate_path(tmp_path, capsys):
-    _, result = run_module(capsys, {"path": str(tmp_path / "key.pem"), "certificate_subject": "edge"})
+    result = run(capsys, {"path": str(tmp_path / "key.pem"), "certificate_subject": "edge"})
     assert result["failed"] is True and "certificate_path" in result["msg"]
     assert os.listdir(str(tmp_path)) == []
 
 
 def test_unknown_owner_fails_before_writing(tmp_path, capsys):
-    _, result = run_module(capsys, {"path": str(tmp_path / "key.pem"), "owner": "no-such-user-3f9"})
+    result = run(capsys, {"path": str(tmp_path / "key.pem"), "owner": "no-such-user-3f9"})
     assert result["failed"] is True and "no-such-user-3f9" in result["msg"]
     assert not os.path.exists(str(tmp_path / "key.pem"))
 
@@ -153,18 +157,18 @@ def test_unknown_owner_fails_before_writing(tmp_path, capsys):
 def test_backup_and_absent(tmp_path, capsys):
     path = str(tmp_path / "key.pem")
     cert = str(tmp_path / "cert.pem")
-    _, first = run_module(capsys, {"path": path, "certificate_path": cert})
+    first = run(capsys, {"path": path, "certificate_path": cert})
     old_key, old_cert = read(path), read(cert)
-    _, result = run_module(capsys, {"path": path, "certificate_path": cert, "regenerate": "always", "backup": True})
+    result = run(capsys, {"path": path, "certificate_path": cert, "regenerate": "always", "backup": True})
     assert result["kid"] != first["kid"]
     assert read(result["backup_file"]) == old_key and file_mode(result["backup_file"]) == 0o600
     assert read(result["certificate_backup_file"]) == old_cert
-    _, result = run_module(capsys, {"path": path, "certificate_path": cert, "state": "absent"}, check_mode=True)
+    result = run(capsys, {"path": path, "certificate_path": cert, "state": "absent"}, check_mode=True)
     assert result["changed"] is True and os.path.exists(path)
-    _, result = run_module(capsys, {"path": path, "certificate_path": cert, "state": "absent"})
+    result = run(capsys, {"path": path, "certificate_path": cert, "state": "absent"})
     assert result["changed"] is True
     assert not os.path.exists(path) and not os.path.exists(cert)
-    _, result = run_module(capsys, {"path": path, "certificate_path": cert, "state": "absent"})
+    result = run(capsys, {"path": path, "certificate_path": cert, "state": "absent"})
     assert result["changed"] is False
 
 
@@ -210,7 +214,7 @@ def test_secrets_are_no_log_and_choices_follow_the_core():
 
 def test_return_documentation_covers_the_result(tmp_path, capsys):
     documented = set(yaml.safe_load(jwt_keypair.RETURN))
-    _, result = run_module(capsys, {"path": str(tmp_path / "k.pem"), "backup": True, "regenerate": "always"})
-    _, result = run_module(capsys, {"path": str(tmp_path / "k.pem"), "backup": True, "regenerate": "always"})
+    result = run(capsys, {"path": str(tmp_path / "k.pem"), "backup": True, "regenerate": "always"})
+    result = run(capsys, {"path": str(tmp_path / "k.pem"), "backup": True, "regenerate": "always"})
     assert set(result) - set(("changed", "diff", "invocation")) <= documented
     assert "backup_file" in result
