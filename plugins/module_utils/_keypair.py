@@ -566,11 +566,9 @@ def ensure_absent(spec, check_mode=False, backup=None):
     for path, what in paths:
         if os.path.isdir(path):
             raise KeypairError("%s %s is a directory, not a file: give the path of a file" % (what, path))
-    if not os.path.isdir(os.path.dirname(os.path.abspath(spec.path)) or "."):
-        # No directory, no key: nothing to remove (and nowhere to put a lock file).
-        result["diff"] = {"before": {"state": "absent"}, "after": {"state": "absent"}}
-        return result
-    with _lock_unless(check_mode, spec.path):
+    # Without its directory there is no key, and no place for a lock file either.
+    can_lock = os.path.isdir(os.path.dirname(os.path.abspath(spec.path)))
+    with _lock_unless(check_mode or not can_lock, spec.path):
         backend = KeypairBackend(spec, check_mode=check_mode)
         try:
             backend.load_existing()

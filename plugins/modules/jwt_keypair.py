@@ -121,7 +121,9 @@ options:
     description:
       - Key id of the JWK.
       - Defaults to the RFC 7638 SHA-256 thumbprint of the public key, which M(selfjwt.kyma.jwt_token) also
-        uses by default, so both agree without configuration.
+        uses by default, so both agree without configuration. If you set O(kid), give M(selfjwt.kyma.jwt_token)
+        the same C(kid).
+      - The key id is not stored in the key file; it is computed (or taken from O(kid)) on every run.
       - 1 to 128 characters from C(A-Z a-z 0-9 . _ ~ -).
     type: str
   algorithm:
@@ -292,18 +294,20 @@ certificate:
   type: str
   sample: "-----BEGIN CERTIFICATE-----\nMIIBhTCCASugAwIBAgIU...\n-----END CERTIFICATE-----\n"
 type:
-  description: Type of the key (of the requested key in check mode when a new key would be generated).
-  returned: if O(state=present)
+  description:
+    - Type of the key (of the requested key in check mode when a new key would be generated).
+    - V(null) when O(state=absent).
+  returned: always
   type: str
   sample: ec
 size:
-  description: Size of an RSA key in bits; V(null) for other key types.
-  returned: if O(state=present)
+  description: Size of an RSA key in bits; V(null) for other key types and when O(state=absent).
+  returned: always
   type: int
   sample: 4096
 curve:
-  description: Curve of an EC key; V(null) for other key types.
-  returned: if O(state=present)
+  description: Curve of an EC key; V(null) for other key types and when O(state=absent).
+  returned: always
   type: str
   sample: P-256
 backup_file:

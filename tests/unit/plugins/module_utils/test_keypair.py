@@ -689,3 +689,10 @@ def test_requested_owner_wins_over_the_old_one(key_path):
     os.chown(key_path, 4321, 4322)
     ensure_present(spec(key_path, regenerate="always"), uid=4555, gid=None)
     assert (os.stat(key_path).st_uid, os.stat(key_path).st_gid) == (4555, 4322)
+
+
+def test_absent_removes_a_certificate_whose_key_directory_is_gone(tmp_path, cert_path):
+    with open(cert_path, "w") as handle:
+        handle.write("certificate\n")
+    result = ensure_absent(spec(str(tmp_path / "missing" / "key.pem"), certificate_path=cert_path, state="absent"))
+    assert result["changed"] is True and not os.path.exists(cert_path)
