@@ -13,8 +13,8 @@ module: jwks_publish
 short_description: Assemble a JWKS from public keys and publish it
 version_added: 0.1.0
 description:
-  - Builds a JSON Web Key Set (RFC 7517) from public keys, for example the O(keys) returned as
-    RV(selfjwt.kyma.jwt_keypair#module:jwk) by M(selfjwt.kyma.jwt_keypair) on every edge host, and
+  - Builds a JSON Web Key Set (RFC 7517) from public keys, for example the public JWKs that
+    M(selfjwt.kyma.jwt_keypair) returns as RV(selfjwt.kyma.jwt_keypair#module:jwk) on every edge host, and
     writes it atomically to O(dest), the file a JWKS server serves at the APIRule's C(jwksUri).
   - Usually runs once on the controller (C(run_once) or C(delegate_to=localhost)).
   - Every key is validated. Private or secret members (C(d), C(p), C(q), C(dp), C(dq), C(qi), C(oth), C(k)),
@@ -76,10 +76,10 @@ options:
   current:
     description:
       - The JWKS published so far when it is not a file on this host, for example the C(jwks.json) value of a
-        ConfigMap read with M(kubernetes.core.k8s_info), as a dict or JSON text. Empty or V(null) means
+        ConfigMap read with M(kubernetes.core.k8s_info), as a dict or JSON text. An empty string means that
         nothing is published yet.
       - Used like the content of O(dest) for O(merge), RV(added), RV(removed) and RV(updated). Nothing is written.
-      - O(merge=true) without O(dest) needs this option; give an empty string when nothing is published yet.
+      - O(merge=true) without O(dest) needs this option.
     type: raw
   revoke:
     description:

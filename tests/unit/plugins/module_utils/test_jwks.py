@@ -443,8 +443,12 @@ def test_discovery_refuses_bad_urls(issuer, jwks_uri, expected):
     assert _error(excinfo).startswith(expected)
 
 
+def _without_alg(jwk):
+    return dict((name, value) for name, value in jwk.items() if name != "alg")
+
+
 def test_jwk_algorithm_defaults(jwks_):
-    strip = lambda jwk: dict((k, v) for k, v in jwk.items() if k != "alg")  # noqa: E731
+    strip = _without_alg
     assert _jwks.jwk_algorithm(strip(jwks_["rsa"])) == "RS256"
     assert _jwks.jwk_algorithm(strip(jwks_["ec384"])) == "ES384"
     assert _jwks.jwk_algorithm(strip(jwks_["ed"])) == "EdDSA"
