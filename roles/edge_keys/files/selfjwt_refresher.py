@@ -22,7 +22,8 @@ Usage (what native callers run)::
 
 A caller that may read the token file but not the private key (a member of the token file's
 group) gets the token from the file as long as it is valid; minting is left to the key's owner
-(the timer or cron job).
+(the timer or cron job). Run as root with an owner in the configuration, the refresher first
+switches to that user, so the token file and its lock file always belong to the owner.
 
 Exit status: 0 on success, 1 on an error (the message on stderr says what to do), 2 on a
 usage error.
@@ -33,6 +34,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import argparse
+import errno
 import json
 import os
 import stat
@@ -291,7 +293,13 @@ def switch_user(config):
 
 
 def key_readable(config):
-    return os.access(config["key"]["path"], os.R_OK)
+    """False only when this user may not read the private key (as opposed to a missing key)."""
+    try:
+        with open(config["key"]["path"], "rb"):
+            return True
+    except (IOError, OSError) as exc:
+        # A missing or broken key is reported by the minting path, with what to do about it.
+        return exc.errno not in (errno.EACCES, errno.EPERM)
 
 
 def run(config, check=False, force=False, now=None):
