@@ -270,6 +270,13 @@ discovery:
     id_token_signing_alg_values_supported: [ES256]
     response_types_supported: [id_token]
     subject_types_supported: [public]
+discovery_document:
+  description:
+    - The exact JSON text of the discovery document (the content of O(discovery_dest)), or V(null) when O(issuer)
+      is not set.
+  returned: success
+  type: str
+  sample: "{\n  \"id_token_signing_alg_values_supported\": [\n    \"ES256\"\n  ],\n  ...\n}\n"
 discovery_dest:
   description: The value of O(discovery_dest).
   returned: success
@@ -403,6 +410,7 @@ def publish(module):
         size=plan["size"],
         dest=dest,
         discovery=discovery,
+        discovery_document=discovery_text,
         discovery_dest=discovery_dest,
     )
     if module._diff and (dest or discovery_dest):

@@ -70,7 +70,7 @@ def test_without_dest_only_assembles(capsys, jwks_, tmp_path):
     result = run(capsys, keys=[jwks_["ec"], jwks_["ed"]])
     assert result["changed"] is False
     assert result["kids"] == result["added"] == kids(jwks_["ec"], jwks_["ed"])
-    assert result["dest"] is None and result["discovery"] is None
+    assert result["dest"] is None and result["discovery"] is None and result["discovery_document"] is None
     assert json.loads(result["document"]) == result["jwks"]
     assert result["size"] == len(result["document"].encode("utf-8"))
     assert "diff" not in run(capsys, diff=True, keys=[jwks_["ec"]])
@@ -235,6 +235,7 @@ def test_discovery_document_written_and_idempotent(capsys, jwks_, tmp_path):
     result = run(capsys, **args)
     assert result["changed"] is True
     assert json.loads(read(str(disc))) == result["discovery"]
+    assert read(str(disc)) == result["discovery_document"].encode("utf-8")
     assert result["discovery"]["jwks_uri"] == JWKS_URI
     assert result["discovery"]["id_token_signing_alg_values_supported"] == ["ES256", "EdDSA"]
     assert mode_of(str(disc)) == 0o644
