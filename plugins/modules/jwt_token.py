@@ -135,6 +135,13 @@ options:
       - A positive value (a token that becomes valid later) is allowed only without O(dest).
     type: int
     default: 0
+  issued_at:
+    description:
+      - Mint the token as of this time (epoch seconds) instead of now; C(iat), C(nbf) and C(exp) follow from it.
+      - Meant for smoke tests that must show that an expired token is refused, for example
+        a time two hours ago with the default lifetime.
+      - Cannot be combined with O(dest): a token file always holds a token minted now.
+    type: int
   claims:
     description:
       - Extra claims, for example C(scope) or C(groups), as a dictionary of JSON values.
@@ -327,6 +334,7 @@ def argument_spec():
         expires_in=dict(type="int", default=_token.DEFAULT_EXPIRES_IN),
         max_lifetime=dict(type="int", default=_token.DEFAULT_MAX_LIFETIME),
         not_before=dict(type="int", default=0),
+        issued_at=dict(type="int"),
         claims=dict(type="dict"),
         headers=dict(type="dict"),
         jku=dict(type="str"),
@@ -368,7 +376,7 @@ def run(module):
     options = dict((name, params[name]) for name in TOKEN_OPTIONS)
     dest = params["dest"]
     if dest is None:
-        return output(_token.mint(key, **options), changed=False)
+        return output(_token.mint(key, now=params["issued_at"], **options), changed=False)
 
     changed, result = _token.ensure_token_file(
         dest, key, refresh_margin=params["refresh_margin"], mode=file_mode(params["mode"], dest),
@@ -407,7 +415,7 @@ def output(result, changed, dest=None):
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
-        mutually_exclusive=[("private_key_path", "private_key_content")],
+        mutually_exclusive=[("private_key_path", "private_key_content"), ("issued_at", "dest")],
         required_one_of=[("private_key_path", "private_key_content")],
         required_by={"refresh_margin": "dest"},
         supports_check_mode=True,

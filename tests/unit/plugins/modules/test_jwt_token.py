@@ -281,3 +281,24 @@ def test_invalid_mode_fails_before_writing(tmp_path, capsys, ec_key):
     assert result["failed"] is True
     assert "is neither octal (such as '0640') nor symbolic" in result["msg"]
     assert sorted(os.listdir(str(tmp_path))) == ["key.pem"]
+
+
+def test_issued_at_mints_a_token_of_another_time(tmp_path, capsys, ec_key):
+    key_path = write_key(tmp_path, ec_key)[0]
+    issued = 1700000000
+    result = run_module(capsys, base_args(key_path, issued_at=issued, expires_in=300))
+    claims = jwt.decode(result["token"], ec_key.public_key(), algorithms=["ES256"], issuer=ISSUER,
+                        options={"verify_exp": False})
+    assert (claims["iat"], claims["nbf"], claims["exp"]) == (issued, issued, issued + 300)
+    assert result["expires_at"] == issued + 300
+    with pytest.raises(jwt.ExpiredSignatureError):
+        jwt.decode(result["token"], ec_key.public_key(), algorithms=["ES256"], issuer=ISSUER)
+
+
+def test_issued_at_cannot_go_into_a_token_file(tmp_path, capsys, ec_key):
+    key_path = write_key(tmp_path, ec_key)[0]
+    dest = tmp_path / "token"
+    result = run_module(capsys, base_args(key_path, issued_at=1700000000, dest=str(dest)))
+    assert result["failed"] is True
+    assert "mutually exclusive" in result["msg"]
+    assert not dest.exists()
