@@ -38,9 +38,10 @@ ISS2 = "https://second-issuer.example.com"
 JWKS_URI2 = "http://second-jwks.default.svc.cluster.local/jwks.json"
 AUD = "poster-api"
 RBAC = "RBAC: access denied"
-START_TIMEOUT = 30
 
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from standin_process import Process  # noqa: E402  pylint: disable=wrong-import-position,import-error
 from tools.kyma_standin import envoy_jwt  # noqa: E402  pylint: disable=wrong-import-position
 from tools.kyma_standin.apirule import ApiRule, ApiRuleError, path_template_regex  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -289,53 +290,6 @@ CASES = [
 
 def python():
     return sys.executable
-
-
-class Process:
-    def __init__(self, args, workdir, name):
-        self.port_file = os.path.join(workdir, name + ".port")
-        self.pid_file = os.path.join(workdir, name + ".pid")
-        self.log_file = os.path.join(workdir, name + ".log")
-        command = [python(), "-m", "tools.kyma_standin"] + args + [
-            "--port", "0", "--port-file", self.port_file, "--pid-file", self.pid_file,
-            "--log-file", self.log_file]
-        if "--max-seconds" not in args:
-            command += ["--max-seconds", "300"]
-        self.proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.port = self._wait_for_port()
-
-    def _wait_for_port(self):
-        end = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < end:
-            if os.path.exists(self.port_file):
-                with open(self.port_file) as handle:
-                    return int(handle.read())
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.stop()
-        raise AssertionError("the stand-in did not start: %s" % self.log())
-
-    def log(self):
-        if os.path.exists(self.log_file):
-            with open(self.log_file) as handle:
-                return handle.read()
-        return ""
-
-    @property
-    def url(self):
-        return "http://127.0.0.1:%d" % self.port
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(20)
-        if self.proc.stdout:
-            self.proc.stdout.close()
 
 
 def request(url, method="GET", token=None, locations=None):

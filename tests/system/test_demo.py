@@ -1,0 +1,221 @@
+# Copyright (c) selfjwt.kyma contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The demo flow (playbooks/demo.yml with playbooks/inventory/demo.yml), end to end.
+
+Runs the demo playbook into a temporary directory (``-e selfjwt_demo_dir=...``), then:
+
+* every edge host passed every smoke check against the gateway stand-in;
+* both stand-in servers were stopped;
+* a second run of the edge and cluster part (``site.yml``; the smoke test skips itself
+  without ``smoke_test_url``) reports ``changed=0`` for every host;
+* the JWKS the demo rendered, served over HTTP, verifies each host's token with node
+  ``jose`` (tests/interop/verify_jose.mjs), an implementation independent of the collection
+  and of the stand-in.
+"""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+INTEROP = os.path.join(REPO, "tests", "interop")
+INVENTORY = os.path.join(REPO, "playbooks", "inventory", "demo.yml")
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+DEFAULT_CHECKS = ["no_token", "unknown_key", "bad_signature", "expired", "wrong_issuer", "valid"]
+PLAYBOOK_TIMEOUT = 900
+
+
+def _ansible_playbook():
+    beside = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    return beside if os.access(beside, os.X_OK) else shutil.which("ansible-playbook")
+
+
+def _collections_path():
+    return os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.join(REPO, ".cache", "collections")
+
+
+def _missing():
+    if _ansible_playbook() is None:
+        return "ansible-playbook is not installed"
+    if not any(os.path.isdir(os.path.join(path, "ansible_collections", "selfjwt", "kyma", "roles"))
+               for path in _collections_path().split(os.pathsep)):
+        return "selfjwt.kyma is not in ANSIBLE_COLLECTIONS_PATH (%s): run 'make collections'" % _collections_path()
+    absent = [role for role in ("edge_keys", "kyma_publish", "smoke_test")
+              if not os.path.isfile(os.path.join(REPO, "roles", role, "tasks", "main.yml"))]
+    if absent:
+        return "the demo needs the roles %s, which are not in the repository" % ", ".join(absent)
+    for path in _collections_path().split(os.pathsep):
+        module = os.path.join(path, "ansible_collections", "selfjwt", "kyma", "plugins", "modules", "jwt_token.py")
+        if os.path.isfile(module):
+            with open(module, encoding="utf-8") as handle:
+                if "issued_at" not in handle.read():
+                    return ("selfjwt.kyma.jwt_token has no issued_at option yet; the smoke test's expired check "
+                            "needs it")
+            break
+    return None
+
+
+def run_playbook(playbook, demo_dir, workdir):
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_COLLECTIONS_PATH": _collections_path(),
+        "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        "ANSIBLE_ASYNC_DIR": os.path.join(workdir, "async"),
+        "ANSIBLE_LOCAL_TEMP": os.path.join(workdir, "tmp"),
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
+    })
+    done = subprocess.run(
+        [_ansible_playbook(), "-i", INVENTORY, os.path.join(REPO, "playbooks", playbook),
+         "-e", "selfjwt_demo_dir=%s" % demo_dir],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=PLAYBOOK_TIMEOUT, check=False)
+    output = done.stdout.decode("utf-8", "replace")
+    with open(os.path.join(workdir, playbook + ".log"), "a", encoding="utf-8") as handle:
+        handle.write(output)
+    return done.returncode, output
+
+
+def recap(output):
+    """{host: {"ok", "changed", "unreachable", "failed"}} from the last PLAY RECAP."""
+    tail = output[output.rindex("PLAY RECAP"):]
+    return dict((m.group(1), {"ok": int(m.group(2)), "changed": int(m.group(3)), "unreachable": int(m.group(4)),
+                              "failed": int(m.group(5))}) for m in RECAP.finditer(tail))
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    reason = _missing()
+    if reason:
+        pytest.skip(reason)
+    workdir = str(tmp_path_factory.mktemp("demo"))
+    demo_dir = os.path.join(workdir, "demo-out")
+    first_rc, first = run_playbook("demo.yml", demo_dir, workdir)
+    assert first_rc == 0, first[-6000:]
+    second_rc, second = run_playbook("site.yml", demo_dir, workdir)
+    assert second_rc == 0, second[-6000:]
+    with open(os.path.join(demo_dir, "summary.json"), encoding="utf-8") as handle:
+        summary = json.load(handle)
+    return {"dir": demo_dir, "workdir": workdir, "first": first, "second": second, "summary": summary}
+
+
+def test_demo_succeeds_for_every_host(demo):
+    hosts = recap(demo["first"])
+    assert set(hosts) == {"edge-01", "edge-02", "edge-03", "localhost"}
+    assert all(counts["failed"] == 0 and counts["unreachable"] == 0 for counts in hosts.values()), hosts
+    assert "LOCAL STAND-IN" in demo["first"]
+
+
+def test_every_smoke_check_passed(demo):
+    summary = demo["summary"]
+    assert [host["host"] for host in summary["hosts"]] == ["edge-01", "edge-02", "edge-03"]
+    assert sorted(host["token_source"] for host in summary["hosts"]) == ["command", "mint", "refresher"]
+    assert len({host["kid"] for host in summary["hosts"]}) == 3
+    for host in summary["hosts"]:
+        results = host["smoke_test"]
+        assert [result["check"] for result in results] == DEFAULT_CHECKS, host
+        assert all(result["ok"] for result in results), host
+        expected = dict((result["check"], result["got"]) for result in results)
+        assert expected == {"no_token": 403, "unknown_key": 401, "bad_signature": 401, "expired": 401,
+                            "wrong_issuer": 401, "valid": 200}
+
+
+def test_no_token_reaches_the_output(demo):
+    for name in ("first", "second"):
+        assert not re.search(r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.", demo[name]), name
+    with open(os.path.join(demo["dir"], "summary.json"), encoding="utf-8") as handle:
+        assert not re.search(r"eyJ[A-Za-z0-9_-]{10,}\.", handle.read())
+
+
+def test_manifests_were_rendered(demo):
+    manifests = os.path.join(demo["dir"], "manifests")
+    for name in ("apirule.yaml", "jwks.json", "jwks-configmap.yaml", "jwks-deployment.yaml", "jwks-service.yaml"):
+        assert os.path.isfile(os.path.join(manifests, name)), name
+    sys.path.insert(0, REPO)
+    from tools.kyma_standin.apirule import load_apirule  # pylint: disable=import-outside-toplevel
+    rule = load_apirule(os.path.join(manifests, "apirule.yaml"))
+    assert rule.api_version == "gateway.kyma-project.io/v2"
+    with open(os.path.join(manifests, "jwks.json"), encoding="utf-8") as handle:
+        kids = sorted(key["kid"] for key in json.load(handle)["keys"])
+    assert kids == sorted(host["kid"] for host in demo["summary"]["hosts"])
+
+
+def test_stand_in_was_stopped(demo):
+    standin = os.path.join(demo["dir"], "standin")
+    assert not os.path.exists(os.path.join(standin, "gateway.pid"))
+    assert not os.path.exists(os.path.join(standin, "jwks-server.pid"))
+    port = int(demo["summary"]["gateway_url"].rsplit(":", 1)[1])
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_second_run_changes_nothing(demo):
+    hosts = recap(demo["second"])
+    assert set(hosts) == {"edge-01", "edge-02", "edge-03", "localhost"}
+    changed = dict((host, counts["changed"]) for host, counts in hosts.items() if counts["changed"])
+    assert not changed, "second run of edge.yml + cluster.yml changed: %s" % changed
+
+
+def _verifier_missing():
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not os.path.isfile(os.path.join(INTEROP, "verify_jose.mjs")):
+        return "tests/interop/verify_jose.mjs is not in the repository yet"
+    if not os.path.isfile(os.path.join(INTEROP, "node_modules", "jose", "package.json")):
+        return "tests/interop/node_modules/jose is missing: run 'make node'"
+    return None
+
+
+def test_served_jwks_verifies_the_demo_tokens_with_node_jose(demo):
+    reason = _verifier_missing()
+    if reason:
+        pytest.skip(reason)
+    summary = demo["summary"]
+    cases = []
+    for host in summary["hosts"]:
+        # The refresher command prints the host's current token (fresh, or renewed if needed).
+        done = subprocess.run([host["refresher_command"]], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        token = done.stdout.decode("ascii").strip()
+        cases.append({"id": host["host"], "token": token, "issuer": summary["issuer"], "audience": "edge-api",
+                      "algorithms": [host["algorithm"]]})
+    # A control case that must fail: the first token with another host's signature.
+    head, body, _sig = cases[0]["token"].split(".")
+    cases.append(dict(cases[0], id="tampered", token="%s.%s.%s" % (head, body, cases[1]["token"].split(".")[2])))
+
+    port_file = os.path.join(demo["workdir"], "jwks-check.port")
+    server = subprocess.Popen([sys.executable, "-m", "tools.kyma_standin", "jwks-server",
+                               "--jwks", os.path.join(demo["dir"], "manifests", "jwks.json"),
+                               "--port", "0", "--port-file", port_file, "--max-seconds", "300"],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        end = time.monotonic() + 30
+        while not os.path.exists(port_file) and time.monotonic() < end and server.poll() is None:
+            time.sleep(0.05)
+        with open(port_file, encoding="ascii") as handle:
+            port = int(handle.read())
+        job = {"jwks_url": "http://127.0.0.1:%d/.well-known/jwks.json" % port, "cases": cases}
+        done = subprocess.run(["node", os.path.join(INTEROP, "verify_jose.mjs"), "--batch"], cwd=INTEROP,
+                              input=json.dumps(job).encode("utf-8"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=120, check=False)
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert done.returncode == 0, done.stderr.decode("utf-8", "replace")
+    results = json.loads(done.stdout)["results"]
+    for host in summary["hosts"]:
+        verdict = results[host["host"]]
+        assert verdict["valid"] is True, verdict
+        assert verdict["header"]["kid"] == host["kid"] and verdict["claims"]["sub"] == host["host"]
+    assert results["tampered"]["valid"] is False
