@@ -1,0 +1,151 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) selfjwt.kyma contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""selfjwt.kyma benchmarks: ``make bench`` runs ``python bench/run.py``.
+
+Sections (each interleaves its candidates and reports medians, p10-p90 and ratios):
+
+  mint       jwt_token's signing path in-process vs the bare cryptography signature
+  tasks      one jwt_token task vs one ping task; module imports; RSA key loading
+  fleet      edge_keys vs community.crypto on N local hosts, first run and re-run
+  jwks       JWKS assembly with 100 / 1,000 / 10,000 keys; JWKS bytes per key
+  refresher  selfjwt-token vs node jsonwebtoken, fresh processes
+
+Results: bench/results/latest.{json,md,png} (``--quick``: quick.{json,md,png}). Benchmarks
+are not tests: nothing here fails on a slow result, only on a wrong one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import random
+import shlex
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import harness  # noqa: E402  pylint: disable=wrong-import-position
+import report  # noqa: E402  pylint: disable=wrong-import-position
+
+SECTIONS = ("mint", "tasks", "jwks", "refresher", "fleet")
+
+
+def ensure_plotting():
+    """Install bench/requirements.txt (matplotlib, pinned) into this Python's environment on first use."""
+    try:
+        import matplotlib  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
+        return True
+    except ImportError:
+        pass
+    if sys.prefix == sys.base_prefix:
+        harness.log("matplotlib is missing and this Python is not a virtualenv: no plot (pip install -r "
+                    "bench/requirements.txt)")
+        return False
+    harness.log("installing bench/requirements.txt (matplotlib) into %s" % sys.prefix)
+    status = subprocess.call([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                              "-r", os.path.join(HERE, "requirements.txt")])
+    if status != 0:
+        harness.log("could not install matplotlib: the results are written without the plot")
+        return False
+    return True
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: few rounds, tiny fleets")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help="comma-separated sections to run (default: all: %(default)s)")
+    parser.add_argument("--fleet-sizes", default=None,
+                        help="comma-separated fleet sizes (default: 10,25,50; --quick: 2,4)")
+    parser.add_argument("--fleet-keys", default="EC P-256",
+                        help="comma-separated key types for the fleet section: 'EC P-256', 'RSA-4096'")
+    parser.add_argument("--no-pipelining", action="store_true",
+                        help="run the fleet playbooks without ANSIBLE_PIPELINING (both sides)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the shuffled orders (default: random)")
+    parser.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
+    args = parser.parse_args(argv)
+    args.sections = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(args.sections) - set(SECTIONS))
+    if unknown:
+        parser.error("unknown section(s) %s: choose from %s" % (", ".join(unknown), ", ".join(SECTIONS)))
+    return args
+
+
+def main(argv=None):
+    if argv is None:
+        # make bench runs "python bench/run.py": options come through BENCH_ARGS="--quick ...".
+        argv = shlex.split(os.environ.get("BENCH_ARGS", "")) + sys.argv[1:]
+    args = parse_args(argv)
+    # ansible-playbook and the Python modules must come from the same environment as this Python.
+    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    harness.import_collection()
+    os.makedirs(harness.WORK_DIR, exist_ok=True)
+    plotting = ensure_plotting()
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 30)
+    rng = random.Random(seed)
+    stem = "quick" if args.quick else "latest"
+    import cryptography  # pylint: disable=import-outside-toplevel
+    import jwt  # pylint: disable=import-outside-toplevel
+    from ansible import __version__ as ansible_version  # pylint: disable=import-outside-toplevel
+
+    results = {
+        "meta": {
+            "mode": "quick" if args.quick else "full",
+            "stem": stem,
+            "command": " ".join(["python bench/run.py"] + [shlex.quote(arg) for arg in argv]),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "python": "Python %s" % platform.python_version(),
+            "ansible_core": ansible_version,
+            "cryptography": cryptography.__version__,
+            "pyjwt": jwt.__version__,
+            "cpus": os.cpu_count() or 0,
+            "load_average": "%.1f" % os.getloadavg()[0],
+            "seed": seed,
+            "sections": args.sections,
+            "plotting": plotting,
+        },
+        "sections": {},
+    }
+    started = time.perf_counter()
+    for name in SECTIONS:
+        if name not in args.sections:
+            continue
+        section_start = time.perf_counter()
+        harness.log("section %s" % name)
+        if name == "mint":
+            import mint  # pylint: disable=import-outside-toplevel
+            results["sections"][name] = mint.run(args.quick, rng)
+        elif name == "tasks":
+            import tasks  # pylint: disable=import-outside-toplevel
+            results["sections"][name] = tasks.run(args.quick, rng)
+        elif name == "jwks":
+            import jwks_bench  # pylint: disable=import-outside-toplevel
+            results["sections"][name] = jwks_bench.run(args.quick, rng)
+        elif name == "refresher":
+            import refresher  # pylint: disable=import-outside-toplevel
+            results["sections"][name] = refresher.run(args.quick, rng)
+        elif name == "fleet":
+            import fleet  # pylint: disable=import-outside-toplevel
+            sizes = tuple(int(size) for size in args.fleet_sizes.split(",")) if args.fleet_sizes else None
+            key_labels = tuple(label.strip() for label in args.fleet_keys.split(",") if label.strip())
+            results["sections"][name] = fleet.run(args.quick, rng, sizes=sizes, key_labels=key_labels,
+                                                  pipelining=not args.no_pipelining)
+        results["sections"][name]["section_seconds"] = round(time.perf_counter() - section_start, 1)
+    results["meta"]["load_average_end"] = "%.1f" % os.getloadavg()[0]
+    results["meta"]["total_seconds"] = round(time.perf_counter() - started, 1)
+    paths = report.write(results, args.out, stem)
+    harness.log("wrote %s" % ", ".join(sorted(paths.values())))
+    with open(paths["md"], encoding="utf-8") as handle:
+        sys.stdout.write(handle.read())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
