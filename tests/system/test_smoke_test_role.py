@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 
 import jwt as pyjwt
 import pytest
