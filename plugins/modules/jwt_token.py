@@ -140,7 +140,7 @@ options:
       - Mint the token as of this time (epoch seconds) instead of now; C(iat), C(nbf) and C(exp) follow from it.
       - Meant for smoke tests that must show that an expired token is refused, for example
         a time two hours ago with the default lifetime.
-      - Cannot be combined with O(dest): a token file always holds a token minted now.
+      - Cannot be combined with O(dest), because a token file always holds a token minted now.
     type: int
   claims:
     description:
