@@ -39,11 +39,17 @@ PY
     shim=$cache/get_pip_${version//./_}.py
     wheel=$cache/pip-$version-py3-none-any.whl
     mkdir -p "$cache"
+    # Both files are written under temporary names and renamed, because other work trees
+    # share this cache.
     if [ ! -f "$wheel" ]; then
-        python -m pip download --quiet --no-deps --only-binary=:all: --dest "$cache" "pip==$version"
+        local tmp
+        tmp=$(mktemp -d "$cache/.download.XXXXXX")
+        python -m pip download --quiet --no-deps --only-binary=:all: --dest "$tmp" "pip==$version"
+        mv "$tmp/$(basename "$wheel")" "$wheel"
+        rm -rf "$tmp"
     fi
     if [ ! -f "$shim" ]; then
-        cat > "$shim" <<PY
+        cat > "$shim.tmp.$$" <<PY
 # offline stand-in for ansible-test's pip bootstrap: run pip from the pip wheel beside this file
 import os, runpy, sys
 here = os.path.dirname(os.path.abspath(__file__))
@@ -52,6 +58,7 @@ args = [a for a in sys.argv[1:] if a not in ('--no-setuptools', '--no-wheel')]
 sys.argv = ['pip', 'install', '--upgrade', '--force-reinstall', '--find-links', here] + args
 runpy.run_module('pip', run_name='__main__', alter_sys=True)
 PY
+        mv "$shim.tmp.$$" "$shim"
         echo "installed the offline pip $version bootstrap in $cache"
     fi
 }
