@@ -33,8 +33,16 @@ class FileError(Exception):
     """A file could not be read or written; the message says which and why."""
 
 
+def check_path(path, what="file"):
+    """Refuse a path that no file can have (the os functions raise ValueError for those)."""
+    if "\0" in path:
+        raise FileError("the path of %s %r contains a NUL byte: give a valid path" % (what, path))
+    return path
+
+
 def read_bytes(path, what="file", limit=1024 * 1024):
     """Content of ``path`` or None when it does not exist; FileError on anything else odd."""
+    check_path(path, what)
     if os.path.isdir(path):
         raise FileError("%s %s is a directory, not a file: give the path of a file" % (what, path))
     try:
@@ -50,8 +58,12 @@ def read_bytes(path, what="file", limit=1024 * 1024):
 
 
 def check_parent_dir(path, what="file"):
+    check_path(path, what)
     parent = os.path.dirname(os.path.abspath(path)) or "."
     if not os.path.isdir(parent):
+        if os.path.exists(parent):
+            raise FileError("%s is not a directory, so %s %s cannot be there: give a path in a directory"
+                            % (parent, what, path))
         raise FileError("the directory %s for %s %s does not exist: create it first" % (parent, what, path))
     if os.path.isdir(path):
         raise FileError("%s %s is a directory, not a file: give the path of a file" % (what, path))
@@ -80,11 +92,13 @@ def write_atomic(path, data, mode=0o600, what="file", uid=None, gid=None):
         finally:
             os.close(fd)
         os.rename(tmp, path)
-    except (IOError, OSError) as exc:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if not isinstance(exc, (IOError, OSError)):
+            raise
         raise FileError("cannot write %s %s: %s; the previous file, if any, is unchanged"
                         % (what, path, getattr(exc, "strerror", None) or exc))
     _fsync_dir(parent)
@@ -105,6 +119,7 @@ def _fsync_dir(parent):
 
 def remove(path, what="file"):
     """Remove ``path``; True when something was removed."""
+    check_path(path, what)
     try:
         os.unlink(path)
     except OSError as exc:
