@@ -328,7 +328,9 @@ def check_algorithm(key, algorithm):
     """Refuse algorithms outside the allowlist and algorithms that do not fit the key."""
     if algorithm is None:
         return default_algorithm(key)
-    if not isinstance(algorithm, str) or algorithm.lower() == "none":
+    if not isinstance(algorithm, str):
+        raise JoseError("algorithm must be a string such as ES256, got %s" % type(algorithm).__name__)
+    if algorithm.lower() == "none":
         raise JoseError("algorithm 'none' is refused: tokens must be signed")
     if algorithm.upper().startswith("HS"):
         raise JoseError("algorithm %s is refused: shared-secret (HMAC) algorithms cannot be verified "
@@ -505,7 +507,7 @@ def _check_x5c(jwk, key, what):
             certificates.append(x509.load_der_x509_certificate(der))
         except (binascii.Error, ValueError) as exc:
             raise JoseError("%s x5c[%d] is not a base64 DER certificate: %s" % (what, index, exc))
-    if jwk_key_members(certificates[0].public_key()) != jwk_key_members(key):
+    if jwk_key_members(certificate_public_key(certificates[0], "%s x5c[0]" % what)) != jwk_key_members(key):
         raise JoseError("%s x5c[0] certifies another key than the JWK's" % what)
     members = certificate_members(certificates)
     for name in ("x5t", "x5t#S256"):
@@ -532,7 +534,7 @@ def key_input_to_jwk(item, what="key"):
                 certificate = x509.load_pem_x509_certificate(data)
             except ValueError as exc:
                 raise JoseError("%s is not a valid PEM certificate: %s" % (what, exc))
-            key = certificate.public_key()
+            key = certificate_public_key(certificate, what)
             check_key(key)
             return public_jwk(key, certificates=[certificate])
         if b"PUBLIC KEY-----" in data:
@@ -595,6 +597,18 @@ def self_signed_certificate(key, common_name, valid_days=3650, not_before=None, 
     )
     digest = None if key_family(key) == "OKP" else hashes.SHA256()
     return builder.sign(key, digest)
+
+
+def certificate_public_key(certificate, what="the certificate"):
+    """The public key of a certificate; a certificate whose key cannot be decoded is a JoseError.
+
+    cryptography parses certificates lazily, so a damaged key inside a certificate that did
+    load only shows up here.
+    """
+    try:
+        return certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise JoseError("%s holds a public key that cannot be read (%s): give an intact certificate" % (what, exc))
 
 
 def load_certificate_pem(data, source="the certificate"):

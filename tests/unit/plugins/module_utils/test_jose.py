@@ -330,7 +330,7 @@ def test_default_algorithm(keys, name, expected):
     ("none", "'none' is refused"), ("None", "'none' is refused"), ("NONE", "'none' is refused"),
     ("HS256", "HMAC"), ("HS384", "HMAC"), ("HS512", "HMAC"), ("hs256", "HMAC"),
     ("RS1", "not supported"), ("ES256K", "not supported"), ("Ed25519", "not supported"),
-    ("rs256", "not supported"), ("", "not supported"), (256, "'none' is refused"),
+    ("rs256", "not supported"), ("", "not supported"), (256, "must be a string such as ES256, got int"),
 ])
 @pytest.mark.parametrize("name", ["rsa", "P-256", "ed25519"])
 def test_refused_algorithms(keys, name, algorithm, message):
