@@ -12,7 +12,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.module_utils.basic import missing_required_lib
+import os
+import stat
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
@@ -24,6 +27,26 @@ def check_dependencies(module):
     if missing:
         requirement, trace = missing[0]
         module.fail_json(msg=missing_required_lib(requirement), exception=trace)
+
+
+def check_mode_option(mode):
+    """Refuse a file ``mode`` that is neither octal nor symbolic, before anything is written.
+
+    Ansible checks ``mode`` only when it applies it, after a module wrote its file; a module
+    calls this first, so a typo in ``mode`` leaves every file as it was.
+    """
+    if mode is None or isinstance(mode, int):
+        return mode
+    try:
+        int(str(mode), 8)
+        return mode
+    except ValueError:
+        pass
+    try:
+        AnsibleModule._symbolic_mode_to_octal(os.stat_result((stat.S_IFREG | 0o600,) + (0,) * 9), str(mode))
+    except (ValueError, TypeError) as exc:
+        raise FileError("mode %r is neither octal (such as '0640') nor symbolic (such as u=rw,g=r): %s" % (mode, exc))
+    return mode
 
 
 def run_module(module, function):

@@ -288,8 +288,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jwks
-from ansible_collections.selfjwt.kyma.plugins.module_utils._common import run_module
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jwks, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, run_module
 
 DEFAULT_MODE = 0o644
 
@@ -306,26 +306,18 @@ def _creation_mode(mode):
         return DEFAULT_MODE
 
 
+def _requested_ids(module):
+    """(uid, gid) of O(owner) and O(group) (None when unset); FileError for unknown names."""
+    return _token.resolve_uid(module.params.get("owner")), _token.resolve_gid(module.params.get("group"))
+
+
 def _owner_ids(module, path):
     """(uid, gid) for a new file: the requested owner/group, or those of the file it replaces."""
-    try:
-        import grp
-        import pwd
-    except ImportError:  # pragma: no cover - not on POSIX
-        return None, None
-    uid = gid = None
     try:
         current = os.stat(path)
     except OSError:
         current = None
-    owner, group = module.params.get("owner"), module.params.get("group")
-    try:
-        if owner is not None:
-            uid = int(owner) if str(owner).isdigit() else pwd.getpwnam(owner).pw_uid
-        if group is not None:
-            gid = int(group) if str(group).isdigit() else grp.getgrnam(group).gr_gid
-    except KeyError:
-        return None, None  # unknown name: Ansible's attribute handling reports it below
+    uid, gid = _requested_ids(module)
     if os.geteuid() == 0 and current is not None:
         uid = current.st_uid if uid is None else uid
         gid = current.st_gid if gid is None else gid
@@ -367,7 +359,11 @@ def publish(module):
         module.fail_json(msg="merge=true needs the JWKS published so far: set dest, or current (an empty string "
                          "when nothing is published yet)")
     # A private JWK given by mistake must not show up in the logged module arguments either.
-    module.no_log_values.update(_jwks.secret_values(params["keys"]))
+    given = list(params["keys"]) + ([params["current"]] if params["current"] is not None else [])
+    module.no_log_values.update(_jwks.secret_values(given))
+    # Refuse a bad mode, owner or group before anything is written.
+    check_mode_option(params["mode"])
+    _requested_ids(module)
 
     lock = _files.locked(dest) if dest and params["merge"] and not module.check_mode else _NoLock()
     with lock:

@@ -327,7 +327,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair
-from ansible_collections.selfjwt.kyma.plugins.module_utils._common import run_module
+from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, run_module
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
 from ansible_collections.selfjwt.kyma.plugins.module_utils._token import resolve_gid, resolve_uid
 
@@ -390,6 +390,7 @@ def _backup_function(module):
 
 
 def run(module):
+    check_mode_option(module.params["mode"])
     spec = _keypair.KeypairSpec.from_params(module.params)
     backup = _backup_function(module)
     if spec.state == "absent":
