@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -104,7 +105,7 @@ def interleave(candidates, rounds, rng, before_round=None):
 def per_op_window(function, count):
     """Seconds per call of ``function`` over ``count`` back-to-back calls."""
     start = time.perf_counter()
-    for _ in range(count):
+    for _index in range(count):
         function()
     return (time.perf_counter() - start) / count
 
@@ -115,7 +116,7 @@ def calibrate(function, window_seconds):
     count = 1
     while True:
         start = time.perf_counter()
-        for _ in range(count):
+        for _index in range(count):
             function()
         elapsed = time.perf_counter() - start
         if elapsed >= window_seconds / 4 or count >= 1 << 20:
@@ -141,6 +142,42 @@ def run_timed(argv, env=None, cwd=None, stdin=None):
         raise CommandFailed("%s failed with exit code %d:\n%s\n%s" % (
             " ".join(argv), proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
     return elapsed, proc.stdout
+
+
+SNAPSHOT_DIR = os.path.join(CACHE_DIR, "snapshot")
+#: What the benchmarks use of the collection (copied unchanged into the snapshot).
+SNAPSHOT_PARTS = ("galaxy.yml", "meta", "plugins", "roles")
+
+
+def snapshot_collection():
+    """Copy the collection's plugins, roles and metadata to .cache/bench/snapshot; returns the collection root.
+
+    Every section then measures the same code, even when the work tree changes during the run.
+    """
+    root = os.path.join(SNAPSHOT_DIR, "ansible_collections", "selfjwt", "kyma")
+    shutil.rmtree(SNAPSHOT_DIR, ignore_errors=True)
+    os.makedirs(root)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for part in SNAPSHOT_PARTS:
+        source = os.path.join(ROOT, part)
+        if os.path.isdir(source):
+            shutil.copytree(source, os.path.join(root, part), ignore=ignore)
+        elif os.path.exists(source):
+            shutil.copy2(source, os.path.join(root, part))
+    return SNAPSHOT_DIR
+
+
+def git_state():
+    """HEAD commit of the work tree, with '+changes' when tracked files differ from it."""
+    try:
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", "--"]
+                               + list(SNAPSHOT_PARTS), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+changes" if dirty else "")
 
 
 def collections_paths():

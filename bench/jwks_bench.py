@@ -37,7 +37,7 @@ def fixture(count):
         if len(keys) >= count:
             return keys[:count]
     harness.log("jwks: generating %d EC P-256 public JWKs (cached in %s)" % (count, FIXTURE))
-    keys = [_jose.public_jwk(_jose.generate_private_key("ec", curve="P-256")) for _ in range(count)]
+    keys = [_jose.public_jwk(_jose.generate_private_key("ec", curve="P-256")) for _index in range(count)]
     os.makedirs(os.path.dirname(FIXTURE), exist_ok=True)
     _files.write_atomic(FIXTURE, json.dumps(keys).encode("utf-8"), mode=0o644)
     return keys

@@ -18,6 +18,8 @@ the medians and from the windows of the same round (paired).
 
 from __future__ import annotations
 
+import functools
+
 import harness
 import keys
 
@@ -68,12 +70,8 @@ def run(quick, rng):
         # The bare signature must verify like the token's: same key, algorithm and input.
         _jose.verify(sample.token, _jose.public_key_of(key), algorithm)
 
-        def collection(key=key):
-            return _token.mint(key, **TOKEN_OPTIONS)
-
-        def pyjwt(key=key, claims=claims, header=header, algorithm=algorithm):
-            return jwt.encode(claims, key, algorithm=algorithm, headers=header)
-
+        collection = functools.partial(_token.mint, key, **TOKEN_OPTIONS)
+        pyjwt = functools.partial(jwt.encode, claims, key, algorithm=algorithm, headers=header)
         for name, function in (("collection", collection), ("pyjwt", pyjwt),
                                ("bare", _bare_signer(key, algorithm, signing_input))):
             candidates[(label, name)] = (function, harness.calibrate(function, window))

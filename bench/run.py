@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import random
@@ -58,7 +59,7 @@ def ensure_plotting():
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: few rounds, tiny fleets")
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help="comma-separated sections to run (default: all: %(default)s)")
@@ -70,6 +71,8 @@ def parse_args(argv):
                         help="run the fleet playbooks without ANSIBLE_PIPELINING (both sides)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the shuffled orders (default: random)")
     parser.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
+    parser.add_argument("--render", metavar="JSON", default=None,
+                        help="measure nothing: write the Markdown table and the plot again from a results JSON")
     args = parser.parse_args(argv)
     args.sections = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(args.sections) - set(SECTIONS))
@@ -83,10 +86,20 @@ def main(argv=None):
         # make bench runs "python bench/run.py": options come through BENCH_ARGS="--quick ...".
         argv = shlex.split(os.environ.get("BENCH_ARGS", "")) + sys.argv[1:]
     args = parse_args(argv)
+    if args.render:
+        with open(args.render, encoding="utf-8") as handle:
+            results = json.load(handle)
+        ensure_plotting()
+        paths = report.write(results, os.path.dirname(os.path.abspath(args.render)), results["meta"]["stem"])
+        harness.log("wrote %s" % ", ".join(sorted(paths.values())))
+        return 0
     # ansible-playbook and the Python modules must come from the same environment as this Python.
     os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-    harness.import_collection()
     os.makedirs(harness.WORK_DIR, exist_ok=True)
+    # Measure one consistent copy of the collection, even while its files are being edited.
+    os.environ["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join([harness.snapshot_collection()]
+                                                             + harness.collections_paths())
+    harness.import_collection()
     plotting = ensure_plotting()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 30)
     rng = random.Random(seed)
@@ -110,41 +123,65 @@ def main(argv=None):
             "seed": seed,
             "sections": args.sections,
             "plotting": plotting,
+            "commit": harness.git_state(),
         },
         "sections": {},
     }
     started = time.perf_counter()
+    failed = []
     for name in SECTIONS:
         if name not in args.sections:
             continue
         section_start = time.perf_counter()
         harness.log("section %s" % name)
-        if name == "mint":
-            import mint  # pylint: disable=import-outside-toplevel
-            results["sections"][name] = mint.run(args.quick, rng)
-        elif name == "tasks":
-            import tasks  # pylint: disable=import-outside-toplevel
-            results["sections"][name] = tasks.run(args.quick, rng)
-        elif name == "jwks":
-            import jwks_bench  # pylint: disable=import-outside-toplevel
-            results["sections"][name] = jwks_bench.run(args.quick, rng)
-        elif name == "refresher":
-            import refresher  # pylint: disable=import-outside-toplevel
-            results["sections"][name] = refresher.run(args.quick, rng)
-        elif name == "fleet":
-            import fleet  # pylint: disable=import-outside-toplevel
-            sizes = tuple(int(size) for size in args.fleet_sizes.split(",")) if args.fleet_sizes else None
-            key_labels = tuple(label.strip() for label in args.fleet_keys.split(",") if label.strip())
-            results["sections"][name] = fleet.run(args.quick, rng, sizes=sizes, key_labels=key_labels,
-                                                  pipelining=not args.no_pipelining)
+        try:
+            results["sections"][name] = run_section(name, args, rng, results, stem)
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # A broken section must not cost the results of the others; the run still fails.
+            harness.log("section %s failed: %s" % (name, exc))
+            results["sections"].pop(name, None)
+            results.setdefault("errors", {})[name] = str(exc)[-4000:]
+            failed.append(name)
+            continue
         results["sections"][name]["section_seconds"] = round(time.perf_counter() - section_start, 1)
+        # Written after every section, so an interrupted run keeps what it measured.
+        report.write(results, args.out, stem)
     results["meta"]["load_average_end"] = "%.1f" % os.getloadavg()[0]
     results["meta"]["total_seconds"] = round(time.perf_counter() - started, 1)
     paths = report.write(results, args.out, stem)
     harness.log("wrote %s" % ", ".join(sorted(paths.values())))
     with open(paths["md"], encoding="utf-8") as handle:
         sys.stdout.write(handle.read())
+    if failed:
+        harness.log("failed sections: %s" % ", ".join(failed))
+        return 1
     return 0
+
+
+def run_section(name, args, rng, results, stem):
+    # pylint: disable=import-outside-toplevel
+    if name == "mint":
+        import mint
+        return mint.run(args.quick, rng)
+    if name == "tasks":
+        import tasks
+        return tasks.run(args.quick, rng)
+    if name == "jwks":
+        import jwks_bench
+        return jwks_bench.run(args.quick, rng)
+    if name == "refresher":
+        import refresher
+        return refresher.run(args.quick, rng)
+    import fleet
+
+    def progress(partial):
+        results["sections"]["fleet"] = partial
+        report.write(results, args.out, stem)
+
+    sizes = tuple(int(size) for size in args.fleet_sizes.split(",")) if args.fleet_sizes else None
+    key_labels = tuple(label.strip() for label in args.fleet_keys.split(",") if label.strip())
+    return fleet.run(args.quick, rng, sizes=sizes, key_labels=key_labels, pipelining=not args.no_pipelining,
+                     progress=progress)
 
 
 if __name__ == "__main__":

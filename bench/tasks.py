@@ -145,7 +145,7 @@ def importtime(payload, samples):
     """Cumulative import time (ms, median of ``samples`` runs) of the watched modules in a payload run."""
     values = dict((name, []) for name in WATCHED_IMPORTS)
     totals = []
-    for _ in range(samples):
+    for _index in range(samples):
         proc = harness.subprocess.run([sys.executable, "-X", "importtime", payload], stdout=harness.subprocess.PIPE,
                                       stderr=harness.subprocess.PIPE, text=True, check=False)
         seen = {}
