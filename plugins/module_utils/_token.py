@@ -449,10 +449,12 @@ def ensure_token_file(path, key, refresh_margin=None, mode=0o600, uid=None, gid=
     if _is_int(not_before) and not_before > 0:
         raise JoseError("not_before must be 0 or negative with a token file: the file must hold a token that "
                         "is valid now")
-    now = _now(now)
     margin = _margin(refresh_margin, options.get("expires_in", DEFAULT_EXPIRES_IN))
     _files.check_parent_dir(path, "token file")
     with (_no_lock() if check_mode else _files.locked(path)):
+        # The time is taken once the lock is held: a token that another writer made while this
+        # one waited must not look as if it were issued in the future.
+        now = _now(now)
         text, status = _read_existing(path)
         previous = None
         if text is None:
