@@ -21,7 +21,10 @@ __metaclass__ = type
 import contextlib
 import errno
 import os
+import re
+import stat
 import tempfile
+import time
 
 try:
     import fcntl
@@ -78,7 +81,11 @@ def write_atomic(path, data, mode=0o600, what="file", uid=None, gid=None):
     file from the moment it appears under ``path``.
     """
     parent = check_parent_dir(path, what)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=parent)
+    except (IOError, OSError) as exc:
+        raise FileError("cannot write %s %s: %s; the previous file, if any, is unchanged"
+                        % (what, path, getattr(exc, "strerror", None) or exc))
     try:
         try:
             if uid is not None or gid is not None:
@@ -129,24 +136,88 @@ def remove(path, what="file"):
     return True
 
 
+#: Errors of a lock file in a directory that this process cannot write to (read-only mount, no permission).
+_READ_ONLY_ERRORS = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+#: Age in seconds after which a temporary file of write_atomic() is a leftover of a killed writer.
+STALE_TEMP_SECONDS = 60
+
+
+def temp_file_pattern(path):
+    """Regular expression of the names write_atomic() gives its temporary files for ``path``."""
+    return re.compile(r"^\.%s\.[A-Za-z0-9_]+\.tmp$" % re.escape(os.path.basename(path)))
+
+
+def remove_stale_temp_files(path, older_than=STALE_TEMP_SECONDS, now=None):
+    """Remove temporary files that a writer of ``path`` left when it was killed mid-write.
+
+    Only regular files named like write_atomic()'s temporary files for ``path`` and not
+    modified for ``older_than`` seconds are removed (a live writer renames its file within
+    moments). They hold partial content (of a private key, for a key file), are created with
+    mode 0600 and never carry the name of the target, so they are never read as the target;
+    removing them keeps secrets from piling up. Returns the removed paths; errors are ignored.
+    """
+    parent = os.path.dirname(os.path.abspath(path)) or "."
+    pattern = temp_file_pattern(path)
+    limit = (time.time() if now is None else now) - older_than
+    removed = []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in sorted(names):
+        if not pattern.match(name):
+            continue
+        candidate = os.path.join(parent, name)
+        try:
+            status = os.lstat(candidate)
+            if stat.S_ISREG(status.st_mode) and status.st_mtime <= limit:
+                os.unlink(candidate)
+                removed.append(candidate)
+        except OSError:
+            continue
+    return removed
+
+
+def _open_lock(lock_path, parent):
+    """A descriptor of the lock file, or None when the directory cannot be written by this process."""
+    try:
+        return os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        if not (exc.errno in _READ_ONLY_ERRORS and not os.access(parent, os.W_OK)):
+            raise FileError("cannot create lock file %s: %s" % (lock_path, exc.strerror or exc))
+    try:
+        return os.open(lock_path, os.O_RDONLY)
+    except OSError:
+        return None
+
+
 @contextlib.contextmanager
 def locked(path):
     """Hold an exclusive advisory lock tied to ``path`` (a ``.lock`` file beside it).
 
     Two runs against the same key or token path are serialized, so they never both generate
-    a key. The lock file stays; it holds no data.
+    a key. The lock file stays; it holds no data. Once the lock is held, temporary files that
+    a killed writer of ``path`` left behind are removed (see remove_stale_temp_files()).
+
+    In a directory that this process cannot write to (a read-only mount, or a directory of
+    another user), an existing lock file is locked through a read-only descriptor, and
+    without one the block runs unlocked: this process cannot write there anyway, so a run
+    that only needs to read (the key is already as requested) succeeds, and a run that would
+    have to write fails with the write's own clear error.
     """
     if fcntl is None:
         yield
         return
     parent = check_parent_dir(path)
     lock_path = os.path.join(parent, ".%s.lock" % os.path.basename(path))
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as exc:
-        raise FileError("cannot create lock file %s: %s" % (lock_path, exc.strerror or exc))
+    fd = _open_lock(lock_path, parent)
+    if fd is None:
+        yield
+        return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        remove_stale_temp_files(path)
         yield
     finally:
         try:
