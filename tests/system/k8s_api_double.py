@@ -429,7 +429,7 @@ class KubeApiDouble:
         patch = self._json(body)
         old = self.objects[(kind.kind, namespace, name)]
         patch = {k: v for k, v in patch.items() if k != "status"}
-        new = merge_patch({k: v for k, v in old.items()}, patch)
+        new = merge_patch(old, patch)
         return self._update(kind, version, namespace, name, new, dry_run, "patch")
 
     def _delete(self, kind, version, namespace, name, dry_run):

@@ -63,8 +63,8 @@ def sequence(tmp_path_factory):
     support.collections_path()
     support.require_crd()
     workdir = tmp_path_factory.mktemp("kyma_apply")
-    hosts, _keys = support.fleet()
-    _, new_jwk = support.make_public_jwk("ec", "edge-01-next")
+    hosts = support.fleet()[0]
+    new_jwk = support.make_public_jwk("ec", "edge-01-next")[1]
     record = {"new_kid": new_jwk["kid"], "hosts": hosts}
     with KubeApiDouble(validators=_validators(), lifetime=900) as api:
         inventory, playbook = _setup(workdir, api, hosts)
@@ -188,8 +188,8 @@ def test_changed_jwks_updates_only_the_configmap_and_the_pod_checksum(sequence):
     step = sequence["rotate"]
     assert step["recap"]["failed"] == 0
     assert step["recap"]["changed"] == 2
-    assert [(e["verb"], e["kind"]) for e in _writes(step["events"])] == [("patch", "ConfigMap"),
-                                                                          ("patch", "Deployment")]
+    writes = [(e["verb"], e["kind"]) for e in _writes(step["events"])]
+    assert writes == [("patch", "ConfigMap"), ("patch", "Deployment")]
     assert after[APIRULE] == before[APIRULE]
     assert after[SERVICE] == before[SERVICE]
 
@@ -229,7 +229,7 @@ def test_client_discovered_the_apis_it_uses(sequence):
 
 def test_apirule_is_not_applied_while_the_jwks_server_is_unavailable(tmp_path):
     support.collections_path()
-    hosts, _ = support.fleet(("ec",))
+    hosts = support.fleet(("ec",))[0]
     with KubeApiDouble(validators=_validators(), never_ready={"Deployment"}, lifetime=300) as api:
         inventory, playbook = _setup(tmp_path, api, hosts, {"kyma_publish_wait_timeout": 3})
         run = support.run_playbook(playbook, inventory, tmp_path, expect_rc=2)
@@ -240,7 +240,7 @@ def test_apirule_is_not_applied_while_the_jwks_server_is_unavailable(tmp_path):
 
 def test_apirule_in_error_fails_with_the_gateway_description(tmp_path):
     support.collections_path()
-    hosts, _ = support.fleet(("ec",))
+    hosts = support.fleet(("ec",))[0]
     description = "Validation error: Attribute 'spec.rules[0].jwt': issuer is not reachable"
     with KubeApiDouble(validators=_validators(), apirule_state="Error", apirule_description=description,
                        lifetime=300) as api:
