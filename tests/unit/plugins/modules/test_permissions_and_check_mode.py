@@ -1,0 +1,174 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) selfjwt.kyma contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""File modes whatever the umask, and check mode that changes nothing on disk, for all three modules.
+
+Permissions: under umask 000 (everything world-writable by default), 022 and 077 (nothing for
+group and others), every file a module writes has the mode it documents from its first byte:
+private keys, backups of keys, token files and lock files 0600 (token files: the configured
+mode), certificates, JWKS and discovery documents 0644.
+
+Check mode: each module runs in check mode against a tree in every state that makes it want
+to change something (no files, a key of another type, an expired token, a JWKS with other
+keys, wrong modes, absent), and the tree is hashed before and after: nothing may change,
+not even a lock file may appear.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import json
+import os
+import stat
+import time
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _token
+from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_keypair, jwt_token
+
+ISSUER = "https://edge.example.com"
+JWKS_URI = "http://edge-jwks.default.svc.cluster.local/jwks.json"
+MODULES = {"jwt_keypair": jwt_keypair, "jwt_token": jwt_token, "jwks_publish": jwks_publish}
+
+
+def run(module_name, args, capsys, check_mode=False, diff=False):
+    args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            MODULES[module_name].main()
+    out = capsys.readouterr().out
+    result = json.loads(out)
+    assert not result.get("failed"), result.get("msg")
+    return result
+
+
+def mode_of(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.fixture(params=[0o000, 0o022, 0o077], ids=["umask000", "umask022", "umask077"])
+def umask(request):
+    old = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(old)
+
+
+def test_modes_do_not_depend_on_the_umask(tmp_path, capsys, umask):
+    root = str(tmp_path)
+    key, cert = os.path.join(root, "key.pem"), os.path.join(root, "cert.pem")
+    made = run("jwt_keypair", {"path": key, "certificate_path": cert}, capsys)
+    replaced = run("jwt_keypair", {"path": key, "certificate_path": cert, "regenerate": "always", "backup": True},
+                   capsys)
+    token = os.path.join(root, "token")
+    shared = os.path.join(root, "shared-token")
+    symbolic = os.path.join(root, "symbolic-token")
+    token_args = {"private_key_path": key, "issuer": ISSUER, "subject": "edge-01"}
+    run("jwt_token", dict(token_args, dest=token), capsys)
+    run("jwt_token", dict(token_args, dest=shared, mode="0640"), capsys)
+    run("jwt_token", dict(token_args, dest=symbolic, mode="u=rw,g=r"), capsys)
+    jwks, discovery = os.path.join(root, "jwks.json"), os.path.join(root, "openid-configuration")
+    run("jwks_publish", {"keys": [made["jwk"], replaced["jwk"]], "dest": jwks, "issuer": ISSUER,
+                         "jwks_uri": JWKS_URI, "discovery_dest": discovery}, capsys)
+    expected = {
+        "key.pem": 0o600, "cert.pem": 0o644, os.path.basename(replaced["backup_file"]): 0o600,
+        os.path.basename(replaced["certificate_backup_file"]): 0o644,
+        "token": 0o600, "shared-token": 0o640, "symbolic-token": 0o640,
+        "jwks.json": 0o644, "openid-configuration": 0o644,
+        ".key.pem.lock": 0o600, ".token.lock": 0o600, ".shared-token.lock": 0o600, ".symbolic-token.lock": 0o600,
+    }
+    found = dict((name, mode_of(os.path.join(root, name))) for name in os.listdir(root))
+    assert found == expected, "umask %03o" % umask
+
+
+def test_key_mode_is_repaired_and_never_widened(tmp_path, capsys, umask):
+    key = str(tmp_path / "key.pem")
+    run("jwt_keypair", {"path": key}, capsys)
+    os.chmod(key, 0o666)
+    assert run("jwt_keypair", {"path": key}, capsys)["changed"] is True
+    assert mode_of(key) == 0o600
+
+
+# --------------------------------------------------------------------------------------
+# Check mode changes nothing
+# --------------------------------------------------------------------------------------
+
+def snapshot(root):
+    entries = {}
+    for directory, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(directory, name)
+            status = os.lstat(path)
+            digest = None
+            if stat.S_ISREG(status.st_mode):
+                with open(path, "rb") as handle:
+                    digest = hashlib.sha256(handle.read()).hexdigest()
+            entries[os.path.relpath(path, root)] = (stat.S_IFMT(status.st_mode), stat.S_IMODE(status.st_mode),
+                                                    status.st_uid, status.st_gid, status.st_mtime_ns, digest)
+    return entries
+
+
+@pytest.fixture
+def used_tree(tmp_path, capsys):
+    """A tree the modules made and then ran again, so check mode has things it would change."""
+    root = str(tmp_path / "tree")
+    os.makedirs(root)
+    key, cert = os.path.join(root, "key.pem"), os.path.join(root, "cert.pem")
+    made = run("jwt_keypair", {"path": key, "certificate_path": cert}, capsys)
+    other = _jose.public_jwk(_jose.generate_private_key("ed25519"))
+    expired = _token.mint(_jose.load_private_key(open(key, "rb").read()), issuer=ISSUER, subject="edge-01",
+                          now=int(time.time()) - 7200).token
+    with open(os.path.join(root, "token"), "w") as handle:
+        handle.write(expired)
+    os.chmod(os.path.join(root, "token"), 0o600)
+    run("jwks_publish", {"keys": [made["jwk"], other], "dest": os.path.join(root, "jwks.json"), "issuer": ISSUER,
+                         "jwks_uri": JWKS_URI, "discovery_dest": os.path.join(root, "openid-configuration")}, capsys)
+    os.chmod(os.path.join(root, "jwks.json"), 0o600)
+    return {"root": root, "key": key, "cert": cert, "jwk": made["jwk"], "other": other}
+
+
+def _check_mode_cases(tree):
+    root = tree["root"]
+    key, cert = tree["key"], tree["cert"]
+    token_args = {"private_key_path": key, "issuer": ISSUER, "subject": "edge-01"}
+    return [
+        ("jwt_keypair", {"path": os.path.join(root, "new.pem"), "certificate_path": os.path.join(root, "new.crt")}),
+        ("jwt_keypair", {"path": key, "certificate_path": cert, "regenerate": "always", "backup": True}),
+        ("jwt_keypair", {"path": key, "type": "rsa", "size": 2048, "regenerate": "partial_idempotence"}),
+        ("jwt_keypair", {"path": key, "passphrase": "a new passphrase for check mode"}),
+        ("jwt_keypair", {"path": key, "mode": "0640", "certificate_path": cert, "certificate_subject": "renamed"}),
+        ("jwt_keypair", {"path": key, "certificate_path": cert, "state": "absent", "backup": True}),
+        ("jwt_token", dict(token_args, dest=os.path.join(root, "token"))),
+        ("jwt_token", dict(token_args, dest=os.path.join(root, "new-token"), mode="0640")),
+        ("jwt_token", dict(token_args, dest=os.path.join(root, "token"), mode="0644", subject="someone-else")),
+        ("jwt_token", dict(token_args)),
+        ("jwks_publish", {"keys": [tree["jwk"]], "dest": os.path.join(root, "jwks.json"), "mode": "0644"}),
+        ("jwks_publish", {"keys": [tree["jwk"]], "dest": os.path.join(root, "jwks.json"), "merge": True,
+                          "revoke": [tree["other"]["kid"]], "issuer": ISSUER + "/other", "jwks_uri": JWKS_URI,
+                          "discovery_dest": os.path.join(root, "openid-configuration")}),
+        ("jwks_publish", {"keys": [tree["jwk"]], "dest": os.path.join(root, "new-jwks.json"), "issuer": ISSUER,
+                          "jwks_uri": JWKS_URI, "discovery_dest": os.path.join(root, "new-discovery")}),
+    ]
+
+
+def test_check_mode_changes_nothing(used_tree, capsys):
+    cases = _check_mode_cases(used_tree)
+    before = snapshot(used_tree["root"])
+    changed = []
+    for module_name, args in cases:
+        result = run(module_name, args, capsys, check_mode=True, diff=True)
+        changed.append(result["changed"])
+        assert snapshot(used_tree["root"]) == before, "%s %r changed the tree in check mode" % (module_name, args)
+    # Every case but the token without dest would change something: check mode had work to skip.
+    assert changed == [True] * 9 + [False] + [True] * 3
+    # The same runs without check mode do change the tree (the cases are real).
+    for module_name, args in cases[:1]:
+        run(module_name, args, capsys)
+    assert snapshot(used_tree["root"]) != before
