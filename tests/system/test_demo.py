@@ -4,7 +4,9 @@
 
 """The demo flow (playbooks/demo.yml with playbooks/inventory/demo.yml), end to end.
 
-Runs the demo playbook into a temporary directory (``-e selfjwt_demo_dir=...``), then:
+Runs the demo playbook from a snapshot of the collection (so that edits to the work tree
+during the run do not change what the second run sees) into a temporary directory
+(``-e selfjwt_demo_dir=...``), then:
 
 * every edge host passed every smoke check against the gateway stand-in;
 * both stand-in servers were stopped;
@@ -28,7 +30,6 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INTEROP = os.path.join(REPO, "tests", "interop")
-INVENTORY = os.path.join(REPO, "playbooks", "inventory", "demo.yml")
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 DEFAULT_CHECKS = ["no_token", "unknown_key", "bad_signature", "expired", "wrong_issuer", "valid"]
 PLAYBOOK_TIMEOUT = 900
@@ -64,10 +65,35 @@ def _missing():
     return None
 
 
-def run_playbook(playbook, demo_dir, workdir):
+def snapshot(workdir):
+    """Copy the collection (files git tracks or would track) to workdir; returns (root, collections path)."""
+    collections = os.path.join(workdir, "collections")
+    root = os.path.join(collections, "ansible_collections", "selfjwt", "kyma")
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False)
+    if listed.returncode == 0:
+        for name in sorted(set(listed.stdout.decode("utf-8").split("\0")) - {""}):
+            source = os.path.join(REPO, name)
+            if os.path.isfile(source):
+                os.makedirs(os.path.dirname(os.path.join(root, name)), exist_ok=True)
+                shutil.copy2(source, os.path.join(root, name))
+    else:
+        shutil.copytree(REPO, root, ignore=shutil.ignore_patterns(
+            ".git", ".venv", ".cache", "demo-out", "node_modules", "__pycache__", "tests/output"))
+    # The other collections (kubernetes.core) as they are.
+    for path in _collections_path().split(os.pathsep):
+        namespaces = os.path.join(path, "ansible_collections")
+        for namespace in os.listdir(namespaces) if os.path.isdir(namespaces) else []:
+            target = os.path.join(collections, "ansible_collections", namespace)
+            if namespace != "selfjwt" and not os.path.exists(target):
+                os.symlink(os.path.join(namespaces, namespace), target)
+    return root, collections
+
+
+def run_playbook(playbook, demo_dir, workdir, root, collections):
     env = dict(os.environ)
     env.update({
-        "ANSIBLE_COLLECTIONS_PATH": _collections_path(),
+        "ANSIBLE_COLLECTIONS_PATH": collections,
         "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
@@ -77,9 +103,9 @@ def run_playbook(playbook, demo_dir, workdir):
         "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
     })
     done = subprocess.run(
-        [_ansible_playbook(), "-i", INVENTORY, os.path.join(REPO, "playbooks", playbook),
-         "-e", "selfjwt_demo_dir=%s" % demo_dir],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=PLAYBOOK_TIMEOUT, check=False)
+        [_ansible_playbook(), "-i", os.path.join(root, "playbooks", "inventory", "demo.yml"),
+         os.path.join(root, "playbooks", playbook), "-e", "selfjwt_demo_dir=%s" % demo_dir],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=PLAYBOOK_TIMEOUT, check=False)
     output = done.stdout.decode("utf-8", "replace")
     with open(os.path.join(workdir, playbook + ".log"), "a", encoding="utf-8") as handle:
         handle.write(output)
@@ -100,9 +126,10 @@ def demo(tmp_path_factory):
         pytest.skip(reason)
     workdir = str(tmp_path_factory.mktemp("demo"))
     demo_dir = os.path.join(workdir, "demo-out")
-    first_rc, first = run_playbook("demo.yml", demo_dir, workdir)
+    root, collections = snapshot(workdir)
+    first_rc, first = run_playbook("demo.yml", demo_dir, workdir, root, collections)
     assert first_rc == 0, first[-6000:]
-    second_rc, second = run_playbook("site.yml", demo_dir, workdir)
+    second_rc, second = run_playbook("site.yml", demo_dir, workdir, root, collections)
     assert second_rc == 0, second[-6000:]
     with open(os.path.join(demo_dir, "summary.json"), encoding="utf-8") as handle:
         summary = json.load(handle)
