@@ -255,7 +255,7 @@ def run(quick, rng, sizes=None, sides=None, key_labels=None, pipelining=True, pr
                     env = harness.ansible_env(extra_collections=[BENCH_COLLECTIONS], timing_file=timing,
                                               ANSIBLE_PIPELINING="true" if pipelining else "false")
                     harness.log("fleet: %s %s N=%d %s run" % (side, key_label, size, phase))
-                    seconds, output = harness.run_timed(
+                    seconds, cpu, output = harness.run_measured(
                         ["ansible-playbook", "-i", inventory, "-f", str(size), "-e", "bench_base=%s" % base,
                          playbooks[side]], env=env, cwd=work)
                     changed = _recap_changed(output)
@@ -268,7 +268,7 @@ def run(quick, rng, sizes=None, sides=None, key_labels=None, pipelining=True, pr
                     with open(timing, encoding="utf-8") as handle:
                         tasks = json.load(handle)
                     runs.append({"key": key_label, "hosts": size, "side": side, "phase": phase,
-                                 "seconds": round(seconds, 3), "changed": changed,
+                                 "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3), "changed": changed,
                                  "slowest_tasks": sorted(({"task": t["task"], "seconds": round(t["seconds"], 3)}
                                                           for t in tasks), key=lambda t: -t["seconds"])[:6]})
             if progress is not None:
@@ -282,20 +282,21 @@ def _result(crypto_version, pipelining, runs):
 
 
 def compare(runs):
-    """Ratios edge_keys side / community.crypto per key type, size and phase."""
-    by = dict(((r["key"], r["hosts"], r["side"], r["phase"]), r["seconds"]) for r in runs)
+    """Ratios edge_keys side / community.crypto per key type, size and phase (CPU time and wall time)."""
+    by = dict(((r["key"], r["hosts"], r["side"], r["phase"]), r) for r in runs)
     rows = []
-    for (key_label, size, side, phase), seconds in sorted(by.items()):
+    for (key_label, size, side, phase), run in sorted(by.items()):
         if side == "community.crypto":
             continue
         base = by.get((key_label, size, "community.crypto", phase))
         if base is None:
             continue
         target = TARGET_FIRST if phase == "first" else TARGET_RERUN
-        value = harness.ratio(seconds, base)
-        rows.append({"key": key_label, "hosts": size, "side": side, "phase": phase, "seconds": seconds,
-                     "community_crypto_seconds": base, "ratio": value, "target": target,
-                     "verdict": harness.verdict(value, target),
-                     "seconds_per_host": round(seconds / size, 3),
-                     "community_crypto_seconds_per_host": round(base / size, 3)})
+        value = harness.ratio(run["cpu_seconds"], base["cpu_seconds"])
+        rows.append({"key": key_label, "hosts": size, "side": side, "phase": phase,
+                     "cpu_seconds": run["cpu_seconds"], "community_crypto_cpu_seconds": base["cpu_seconds"],
+                     "ratio": value, "target": target, "verdict": harness.verdict(value, target),
+                     "seconds": run["seconds"], "community_crypto_seconds": base["seconds"],
+                     "wall_ratio": harness.ratio(run["seconds"], base["seconds"]),
+                     "changed_on_rerun": run["changed"] if phase == "rerun" else None})
     return rows

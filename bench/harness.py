@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -102,12 +103,16 @@ def interleave(candidates, rounds, rng, before_round=None):
     return samples
 
 
-def per_op_window(function, count):
-    """Seconds per call of ``function`` over ``count`` back-to-back calls."""
-    start = time.perf_counter()
+def per_op_window(function, count, clock=time.process_time):
+    """Seconds per call of ``function`` over ``count`` back-to-back calls.
+
+    The default clock is the CPU time of this process: on a shared machine, time spent
+    waiting for a CPU would otherwise count as the candidate's cost.
+    """
+    start = clock()
     for _index in range(count):
         function()
-    return (time.perf_counter() - start) / count
+    return (clock() - start) / count
 
 
 def calibrate(function, window_seconds):
@@ -132,16 +137,41 @@ class CommandFailed(RuntimeError):
     pass
 
 
-def run_timed(argv, env=None, cwd=None, stdin=None):
-    """Run a command; return (seconds, stdout). Raises CommandFailed with its output on failure."""
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_measured(argv, env=None, cwd=None, stdin=None):
+    """Run a command; return (wall seconds, CPU seconds, stdout).
+
+    The CPU time is user + system time of the command and every process it waited for (for
+    ansible-playbook: its workers and the module processes), from getrusage(RUSAGE_CHILDREN);
+    commands run one at a time, so the difference belongs to this command alone. Raises
+    CommandFailed with the command's output on failure.
+    """
+    cpu_before = _children_cpu()
     start = time.perf_counter()
     proc = subprocess.run(argv, env=env, cwd=cwd, input=stdin, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, check=False)
     elapsed = time.perf_counter() - start
+    cpu = _children_cpu() - cpu_before
     if proc.returncode != 0:
         raise CommandFailed("%s failed with exit code %d:\n%s\n%s" % (
             " ".join(argv), proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
-    return elapsed, proc.stdout
+    return elapsed, cpu, proc.stdout
+
+
+def run_timed(argv, env=None, cwd=None, stdin=None):
+    """Run a command; return (wall seconds, stdout)."""
+    elapsed, _cpu, stdout = run_measured(argv, env=env, cwd=cwd, stdin=stdin)
+    return elapsed, stdout
+
+
+def wall_and_cpu(argv, env=None, cwd=None):
+    """A sample of one command run: {"wall": seconds, "cpu": seconds}."""
+    elapsed, cpu, _stdout = run_measured(argv, env=env, cwd=cwd)
+    return {"wall": elapsed, "cpu": cpu}
 
 
 SNAPSHOT_DIR = os.path.join(CACHE_DIR, "snapshot")
@@ -240,3 +270,8 @@ def host_names(count):
 def log(message):
     sys.stderr.write("[bench %s] %s\n" % (time.strftime("%H:%M:%S"), message))
     sys.stderr.flush()
+
+
+def split_samples(samples, field):
+    """name -> list of ``field`` of dict samples."""
+    return dict((name, [value[field] for value in values]) for name, values in samples.items())

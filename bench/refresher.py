@@ -113,28 +113,31 @@ def run(quick, rng):
         for name, argv in (("selfjwt-token --force", [command, "--config", config, "--force"]),
                            ("selfjwt-token", [command, "--config", config])):
             _verified(harness.run_timed(argv)[1], config, algorithm)
-            candidates[(label, name)] = lambda argv=argv: harness.run_timed(argv)[0]
+            candidates[(label, name)] = lambda argv=argv: harness.wall_and_cpu(argv)
         if node_ok:
             argv = [node, os.path.join(harness.BENCH_DIR, "node", "sign.js"), config, kid, algorithm]
             _verified(harness.run_timed(argv, env=env)[1], config, algorithm)
-            candidates[(label, "node jsonwebtoken")] = lambda argv=argv: harness.run_timed(argv, env=env)[0]
-    candidates[("floor", "python -c pass")] = lambda: harness.run_timed([sys.executable, "-c", "pass"])[0]
+            candidates[(label, "node jsonwebtoken")] = lambda argv=argv: harness.wall_and_cpu(argv, env=env)
+    candidates[("floor", "python -c pass")] = lambda: harness.wall_and_cpu([sys.executable, "-c", "pass"])
     if node:
-        candidates[("floor", "node -e 0")] = lambda: harness.run_timed([node, "-e", "0"])[0]
+        candidates[("floor", "node -e 0")] = lambda: harness.wall_and_cpu([node, "-e", "0"])
     rounds = 5 if quick else 20
     harness.log("refresher: %d rounds of %d commands" % (rounds, len(candidates)))
-    samples = harness.interleave(candidates, rounds, rng)
+    both = harness.interleave(candidates, rounds, rng)
     result = {"rounds": rounds, "node_jsonwebtoken": node_ok, "ms": {}, "ratios": {}}
-    for (label, name), values in sorted(samples.items()):
-        result["ms"].setdefault(label, {})[name] = harness.summary(values, scale=1000.0, digits=1)
-    for label in configs:
-        if not node_ok:
-            continue
-        peer = samples[(label, "node jsonwebtoken")]
-        for name in ("selfjwt-token --force", "selfjwt-token"):
-            mine = samples[(label, name)]
-            result["ratios"]["%s %s / node jsonwebtoken" % (label, name)] = {
-                "ratio": harness.ratio(harness.median(mine), harness.median(peer)),
-                "paired": harness.summary(harness.paired_ratios(mine, peer), digits=3),
-            }
+    for clock in ("wall", "cpu"):
+        samples = harness.split_samples(both, clock)
+        for (label, name), values in sorted(samples.items()):
+            result["ms"].setdefault(clock, {}).setdefault(label, {})[name] = harness.summary(
+                values, scale=1000.0, digits=1)
+        for label in configs:
+            if not node_ok:
+                continue
+            peer = samples[(label, "node jsonwebtoken")]
+            for name in ("selfjwt-token --force", "selfjwt-token"):
+                mine = samples[(label, name)]
+                result["ratios"].setdefault("%s %s / node jsonwebtoken" % (label, name), {})[clock] = {
+                    "ratio": harness.ratio(harness.median(mine), harness.median(peer)),
+                    "paired": harness.summary(harness.paired_ratios(mine, peer), digits=3),
+                }
     return result

@@ -32,88 +32,124 @@ def _fit(points):
 
 
 def fleet_slopes(fleet):
-    """Per-host cost (slope of the linear fit over N) per side and phase, and its ratio to community.crypto."""
+    """Per-host CPU cost (slope of the linear fit over N) per side and phase, and its ratio to community.crypto."""
     series = {}
     for run in fleet["runs"]:
-        series.setdefault((run["key"], run["side"], run["phase"]), []).append((run["hosts"], run["seconds"]))
+        series.setdefault((run["key"], run["side"], run["phase"]), []).append((run["hosts"], run["cpu_seconds"]))
     slopes = {}
     for (key, side, phase), points in series.items():
         fit = _fit(points)
         if fit:
-            slopes[(key, side, phase)] = {"intercept_seconds": round(fit[0], 2), "seconds_per_host": round(fit[1], 3)}
+            slopes[(key, side, phase)] = {"intercept": round(fit[0], 2), "per_host": round(fit[1], 3)}
     rows = []
     for (key, side, phase), fit in sorted(slopes.items()):
         if side == "community.crypto":
             continue
         base = slopes.get((key, "community.crypto", phase))
-        rows.append({"key": key, "side": side, "phase": phase, "seconds_per_host": fit["seconds_per_host"],
-                     "community_crypto_seconds_per_host": base["seconds_per_host"] if base else None,
-                     "ratio": harness.ratio(fit["seconds_per_host"], base["seconds_per_host"]) if base else None})
+        rows.append({"key": key, "side": side, "phase": phase, "cpu_seconds_per_host": fit["per_host"],
+                     "cpu_seconds_fixed": fit["intercept"],
+                     "community_crypto_cpu_seconds_per_host": base["per_host"] if base else None,
+                     "ratio": harness.ratio(fit["per_host"], base["per_host"]) if base else None})
     return rows
+
+
+def _row(cells):
+    return "| " + " | ".join(cells) + " |"
+
+
+def _paired(summary):
+    return "%s-%s" % (_fmt(summary["p10"]), _fmt(summary["p90"]))
+
+
+def _target(value):
+    return "<= %sx" % value if value else "report"
+
+
+def _mint_rows(mint):
+    for row in mint["algorithms"]:
+        cpu = row["us_per_token"]
+        yield _row(["Mint %s in-process: `_token.mint` / bare `cryptography` sign (%s / %s us CPU)"
+                    % (row["algorithm"], _fmt(cpu["collection"]["median"], 0), _fmt(cpu["bare"]["median"], 0)),
+                    "%sx" % _fmt(row["ratio_collection_to_bare"]), _paired(row["paired_ratio_collection_to_bare"]),
+                    _target(row["target"]), row["verdict"]])
+
+
+def _task_rows(tasks):
+    playbooks = tasks["playbooks"]
+    for name in ("jwt_token_es256", "jwt_token_rs256"):
+        entry = playbooks["candidates"][name]
+        yield _row(["One `%s` task / one `ping` task, %d local hosts, forks %d: CPU added to the run"
+                    % (name, playbooks["hosts"], playbooks["forks"]),
+                    "%sx" % _fmt(entry["ratio_task_cpu_to_ping"]), _paired(entry["paired_ratio_task_cpu_to_ping"]),
+                    _target(entry["target"]), entry["verdict"]])
+        yield _row(["... the same, task wall time", "%sx" % _fmt(entry["ratio_task_wall_to_ping"]),
+                    _paired(entry["paired_ratio_task_wall_to_ping"]), "-", "-"])
+    processes = tasks["module_processes"]["ms"]
+    for name in ("jwt_token_es256", "jwt_token_rs256"):
+        yield _row(["Module process alone (AnsiballZ payload, CPU): `%s` / `ping` (%s / %s ms)"
+                    % (name, _fmt(processes[name]["median"], 0), _fmt(processes["ping"]["median"], 0)),
+                    "%sx" % _fmt(processes[name]["ratio_to_ping"]), _paired(processes[name]["paired_ratio_to_ping"]),
+                    "-", "-"])
+
+
+def _fleet_rows(fleet):
+    for row in fleet["comparisons"]:
+        note = ""
+        if row.get("changed_on_rerun"):
+            note = " (re-run changed %d)" % row["changed_on_rerun"]
+        yield _row(["Fleet %s, %d hosts, %s run: `%s` / community.crypto, CPU (%s / %s s; wall %sx)%s"
+                    % (row["key"], row["hosts"], row["phase"], row["side"], _fmt(row["cpu_seconds"], 1),
+                       _fmt(row["community_crypto_cpu_seconds"], 1), _fmt(row["wall_ratio"]), note),
+                    "%sx" % _fmt(row["ratio"]), "-", _target(row["target"]), row["verdict"]])
+    for row in fleet.get("per_host", []):
+        yield _row(["Fleet %s, %s run, CPU per added host (slope over N): `%s` / community.crypto (%s / %s s)"
+                    % (row["key"], row["phase"], row["side"], _fmt(row["cpu_seconds_per_host"]),
+                       _fmt(row["community_crypto_cpu_seconds_per_host"])),
+                    "%sx" % _fmt(row["ratio"]), "-", "-", "-"])
+
+
+def _jwks_rows(jwks):
+    for case, entry in jwks["scaling"]["cases"].items():
+        value = entry["ratio_10k_to_1k"]
+        yield _row(["JWKS %s (`_jwks.plan`), 10,000 / 1,000 EC keys; 10,000 keys: %s s CPU"
+                    % (case, _fmt(entry["seconds"]["10000"]["median"], 3)),
+                    _fmt(value), "-", "~10 (linear)", "linear" if value and value < 12.5 else "not linear"])
+
+
+def _refresher_rows(refresher):
+    for name, entry in sorted(refresher["ratios"].items()):
+        yield _row(["Token refresher, fresh process, CPU: %s (wall %sx)" % (name, _fmt(entry["wall"]["ratio"])),
+                    "%sx" % _fmt(entry["cpu"]["ratio"]), _paired(entry["cpu"]["paired"]), "report", "-"])
 
 
 def markdown(results):
     meta = results["meta"]
-    intro = ("Generated by `make bench` (%s) on %s: %s, %d CPUs, load average %s at the start. "
-             "Absolute times on a shared machine are noise; compare the ratios, measured side by side "
-             "with interleaved candidates." % (meta["mode"], meta["date"], meta["python"], meta["cpus"],
-                                               meta["load_average"]))
-    lines = ["# selfjwt.kyma benchmarks", "", intro, ""]
-    lines += ["| Measurement | Ratio (median) | p10-p90 of paired ratios | Target | Verdict |",
-              "|---|---|---|---|---|"]
+    intro = ("Generated by `make bench` (%s) on %s at commit %s: %s, %d CPUs, load average %s at the start. "
+             "Absolute times on a shared machine are noise: the ratios compare candidates measured side by side, "
+             "interleaved in shuffled rounds, by CPU time (in-process: the process's CPU time; commands: user + "
+             "system time of the command and all its children), which waiting for a busy CPU does not inflate."
+             % (meta["mode"], meta["date"], meta.get("commit"), meta["python"], meta["cpus"], meta["load_average"]))
+    lines = ["# selfjwt.kyma benchmarks", "", intro, "",
+             "| Measurement | Ratio (median) | p10-p90 of paired ratios | Target | Verdict |",
+             "|---|---|---|---|---|"]
     sections = results["sections"]
-    mint = sections.get("mint")
-    if mint:
-        for row in mint["algorithms"]:
-            paired = row["paired_ratio_collection_to_bare"]
-            lines.append("| Mint %s in-process: `_token.mint` / bare `cryptography` sign (%s / %s us) | %sx | %s-%s | %s | %s |"
-                         % (row["algorithm"], _fmt(row["us_per_token"]["collection"]["median"], 0),
-                            _fmt(row["us_per_token"]["bare"]["median"], 0), _fmt(row["ratio_collection_to_bare"]),
-                            _fmt(paired["p10"]), _fmt(paired["p90"]),
-                            "<= %sx" % row["target"] if row["target"] else "report", row["verdict"]))
-    tasks = sections.get("tasks")
-    if tasks:
-        playbooks = tasks["playbooks"]
-        for name in ("jwt_token_es256", "jwt_token_rs256"):
-            entry = playbooks["candidates"][name]
-            paired = entry["paired_ratio_task_to_ping"]
-            lines.append("| One `%s` task / one `ping` task, %d hosts, forks %d | %sx | %s-%s | <= %sx | %s |"
-                         % (name, playbooks["hosts"], playbooks["forks"], _fmt(entry["ratio_task_to_ping"]),
-                            _fmt(paired["p10"]), _fmt(paired["p90"]), entry["target"], entry["verdict"]))
-        processes = tasks["module_processes"]["ms"]
-        for name in ("jwt_token_es256", "jwt_token_rs256"):
-            paired = processes[name]["paired_ratio_to_ping"]
-            lines.append("| Module process alone (AnsiballZ payload): `%s` / `ping` | %sx | %s-%s | - | - |"
-                         % (name, _fmt(processes[name]["ratio_to_ping"]), _fmt(paired["p10"]), _fmt(paired["p90"])))
-    fleet = sections.get("fleet")
-    if fleet:
-        for row in fleet["comparisons"]:
-            lines.append("| Fleet %s, %d hosts, %s run: `%s` / community.crypto (%s / %s s) | %sx | - | <= %sx | %s |"
-                         % (row["key"], row["hosts"], row["phase"], row["side"], _fmt(row["seconds"], 1),
-                            _fmt(row["community_crypto_seconds"], 1), _fmt(row["ratio"]), row["target"],
-                            row["verdict"]))
-        for row in fleet.get("per_host", []):
-            lines.append("| Fleet %s per-host cost (slope over N), %s run: `%s` / community.crypto (%s / %s s) | %sx | - | - | - |"
-                         % (row["key"], row["phase"], row["side"], _fmt(row["seconds_per_host"]),
-                            _fmt(row["community_crypto_seconds_per_host"]), _fmt(row["ratio"])))
+    for name, rows in (("mint", _mint_rows), ("tasks", _task_rows), ("fleet", _fleet_rows), ("jwks", _jwks_rows),
+                       ("refresher", _refresher_rows)):
+        if name in sections:
+            lines.extend(rows(sections[name]))
     jwks = sections.get("jwks")
     if jwks:
-        for case, entry in jwks["scaling"]["cases"].items():
-            lines.append("| JWKS %s, 10,000 / 1,000 EC keys (10 = linear); 10k keys: %s s | %s | - | ~10 | %s |"
-                         % (case, _fmt(entry["seconds"]["10000"]["median"], 3), _fmt(entry["ratio_10k_to_1k"]),
-                            "linear" if entry["ratio_10k_to_1k"] and entry["ratio_10k_to_1k"] < 13 else "not linear"))
-    refresher = sections.get("refresher")
-    if refresher:
-        for name, entry in sorted(refresher["ratios"].items()):
-            lines.append("| Token refresher, fresh process: %s | %sx | %s-%s | report | - |"
-                         % (name, _fmt(entry["ratio"]), _fmt(entry["paired"]["p10"]), _fmt(entry["paired"]["p90"])))
-    if jwks:
-        lines += ["", "JWKS bytes per key (as `jwks_publish` writes it, indent 2):", "",
+        lines += ["", "JWKS bytes per key (the document `jwks_publish` writes, indent 2; minified in brackets):", "",
                   "| Key type | without x5c | with x5c | 1,000 keys without x5c |", "|---|---|---|---|"]
         for row in jwks["bytes_per_key"]:
-            lines.append("| %s | %s | %s | %s KiB |" % (
-                row["key_type"], _fmt(row["without_x5c"]["bytes_per_key"], 0),
-                _fmt(row["with_x5c"]["bytes_per_key"], 0), _fmt(row["kib_for_1000_keys_without_x5c"], 0)))
+            lines.append(_row([row["key_type"],
+                               "%s (%s)" % (_fmt(row["without_x5c"]["bytes_per_key"], 0),
+                                            _fmt(row["without_x5c"]["bytes_per_key_minified"], 0)),
+                               "%s (%s)" % (_fmt(row["with_x5c"]["bytes_per_key"], 0),
+                                            _fmt(row["with_x5c"]["bytes_per_key_minified"], 0)),
+                               "%s KiB" % _fmt(row["kib_for_1000_keys_without_x5c"], 0)]))
+    for name, error in sorted(results.get("errors", {}).items()):
+        lines += ["", "Section %s failed: %s" % (name, error.splitlines()[0] if error else "")]
     lines += ["", "Reproduce: `make bench` (full run, writes `bench/results/latest.*`); smoke run: "
               "`BENCH_ARGS=--quick make bench` (writes `bench/results/quick.*`). "
               "Command line of this run: `%s`. Details: `bench/results/%s.json`." % (meta["command"], meta["stem"]), ""]
@@ -137,13 +173,14 @@ def plot(results, path):
         if name == "fleet":
             series = {}
             for run in sections["fleet"]["runs"]:
-                series.setdefault((run["side"], run["phase"], run["key"]), []).append((run["hosts"], run["seconds"]))
+                series.setdefault((run["side"], run["phase"], run["key"]), []).append(
+                    (run["hosts"], run["cpu_seconds"]))
             for (side, phase, key), points in sorted(series.items()):
                 points.sort()
                 axis.plot([p[0] for p in points], [p[1] for p in points], marker="o",
                           linestyle="-" if phase == "first" else "--", label="%s, %s (%s)" % (side, phase, key))
             axis.set_xlabel("edge hosts (N, forks = N)")
-            axis.set_ylabel("ansible-playbook wall time [s]")
+            axis.set_ylabel("ansible-playbook CPU time, all processes [s]")
             axis.set_title("Fleet provisioning")
             axis.legend(fontsize=7)
         else:
@@ -153,7 +190,7 @@ def plot(results, path):
             axis.set_xscale("log")
             axis.set_yscale("log")
             axis.set_xlabel("keys in the JWKS")
-            axis.set_ylabel("_jwks.plan() [s], median")
+            axis.set_ylabel("_jwks.plan() CPU time [s], median")
             axis.set_title("JWKS assembly (in-process)")
             axis.legend(fontsize=8)
         axis.grid(True, alpha=0.3)
