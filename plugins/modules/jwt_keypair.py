@@ -378,25 +378,38 @@ def _creation_mode(mode):
         return _keypair.KEY_MODE
 
 
-def _backup_function(module):
-    """module.backup_local(), with a failure reported as FileError (it raises a bare Exception)."""
+def _backup_function(module, key_path=None, key_mode=_keypair.KEY_MODE):
+    """module.backup_local(), with a failure reported as FileError (it raises a bare Exception).
+
+    A backup of the private key at ``key_path`` gets ``key_mode`` (the mode of a new key),
+    whatever the mode of the file it copies: a key whose mode is being repaired must not leave
+    a world-readable copy behind.
+    """
     def backup(path):
         try:
-            return module.backup_local(path)
+            copy = module.backup_local(path)
         except Exception as exc:  # pylint: disable=broad-exception-caught
             cause = exc.__cause__ or exc
             raise FileError("cannot make a backup of %s: %s; nothing was changed" % (path, cause))
+        if copy and key_path is not None and path == key_path:
+            try:
+                os.chmod(copy, key_mode)
+            except OSError as exc:
+                raise FileError("cannot set mode %04o on the key backup %s: %s; remove it, it holds the old "
+                                "private key" % (key_mode, copy, exc.strerror or exc))
+        return copy
     return backup
 
 
 def run(module):
     check_mode_option(module.params["mode"])
     spec = _keypair.KeypairSpec.from_params(module.params)
-    backup = _backup_function(module)
+    key_mode = _creation_mode(module.params["mode"])
+    backup = _backup_function(module, spec.path, key_mode)
     if spec.state == "absent":
         return _keypair.ensure_absent(spec, check_mode=module.check_mode, backup=backup)
     result = _keypair.ensure_present(
-        spec, check_mode=module.check_mode, backup=backup, key_mode=_creation_mode(module.params["mode"]),
+        spec, check_mode=module.check_mode, backup=backup, key_mode=key_mode,
         uid=resolve_uid(module.params["owner"]), gid=resolve_gid(module.params["group"]))
     _apply_file_attributes(module, result)
     return result

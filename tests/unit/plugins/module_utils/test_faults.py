@@ -326,7 +326,7 @@ if config.get("stall") is not None:
         written = real_write(fd, bytes(data[:config["stall"]]))
         with open(config["signal"], "w") as handle:
             handle.write(target)
-        time.sleep(3600)
+        time.sleep(600)
         return written
     os.write = stalled_write
 if config.get("user") is not None:
@@ -455,15 +455,17 @@ def test_killed_mid_write_leaves_the_old_file(tmp_path, capsys, module_name):
     old = read(target)
     signal_file = str(tmp_path / "writing")
     writer = start_module(module_name, args, stall=24, signal=signal_file)
-    temp_path = _wait_for(signal_file, writer)
-    # Mid-write: the target is still the old file, and the partial data is only in the temp file.
-    assert read(target) == old
-    assert os.path.dirname(temp_path) == directory
-    assert _files.temp_file_pattern(target).match(os.path.basename(temp_path))
-    assert stat.S_IMODE(os.stat(temp_path).st_mode) == 0o600
-    assert 0 < len(read(temp_path)) <= 24
-    writer.send_signal(signal.SIGKILL)
-    writer.wait(WAIT)
+    try:
+        temp_path = _wait_for(signal_file, writer)
+        # Mid-write: the target is still the old file, and the partial data is only in the temp file.
+        assert read(target) == old
+        assert os.path.dirname(temp_path) == directory
+        assert _files.temp_file_pattern(target).match(os.path.basename(temp_path))
+        assert stat.S_IMODE(os.stat(temp_path).st_mode) == 0o600
+        assert 0 < len(read(temp_path)) <= 24
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(WAIT)
 
     assert read(target) == old
     leftovers = temp_files(directory)

@@ -96,6 +96,23 @@ def test_key_mode_is_repaired_and_never_widened(tmp_path, capsys, umask):
     assert mode_of(key) == 0o600
 
 
+def test_backup_of_a_world_readable_key_is_private(tmp_path, capsys, umask):
+    """Found by test_playbook_security.py: the backup kept the old key's 0644 while the key was repaired."""
+    key = str(tmp_path / "key.pem")
+    run("jwt_keypair", {"path": key}, capsys)
+    os.chmod(key, 0o644)
+    replaced = run("jwt_keypair", {"path": key, "regenerate": "always", "backup": True}, capsys)
+    assert mode_of(key) == 0o600 and mode_of(replaced["backup_file"]) == 0o600
+    os.chmod(key, 0o644)
+    removed = run("jwt_keypair", {"path": key, "state": "absent", "backup": True}, capsys)
+    assert mode_of(removed["backup_file"]) == 0o600
+    shared = run("jwt_keypair", {"path": key, "mode": "0640"}, capsys)
+    assert shared["changed"] is True and mode_of(key) == 0o640
+    backup = run("jwt_keypair", {"path": key, "mode": "0640", "regenerate": "always", "backup": True},
+                 capsys)["backup_file"]
+    assert mode_of(backup) == 0o640
+
+
 # --------------------------------------------------------------------------------------
 # Check mode changes nothing
 # --------------------------------------------------------------------------------------
