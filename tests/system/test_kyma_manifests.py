@@ -39,7 +39,7 @@ import yaml
 import kyma_publish_support as support
 from kyma_publish_support import ISTIO_INJECT
 
-DEFAULT_SERVICE_URL = "http://edge-jwks.kyma-system.svc.cluster.local"
+DEFAULT_SERVICE_URL = "http://edge-jwks.default.svc.cluster.local"
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
 
 #: Variable sets that must render. "group" picks the inventory group of edge hosts.
@@ -240,7 +240,7 @@ def apirule_validator():
 
 def expected_service_url(values):
     name = values.get("kyma_publish_jwks_name", "edge-jwks")
-    namespace = values.get("kyma_publish_jwks_namespace", "kyma-system")
+    namespace = values.get("kyma_publish_jwks_namespace", "default")
     port = values.get("kyma_publish_jwks_service_port", 80)
     return "http://%s.%s.svc.cluster.local%s" % (name, namespace, "" if port == 80 else ":%d" % port)
 
