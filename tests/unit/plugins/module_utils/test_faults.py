@@ -618,7 +618,7 @@ def test_concurrent_module_processes_agree_on_one_key_and_one_token(tmp_path):
         directory = str(tmp_path / ("round%d" % round_number))
         os.makedirs(directory)
         key_path = os.path.join(directory, "key.pem")
-        writers = [start_module("jwt_keypair", {"path": key_path}, slow_generate=0.2) for _ in range(parallel)]
+        writers = [start_module("jwt_keypair", {"path": key_path}, slow_generate=0.2) for _writer in range(parallel)]
         results = [finish(writer) for writer in writers]
         assert [result.get("failed") for result in results] == [None] * parallel, results
         assert sorted(result["changed"] for result in results) == [False] * (parallel - 1) + [True]
@@ -626,7 +626,7 @@ def test_concurrent_module_processes_agree_on_one_key_and_one_token(tmp_path):
         assert kids == {_jose.key_thumbprint(_jose.load_private_key(read(key_path)))}
         token_path = os.path.join(directory, "token")
         token_args = {"private_key_path": key_path, "issuer": ISSUER, "subject": "edge-01", "dest": token_path}
-        minters = [start_module("jwt_token", token_args) for _ in range(parallel)]
+        minters = [start_module("jwt_token", token_args) for _minter in range(parallel)]
         tokens = [finish(minter) for minter in minters]
         assert sorted(token["changed"] for token in tokens) == [False] * (parallel - 1) + [True]
         assert set(token["token"] for token in tokens) == {read(token_path).decode("ascii")}

@@ -77,7 +77,7 @@ def edited_jwks(draw, jwks):
     """A valid public JWK with members replaced, removed or added."""
     jwk = dict(draw(st.sampled_from(sorted(jwks.items())))[1])
     names = sorted(set(jwk) | set(_jose.PUBLIC_JWK_MEMBERS) | {"key_ops", "x5u", "ext"})
-    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+    for _edit in range(draw(st.integers(min_value=1, max_value=3))):
         name = draw(st.sampled_from(names))
         if draw(st.booleans()) and name in jwk:
             del jwk[name]
@@ -192,7 +192,7 @@ def test_arbitrary_pem_data_as_a_public_key_input(data):
 def damaged_certificates(draw, keys):
     """The DER of a real certificate with one to three bytes changed."""
     der = bytearray(base64.b64decode(keys["jwks"]["ec_x5c"]["x5c"][0]))
-    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+    for _change in range(draw(st.integers(min_value=1, max_value=3))):
         index = draw(st.integers(min_value=0, max_value=len(der) - 1))
         der[index] = draw(st.integers(min_value=0, max_value=255).filter(lambda value, old=der[index]: value != old))
     return bytes(der)
