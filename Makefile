@@ -51,6 +51,8 @@ help:
 
 venv: $(VENV_STAMP)
 
+# pip installs with --no-compile: Python writes bytecode on first import, for the modules
+# actually used, which makes the install about twice as fast.
 $(VENV_STAMP): requirements.txt tests/requirements.txt
 	$(call header,venv: .venv from tests/requirements.txt)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -61,7 +63,7 @@ $(VENV_STAMP): requirements.txt tests/requirements.txt
 	  $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "ERROR: '$(PYTHON) -m venv' failed. On Debian/Ubuntu run: apt-get install python3-venv" >&2; exit 1; }; \
 	fi
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$$(grep -m1 '^pip==' tests/requirements.txt)"
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r tests/requirements.txt
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-compile -r requirements.txt -r tests/requirements.txt
 	@$(VENV)/bin/python -m pip check --disable-pip-version-check
 	@touch $@
 
