@@ -38,7 +38,7 @@ class FileError(Exception):
 
 def check_path(path, what="file"):
     """Refuse a path that no file can have (the os functions raise ValueError for those)."""
-    if "\0" in path:
+    if (b"\0" if isinstance(path, bytes) else "\0") in path:
         raise FileError("the path of %s %r contains a NUL byte: give a valid path" % (what, path))
     return path
 
