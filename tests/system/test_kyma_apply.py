@@ -27,12 +27,13 @@ import yaml
 import kyma_publish_support as support
 from k8s_api_double import KubeApiDouble
 
-NAMESPACE = "kyma-system"
+#: The role's default namespace for the JWKS server (kyma-system is managed by Kyma itself).
+NAMESPACE = "default"
 APIRULE = ("APIRule", "default", "edge-api")
 CONFIGMAP = ("ConfigMap", NAMESPACE, "edge-jwks")
 SERVICE = ("Service", NAMESPACE, "edge-jwks")
 DEPLOYMENT = ("Deployment", NAMESPACE, "edge-jwks")
-ISSUER = "http://edge-jwks.kyma-system.svc.cluster.local"
+ISSUER = "http://edge-jwks.%s.svc.cluster.local" % NAMESPACE
 
 
 def _validators():
