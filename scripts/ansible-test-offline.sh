@@ -63,16 +63,16 @@ PY
     fi
 }
 
-# One run at a time per work tree: every run re-stages the same directory.
+# One run of each command at a time per work tree: every run re-stages that command's directory.
 mkdir -p "$SELFJWT_CACHE"
-exec 9>"$SELFJWT_CACHE/ansible-test.lock"
+exec 9>"$SELFJWT_CACHE/ansible-test-$command.lock"
 if ! flock -n 9; then
-    echo "waiting for another ansible-test run in this work tree to finish"
+    echo "waiting for another ansible-test $command run in this work tree to finish"
     flock 9
 fi
 
 install_pip_bootstrap
-dest=$("$SELFJWT_ROOT/scripts/stage-collection.sh")
+dest=$("$SELFJWT_ROOT/scripts/stage-collection.sh" "$command")
 echo "staged $(find "$dest" -type f | wc -l) files in $dest"
 cd "$dest"
 

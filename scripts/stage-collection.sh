@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Copy the collection, as git sees it (tracked files plus untracked files that are not
-# ignored), to .cache/ansible-test/ansible_collections/selfjwt/kyma and print that path.
+# ignored), to .cache/ansible-test/<name>/ansible_collections/selfjwt/kyma and print that path:
+#
+#   scripts/stage-collection.sh [NAME]      (NAME defaults to "default")
+#
+# Each ansible-test command stages its own copy, so sanity and integration can run at once.
 # ansible-test needs a real directory below ansible_collections/ (it resolves symlinks).
 # The copy is made afresh every time, so files deleted from the work tree do not linger.
 # The other collections in .cache/collections are linked beside it, because
@@ -9,7 +13,9 @@ set -euo pipefail
 # shellcheck source=scripts/env.sh
 . "$(dirname "$0")/env.sh"
 
-root=$SELFJWT_CACHE/ansible-test
+name=${1:-default}
+case $name in */* | .* | '') die "bad staging name: $name" ;; esac
+root=$SELFJWT_CACHE/ansible-test/$name
 dest=$root/ansible_collections/selfjwt/kyma
 
 cd "$SELFJWT_ROOT"
@@ -29,7 +35,7 @@ deps=$SELFJWT_CACHE/collections/ansible_collections
 if [ -d "$deps" ]; then
     for ns in "$deps"/*/; do
         ns=$(basename "$ns")
-        [ "$ns" = selfjwt ] || ln -s "../../collections/ansible_collections/$ns" "$root/ansible_collections/$ns"
+        [ "$ns" = selfjwt ] || ln -s "$deps/$ns" "$root/ansible_collections/$ns"
     done
 fi
 
