@@ -89,6 +89,12 @@ PUBLIC_JWK_MEMBERS = ("kty", "kid", "use", "alg", "crv", "n", "e", "x", "y",
 
 KID_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
 
+# Encoders made once: json.dumps() with options builds a new encoder on every call.
+_STRICT_JSON = json.JSONEncoder(allow_nan=False)
+# Compact JSON as PyJWT writes it into tokens (header members sorted, claims in order).
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_COMPACT_SORTED_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True, allow_nan=False)
+
 
 class JoseError(Exception):
     """A problem with keys, JWKs or tokens, with a message fit for the user."""
@@ -237,12 +243,19 @@ def pem_is_encrypted(data):
     return b"ENCRYPTED" in (_to_bytes(data) or b"")
 
 
-def load_private_key(data, passphrase=None, source="the private key", check=True):
+def load_private_key(data, passphrase=None, source="the private key", check=True, validate_rsa=True):
     """Load a PEM (PKCS#8, PKCS#1 or SEC1) private key and check that it may sign JWTs.
 
     With ``check=False`` a key that decodes but must not sign JWTs (DSA, RSA < 2048 bits, an
     unsupported curve) is returned instead of refused, so callers can tell such a key from a
     damaged file; they must run :func:`check_key` before using it.
+
+    ``validate_rsa=False`` skips cryptography's RSA consistency check (primality tests of p and
+    q and a check of the CRT numbers: 50-500 ms per load) on cryptography >= 39; older releases
+    always validate. Use it only for a key file that this collection manages (see
+    ``_token.load_key``): such a key was fully validated when selfjwt.kyma.jwt_keypair wrote or
+    last checked it, and :func:`sign_token` verifies the first signature of every key object
+    with its public key, so a damaged key cannot release a token.
     """
     data = _to_bytes(data)
     password = _to_bytes(passphrase) if passphrase not in (None, "") else None
@@ -261,7 +274,10 @@ def load_private_key(data, passphrase=None, source="the private key", check=True
         raise JoseError("%s is not encrypted, but a passphrase was given: remove the passphrase, "
                         "or regenerate the key to encrypt it" % source)
     try:
-        key = serialization.load_pem_private_key(data, password=password)
+        if validate_rsa or _version_tuple(cryptography.__version__) < (39,):
+            key = serialization.load_pem_private_key(data, password=password)
+        else:
+            key = serialization.load_pem_private_key(data, password=password, unsafe_skip_rsa_key_validation=True)
     except TypeError as exc:
         raise JoseError("%s could not be loaded: %s" % (source, exc))
     except UnsupportedAlgorithm as exc:
@@ -311,6 +327,33 @@ def load_public_key_pem(data, source="the public key"):
 
 
 # --------------------------------------------------------------------------------------
+# Facts about signing keys, computed once per key object
+# --------------------------------------------------------------------------------------
+
+#: id(key) -> (key, facts). The entry holds the key itself, so its id cannot be reused while
+#: the entry exists; key objects are immutable, so the facts never go stale.
+_SIGNING_FACTS = {}
+_SIGNING_FACTS_LIMIT = 32
+
+
+def _is_private(key):
+    return isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey))
+
+
+def _signing_facts(key):
+    """Family, public key, thumbprint, checked algorithms and PyJWT signers of a private key."""
+    entry = _SIGNING_FACTS.get(id(key))
+    if entry is not None and entry[0] is key:
+        return entry[1]
+    facts = {"family": check_key(key), "public_key": key.public_key(), "thumbprint": None, "algorithms": {},
+             "signers": {}, "round_trip": False}
+    if len(_SIGNING_FACTS) >= _SIGNING_FACTS_LIMIT:
+        _SIGNING_FACTS.clear()
+    _SIGNING_FACTS[id(key)] = (key, facts)
+    return facts
+
+
+# --------------------------------------------------------------------------------------
 # Algorithms
 # --------------------------------------------------------------------------------------
 
@@ -326,6 +369,16 @@ def default_algorithm(key):
 
 def check_algorithm(key, algorithm):
     """Refuse algorithms outside the allowlist and algorithms that do not fit the key."""
+    if _is_private(key) and (algorithm is None or isinstance(algorithm, str)):
+        # A private key signs many tokens: the answer for one (key, algorithm) pair is kept.
+        known = _signing_facts(key)["algorithms"]
+        if algorithm not in known:
+            known[algorithm] = _check_algorithm(key, algorithm)
+        return known[algorithm]
+    return _check_algorithm(key, algorithm)
+
+
+def _check_algorithm(key, algorithm):
     if algorithm is None:
         return default_algorithm(key)
     if not isinstance(algorithm, str):
@@ -385,6 +438,11 @@ def thumbprint(jwk, hash_name="sha256"):
 
 def key_thumbprint(key):
     """RFC 7638 SHA-256 thumbprint of a key object: the collection's default ``kid``."""
+    if _is_private(key):
+        facts = _signing_facts(key)
+        if facts["thumbprint"] is None:
+            facts["thumbprint"] = thumbprint(jwk_key_members(key))
+        return facts["thumbprint"]
     return thumbprint(jwk_key_members(key))
 
 
@@ -670,7 +728,7 @@ def build_claims(issuer, subject, audience=None, expires_in=600, max_lifetime=36
             raise JoseError("claim %r cannot be set through claims: use the dedicated option instead" % name)
         result[name] = value
     try:
-        json.dumps(result, allow_nan=False)
+        _STRICT_JSON.encode(result)
     except (TypeError, ValueError) as exc:
         raise JoseError("claims must be JSON-serializable: %s" % exc)
     return result
@@ -701,18 +759,52 @@ def build_header(key, algorithm=None, kid=None, jku=None, headers=None, typ="JWT
                             % name)
         result[name] = value
     try:
-        json.dumps(result, allow_nan=False)
+        _STRICT_JSON.encode(result)
     except (TypeError, ValueError) as exc:
         raise JoseError("headers must be JSON-serializable: %s" % exc)
     return result
 
 
 def sign(key, header, claims):
-    """Sign a claim set with PyJWT; ``header`` comes from :func:`build_header`."""
+    """Sign a claim set; ``header`` comes from :func:`build_header`. Returns the compact token."""
+    return sign_token(key, header, claims)[0]
+
+
+def sign_token(key, header, claims):
+    """Sign a claim set; returns ``(token, header, claims)`` with header and claims as in the token.
+
+    The JWS signing input is serialized once, as PyJWT's ``jwt.encode`` would (compact JSON,
+    header members sorted), and signed with PyJWT's algorithm object (which calls
+    ``cryptography``). The first signature of each key object is verified with the key's public
+    half before it is returned (a sign and verify round trip), so a damaged private key loaded
+    without RSA key validation (:func:`load_private_key` with ``validate_rsa=False``) cannot
+    release a token.
+    """
     algorithm = check_algorithm(key, header["alg"])
-    extra = dict((name, value) for name, value in header.items() if name != "alg")
-    token = jwt.encode(claims, key, algorithm=algorithm, headers=extra)
-    return token.decode("ascii") if isinstance(token, bytes) else token
+    members = dict(header)
+    members["alg"] = algorithm
+    try:
+        header_json = _COMPACT_SORTED_JSON.encode(members)
+        claims_json = _COMPACT_JSON.encode(claims)
+    except (TypeError, ValueError) as exc:
+        raise JoseError("the token header and claims must be JSON-serializable: %s" % exc)
+    signing_input = ("%s.%s" % (b64url_encode(header_json.encode("utf-8")),
+                                b64url_encode(claims_json.encode("utf-8")))).encode("ascii")
+    facts = _signing_facts(key)
+    signer = facts["signers"].get(algorithm)
+    if signer is None:
+        signer = facts["signers"][algorithm] = jwt.algorithms.get_default_algorithms()[algorithm]
+    signature = signer.sign(signing_input, key)
+    if not facts["round_trip"]:
+        # The first signature of every key object is verified with the key's public half: a
+        # private key whose numbers do not belong to its public key (a damaged file loaded
+        # without RSA key validation) is refused before any signature leaves this function.
+        if not signer.verify(signing_input, facts["public_key"], signature):
+            raise JoseError("the private key made a signature that does not verify with its own public key: "
+                            "the key file is damaged; restore it from a backup or generate a new key")
+        facts["round_trip"] = True
+    token = "%s.%s" % (signing_input.decode("ascii"), b64url_encode(signature))
+    return token, json.loads(header_json), json.loads(claims_json)
 
 
 def decode_unverified(token):

@@ -159,11 +159,19 @@ class TokenFileResult(TokenResult):
 def load_key(path=None, content=None, passphrase=None):
     """Load the private signing key from a file (``path``) or from PEM text (``content``).
 
-    Exactly one of ``path`` and ``content`` must be given. The key is fully validated
+    Exactly one of ``path`` and ``content`` must be given. The key is checked
     (``_jose.load_private_key``): encrypted without passphrase, wrong passphrase, damaged PEM,
     a public key, unsupported key types and RSA keys under 2048 bits are refused. Load the
-    key once and pass the object to :func:`mint` / :func:`ensure_token_file`: loading an RSA
-    key costs 55-375 ms, signing costs well under a millisecond.
+    key once and pass the object to :func:`mint` / :func:`ensure_token_file`.
+
+    cryptography's RSA consistency check (primality of p and q, CRT numbers; 50-500 ms per
+    load, more than everything else a token costs) is skipped for a key *file* that only its
+    owner may access (no group or other permission bits, as selfjwt.kyma.jwt_keypair writes
+    it): that file was fully validated by jwt_keypair, which loads it with every check on each
+    run, and whoever can change it can sign with it anyway. The first signature made with the
+    loaded key is verified with its public key (``_jose.sign_token``), so a damaged file fails
+    loudly instead of releasing a bad token. Keys given as ``content`` and key files that group
+    or others may access are of unknown origin: they are always fully validated.
     """
     if (path is None) == (content is None):
         raise JoseError("give the private key either as a file path or as PEM content, not both and not neither")
@@ -175,10 +183,21 @@ def load_key(path=None, content=None, passphrase=None):
             raise FileError("private key file %s does not exist: create it with selfjwt.kyma.jwt_keypair "
                             "or fix the path" % path)
         source = "private key file %s" % path
+        validate_rsa = not _owner_only(path)
     else:
         data = content
         source = "the private key content"
-    return _jose.load_private_key(data, passphrase=passphrase, source=source)
+        validate_rsa = True
+    return _jose.load_private_key(data, passphrase=passphrase, source=source, validate_rsa=validate_rsa)
+
+
+def _owner_only(path):
+    """True when ``path`` is a regular file that neither its group nor others may access."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(status.st_mode) and not status.st_mode & 0o077
 
 
 # --------------------------------------------------------------------------------------
@@ -204,11 +223,11 @@ def mint(key, issuer, subject, audience=None, expires_in=DEFAULT_EXPIRES_IN, max
     claim_set = _jose.build_claims(issuer, subject, audience=audience, expires_in=expires_in,
                                    max_lifetime=max_lifetime, not_before=not_before, claims=claims, jti=jti,
                                    now=now)
-    token = _jose.sign(key, header, claim_set)
+    token, signed_header, signed_claims = _jose.sign_token(key, header, claim_set)
     if len(token) > MAX_TOKEN_BYTES:
         raise JoseError("the token would be %d bytes long; many HTTP servers refuse header lines over %d bytes: "
                         "send fewer or shorter claims and headers" % (len(token), MAX_TOKEN_BYTES))
-    return TokenResult.from_token(token)
+    return TokenResult(token, signed_header, signed_claims, signed_claims["exp"])
 
 
 def _check_names(mapping, option, what):

@@ -631,3 +631,72 @@ def test_resolve_uid_gid():
         _token.resolve_uid("no-such-user-here")
     with pytest.raises(_files.FileError, match="group no-such-group-here does not exist"):
         _token.resolve_gid("no-such-group-here")
+
+
+# --------------------------------------------------------------------------------------
+# RSA key validation on load and the sign and verify round trip
+# --------------------------------------------------------------------------------------
+
+def _damaged_rsa_pem(key):
+    """PEM of an RSA key whose private exponents no longer belong to its public key."""
+    numbers = key.private_numbers()
+    damaged = rsa.RSAPrivateNumbers(numbers.p, numbers.q, numbers.d + 2, numbers.dmp1 + 2, numbers.dmq1 + 2,
+                                    numbers.iqmp, numbers.public_numbers)
+    return damaged.private_key(unsafe_skip_rsa_key_validation=True).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+def _write_key(tmp_path, data, mode):
+    path = tmp_path / "signing.pem"
+    path.write_bytes(data)
+    os.chmod(str(path), mode)
+    return str(path)
+
+
+def test_damaged_rsa_key_file_0600_loads_but_never_signs(keys, tmp_path):
+    # An owner-only key file skips cryptography's RSA validation; the round trip catches the damage.
+    path = _write_key(tmp_path, _damaged_rsa_pem(keys["rsa2048"]), 0o600)
+    key = _token.load_key(path=path)
+    with pytest.raises(_jose.JoseError, match="does not verify with its own public key"):
+        _token.mint(key, ISSUER, SUBJECT, now=NOW)
+    with pytest.raises(_jose.JoseError, match="does not verify with its own public key"):
+        _token.ensure_token_file(str(tmp_path / "token"), key, issuer=ISSUER, subject=SUBJECT)
+    assert not os.path.exists(str(tmp_path / "token"))
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604])
+def test_damaged_rsa_key_file_others_may_access_is_fully_validated(keys, tmp_path, mode):
+    path = _write_key(tmp_path, _damaged_rsa_pem(keys["rsa2048"]), mode)
+    with pytest.raises(_jose.JoseError, match="is damaged"):
+        _token.load_key(path=path)
+
+
+def test_damaged_rsa_key_content_is_fully_validated(keys):
+    with pytest.raises(_jose.JoseError, match="is damaged"):
+        _token.load_key(content=_damaged_rsa_pem(keys["rsa2048"]))
+
+
+def test_intact_rsa_key_file_0600_signs_verifiable_tokens(keys, tmp_path):
+    path = _write_key(tmp_path, pem(keys["rsa2048"]), 0o600)
+    key = _token.load_key(path=path)
+    for _index in range(2):
+        result = _token.mint(key, ISSUER, SUBJECT, audience="api", now=NOW)
+        claims = jwt.decode(result.token, keys["rsa2048"].public_key(), algorithms=["RS256"], audience="api",
+                            options={"verify_exp": False, "verify_iat": False, "verify_nbf": False})
+        assert claims == result.claims
+        assert jwt.get_unverified_header(result.token) == result.header
+        assert result.kid == _jose.key_thumbprint(keys["rsa2048"])
+
+
+@pytest.mark.parametrize("name,algorithm", [("rsa2048", "PS256"), ("p384", "ES384"), ("p521", "ES512"),
+                                            ("ed25519", "EdDSA")])
+def test_minted_token_matches_pyjwt_encode(keys, name, algorithm):
+    # The signing input is the one PyJWT would build for the same header and claims.
+    key = keys[name]
+    result = _token.mint(key, ISSUER, SUBJECT, algorithm=algorithm, claims={"scope": ("a", "b")}, now=NOW)
+    extra = dict((member, value) for member, value in result.header.items() if member != "alg")
+    reference = jwt.encode(result.claims, key, algorithm=algorithm, headers=extra)
+    assert reference.rsplit(".", 1)[0] == result.token.rsplit(".", 1)[0]
+    assert result.claims["scope"] == ["a", "b"]
+    jwt.decode(result.token, key.public_key(), algorithms=[algorithm],
+               options={"verify_exp": False, "verify_iat": False, "verify_nbf": False})
