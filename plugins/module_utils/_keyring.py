@@ -1,0 +1,721 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) selfjwt.kyma contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Key rings for zero-downtime rotation of edge signing keys: the logic behind jwt_keyring.
+
+PRIVATE to the collection: do not import it from other collections.
+
+Like ``_jose``, ``_files`` and ``_keypair``, this file does not import Ansible.
+
+istiod refetches a ``jwksUri`` only every ~20 minutes and never on an unknown ``kid``, so a
+key is rotated publish-before-use and retire-after-expiry. Each key of a ring goes through
+
+    next --(published >= propagation_window ago)--> active --(successor activated)--> retiring
+         --(token_max_lifetime + clock_skew + propagation_window later)--> retired
+
+and any key may become ``revoked`` (compromise). The keys published for a host are those in
+``next``, ``active`` and ``retiring``.
+
+Files, all beside the signing key ``<path>`` (the path jwt_token and the token refresher
+read, which never changes):
+
+* ``<path>``: the active key;
+* ``<path>.<kid>``: the private key of a ``next`` or ``retiring`` key (of a ``retired`` key
+  only when retired keys are kept);
+* ``<path>.ring.json``: the ring state (mode 0600): per key its kid, state, public JWK and
+  the UTC times (ISO 8601) it was staged, published, activated, deactivated, retired,
+  withdrawn from the published JWKS, revoked.
+
+Every change is written with ``_files.write_atomic`` under ``_files.locked(<path>)`` (the
+lock jwt_keypair takes too), in an order chosen so that a run killed between any two writes
+leaves a state that the next run completes (:meth:`Ring.reconcile`): the key at ``<path>``
+is always either the active key or a ``next`` key that was published long enough ago, and
+the state never loses a key before it may be retired.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import datetime
+import json
+import math
+import os
+import re
+import time
+
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair
+
+STATE_VERSION = 1
+STATE_SUFFIX = ".ring.json"
+STATE_MODE = 0o600
+
+NEXT, ACTIVE, RETIRING, RETIRED, REVOKED = "next", "active", "retiring", "retired", "revoked"
+KEY_STATES = (NEXT, ACTIVE, RETIRING, RETIRED, REVOKED)
+#: Keys in these states are published (they may verify tokens now or soon).
+PUBLISHED_STATES = (NEXT, ACTIVE, RETIRING)
+
+ACTIONS = ("status", "auto", "rotate", "stage", "mark_published", "activate", "retire", "revoke")
+
+#: istiod's JWKS refresh interval (20 min) plus margin for the push to the proxies.
+DEFAULT_PROPAGATION_WINDOW = 1800
+DEFAULT_TOKEN_MAX_LIFETIME = 3600
+DEFAULT_CLOCK_SKEW = 60
+
+TIME_FIELDS = ("staged_at", "published_at", "activated_at", "deactivated_at", "retired_at", "withdrawn_at",
+               "revoked_at")
+
+#: kid-named key files: an RFC 7638 SHA-256 thumbprint is 43 base64url characters.
+_THUMBPRINT = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+class KeyringError(_jose.JoseError):
+    """A key ring problem, with a message that says what to do next."""
+
+
+# --------------------------------------------------------------------------------------
+# Time
+# --------------------------------------------------------------------------------------
+
+def iso(epoch):
+    """ISO 8601 UTC text of whole epoch seconds."""
+    moment = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=int(epoch))
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text, what="time"):
+    if text is None:
+        return None
+    try:
+        moment = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+    except (TypeError, ValueError):
+        raise KeyringError("%s %r is not a UTC time like 2026-01-31T12:00:00Z" % (what, text))
+    return int((moment - datetime.datetime(1970, 1, 1)).total_seconds())
+
+
+def _ceil(now):
+    """Times recorded for events that happened before now are rounded up: never too early."""
+    return int(math.ceil(now))
+
+
+# --------------------------------------------------------------------------------------
+# Timing rules
+# --------------------------------------------------------------------------------------
+
+class Timing(object):
+    """The windows of a rotation, in seconds.
+
+    * a ``next`` key may sign once it has been published for ``propagation_window``;
+    * a ``retiring`` key leaves the JWKS ``token_max_lifetime + clock_skew +
+      propagation_window`` after it stopped signing;
+    * with ``max_key_age``, a successor is staged ``propagation_window`` before the active
+      key reaches that age (0 or None: no routine rotation).
+    """
+
+    def __init__(self, propagation_window=DEFAULT_PROPAGATION_WINDOW, token_max_lifetime=DEFAULT_TOKEN_MAX_LIFETIME,
+                 clock_skew=DEFAULT_CLOCK_SKEW, max_key_age=None):
+        for name, value in (("propagation_window", propagation_window), ("token_max_lifetime", token_max_lifetime),
+                            ("clock_skew", clock_skew)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise KeyringError("%s must be a whole number of seconds >= 0, got %r" % (name, value))
+        if max_key_age is not None and (not isinstance(max_key_age, int) or isinstance(max_key_age, bool)
+                                        or max_key_age < 0):
+            raise KeyringError("max_key_age must be a whole number of seconds >= 0 (0: no routine rotation), got %r"
+                               % (max_key_age,))
+        if max_key_age and max_key_age <= propagation_window:
+            raise KeyringError("max_key_age (%d s) must be longer than propagation_window (%d s): a successor is "
+                               "staged one propagation window before the active key reaches max_key_age"
+                               % (max_key_age, propagation_window))
+        self.propagation_window = propagation_window
+        self.token_max_lifetime = token_max_lifetime
+        self.clock_skew = clock_skew
+        self.max_key_age = max_key_age or None
+
+    @property
+    def retire_delay(self):
+        return self.token_max_lifetime + self.clock_skew + self.propagation_window
+
+    def activation_due(self, entry):
+        published = parse_iso(entry.get("published_at"))
+        return None if published is None else published + self.propagation_window
+
+    def retire_due(self, entry):
+        deactivated = parse_iso(entry.get("deactivated_at"))
+        return None if deactivated is None else deactivated + self.retire_delay
+
+    def stage_due(self, entry):
+        activated = parse_iso(entry.get("activated_at"))
+        if self.max_key_age is None or activated is None:
+            return None
+        return activated + self.max_key_age - self.propagation_window
+
+
+# --------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------
+
+def state_path(key_path):
+    return key_path + STATE_SUFFIX
+
+
+def key_file(key_path, kid):
+    return "%s.%s" % (key_path, kid)
+
+
+class FileIO(object):
+    """The writes of a ring; tests replace it to stop a run between any two writes."""
+
+    def write(self, path, data, mode, what, uid=None, gid=None):
+        _files.write_atomic(path, data, mode, what, uid=uid, gid=gid)
+
+    def remove(self, path, what):
+        return _files.remove(path, what)
+
+
+def read_state(key_path):
+    """The ring state beside ``key_path`` (dict), or None when the key has no ring."""
+    path = state_path(key_path)
+    data = _files.read_bytes(path, "key ring state")
+    if data is None:
+        return None
+    try:
+        state = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise KeyringError("the key ring state %s is not valid JSON (%s): restore it from a backup, or move it away "
+                           "to start a new ring from the key at %s (keys of an unfinished rotation are then no longer "
+                           "published)" % (path, exc, key_path))
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION or not isinstance(state.get("keys"), list):
+        raise KeyringError("the key ring state %s is not a version %d key ring state: restore it, or move it away to "
+                           "start a new ring" % (path, STATE_VERSION))
+    seen = set()
+    for entry in state["keys"]:
+        if (not isinstance(entry, dict) or entry.get("state") not in KEY_STATES
+                or not isinstance(entry.get("kid"), str) or not isinstance(entry.get("jwk"), dict)
+                or entry["kid"] in seen):
+            raise KeyringError("the key ring state %s holds an invalid key entry: restore it, or move it away to "
+                               "start a new ring" % path)
+        seen.add(entry["kid"])
+        for name in TIME_FIELDS:
+            parse_iso(entry.get(name), "%s of kid %s in %s" % (name, entry["kid"], path))
+    if len([entry for entry in state["keys"] if entry["state"] == ACTIVE]) > 1 or \
+            len([entry for entry in state["keys"] if entry["state"] == NEXT]) > 1:
+        raise KeyringError("the key ring state %s has more than one active or next key: restore it" % path)
+    return state
+
+
+def publish_jwks(key_path, jwk):
+    """The public JWKs to publish for the key at ``key_path`` whose JWK is ``jwk``.
+
+    Without a ring that is ``[jwk]``. With a ring: ``jwk`` (unless the ring revoked or
+    retired it) plus the ring's next, active and retiring keys, each kid once (``jwk``
+    wins: it may carry a certificate). Reads only the state file; jwt_keypair calls it so
+    that edge_keys publishes every generation, also when no rotation runs.
+    """
+    state = read_state(key_path)
+    if state is None:
+        return [jwk] if jwk else []
+    result, kids = [], set()
+    excluded = set(entry["kid"] for entry in state["keys"] if entry["state"] in (RETIRED, REVOKED))
+    if jwk and jwk.get("kid") not in excluded:
+        result.append(jwk)
+        kids.add(jwk.get("kid"))
+    for entry in state["keys"]:
+        if entry["state"] in PUBLISHED_STATES and entry["kid"] not in kids:
+            result.append(entry["jwk"])
+            kids.add(entry["kid"])
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# The ring
+# --------------------------------------------------------------------------------------
+
+class Ring(object):
+    """One host's key ring: load, reconcile, step, write.
+
+    ``spec`` is a :class:`_keypair.KeypairSpec` for new keys (type, size, curve,
+    passphrase, algorithm; ``path`` is the signing key path). Use :func:`run`.
+    """
+
+    def __init__(self, spec, timing, now=None, check_mode=False, keep_retired=False, io=None):
+        if spec.kid is not None:
+            raise KeyringError("a key ring names every key by its RFC 7638 thumbprint: leave kid unset (each "
+                               "generation needs its own kid)")
+        self.spec = spec.validate()
+        self.path = spec.path
+        self.timing = timing
+        self.now = time.time() if now is None else now
+        self.check_mode = check_mode
+        self.keep_retired = keep_retired
+        self.io = io or FileIO()
+        self.state = None
+        self.before = None
+        self.performed = []
+        self.warnings = []
+        self.changed = False
+        self.signing_kid = None
+        self._signing_key = None
+        self._signing_bytes = None
+        self._owner = (None, None)
+        self._key_mode = _keypair.KEY_MODE
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _load_key(self, data, source):
+        return _jose.load_private_key(data, self.spec.passphrase, source=source)
+
+    def load(self):
+        data = _files.read_bytes(self.path, "private key")
+        if data is not None:
+            self._signing_bytes = data
+            self._signing_key = self._load_key(data, "the signing key %s" % self.path)
+            self.signing_kid = _jose.key_thumbprint(self._signing_key)
+            status = os.stat(self.path)
+            self._key_mode = status.st_mode & 0o7777
+            if hasattr(os, "geteuid") and os.geteuid() == 0:
+                self._owner = (status.st_uid, status.st_gid)
+        self.state = read_state(self.path)
+        self.before = self.summary() if self.state is not None else []
+
+    def entry(self, kid):
+        for entry in self.state["keys"]:
+            if entry["kid"] == kid:
+                return entry
+        return None
+
+    def by_state(self, state):
+        found = [entry for entry in self.state["keys"] if entry["state"] == state]
+        return found
+
+    def one(self, state):
+        found = self.by_state(state)
+        return found[0] if found else None
+
+    def _jwk(self, key, kid):
+        return _jose.public_jwk(key, kid=kid, algorithm=self.spec.algorithm)
+
+    def _did(self, step, kid, **extra):
+        item = {"step": step, "kid": kid}
+        item.update(extra)
+        self.performed.append(item)
+        self.changed = True
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _write_state(self):
+        if self.check_mode:
+            return
+        self.state["keys"].sort(key=lambda entry: (KEY_STATES.index(entry["state"]), entry.get("staged_at") or "",
+                                                   entry["kid"]))
+        data = (json.dumps(self.state, indent=2, sort_keys=True) + "\n").encode("utf-8")
+        self.io.write(state_path(self.path), data, STATE_MODE, "key ring state", *self._owner)
+
+    def _write_key(self, path, data, what):
+        if self.check_mode:
+            return
+        self.io.write(path, data, self._key_mode, what, *self._owner)
+
+    def _remove(self, path, what):
+        if self.check_mode:
+            return os.path.lexists(path)
+        return self.io.remove(path, what)
+
+    # -- reconcile -------------------------------------------------------------------------
+
+    def reconcile(self):
+        """Bring the state in line with the files after an interrupted or foreign change."""
+        if self.state is None:
+            if self._signing_key is None:
+                raise KeyringError("there is no signing key at %s to start a key ring from: create it first "
+                                   "(selfjwt.kyma.jwt_keypair or the selfjwt.kyma.edge_keys role)" % self.path)
+            now = iso(self.now)
+            self.state = {"version": STATE_VERSION, "key_path": self.path, "keys": [{
+                "kid": self.signing_kid, "state": ACTIVE, "jwk": self._jwk(self._signing_key, self.signing_kid),
+                "adopted": True, "activated_at": now}]}
+            self._did("adopt", self.signing_kid)
+            self._write_state()
+        if self._signing_key is None:
+            raise KeyringError("the signing key %s is missing, but its key ring %s exists: restore the key, or move "
+                               "the ring state away and create a new key (publish it before it signs)"
+                               % (self.path, state_path(self.path)))
+        self._reconcile_signing_key()
+        self._reconcile_files()
+
+    def _reconcile_signing_key(self):
+        active, nxt = self.one(ACTIVE), self.one(NEXT)
+        kid = self.signing_kid
+        if active is not None and active["kid"] == kid:
+            return
+        if nxt is not None and nxt["kid"] == kid:
+            # Killed after the next key was put at the signing path: it was due, finish.
+            self._finish_activation(nxt, active, interrupted=True)
+            return
+        known = self.entry(kid)
+        if known is not None and known["state"] in (RETIRED, REVOKED):
+            raise KeyringError(
+                "the key at %s (kid %s) is %s in its key ring, so it is no longer published and its tokens are "
+                "rejected: restore the active key %s (from %s if it was kept), or remove %s and run "
+                "selfjwt.kyma.edge_keys to make a new key" % (
+                    self.path, kid, known["state"], active["kid"] if active else "(none)",
+                    key_file(self.path, active["kid"]) if active else "a backup", self.path))
+        # Replaced outside the ring (jwt_keypair regenerate, a restore): the key at the path
+        # signs now. Keep the previous active key published until its tokens expired.
+        now = iso(_ceil(self.now))
+        if active is not None:
+            active["state"] = RETIRING
+            active["deactivated_at"] = now
+        if known is not None:
+            known["state"] = ACTIVE
+            known["activated_at"] = now
+        else:
+            self.state["keys"].append({"kid": kid, "state": ACTIVE, "jwk": self._jwk(self._signing_key, kid),
+                                       "adopted": True, "activated_at": now})
+            self.warnings.append(
+                "the signing key %s (kid %s) was replaced outside its key ring: it signs already, but it is not "
+                "published yet, so its tokens are rejected until the JWKS with it has been served for the "
+                "propagation window; publish now (playbooks/rotate.yml) and use rotation, not regenerate, next time"
+                % (self.path, kid))
+        self._did("adopt", kid, replaced=active["kid"] if active else None)
+        self._write_state()
+
+    def _key_files(self):
+        """kid -> path of the kid-named key files beside the signing key."""
+        directory = os.path.dirname(os.path.abspath(self.path))
+        prefix = os.path.basename(self.path) + "."
+        found = {}
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return found
+        for name in sorted(names):
+            if name.startswith(prefix) and _THUMBPRINT.match(name[len(prefix):]):
+                found[name[len(prefix):]] = os.path.join(directory, name)
+        return found
+
+    def _reconcile_files(self):
+        files = self._key_files()
+        for kid, path in sorted(files.items()):
+            entry = self.entry(kid)
+            if entry is None:
+                self._adopt_orphan(kid, path)
+            elif entry["state"] == ACTIVE:
+                # Left over from an activation: the same key is at the signing path.
+                self._remove(path, "copy of the active key")
+            elif entry["state"] in (RETIRED, REVOKED) and not entry.get("backup_file"):
+                self._remove(path, "retired private key")
+        nxt = self.one(NEXT)
+        if nxt is not None and nxt["kid"] not in files and not self.check_mode:
+            # A next key never signed; without its private key it never can.
+            self.state["keys"].remove(nxt)
+            self.warnings.append("the private key of the next key %s is missing (%s); the rotation starts again"
+                                 % (nxt["kid"], key_file(self.path, nxt["kid"])))
+            self._did("drop", nxt["kid"])
+            self._write_state()
+
+    def _adopt_orphan(self, kid, path):
+        """A key file without state entry: a stage killed before it recorded the key."""
+        data = _files.read_bytes(path, "private key")
+        try:
+            key = self._load_key(data, "the private key %s" % path)
+            matches = _jose.key_thumbprint(key) == kid
+        except _jose.JoseError:
+            matches = False
+        if not matches:
+            self.warnings.append("%s is named like a key of the ring but does not hold the key %s; left alone"
+                                 % (path, kid))
+            return
+        if self.one(NEXT) is None:
+            self.state["keys"].append({"kid": kid, "state": NEXT, "jwk": self._jwk(key, kid),
+                                       "staged_at": iso(self.now)})
+            self._did("stage", kid, recovered=True)
+            self._write_state()
+        else:
+            # Never published (it was in no state), so nothing can verify with it.
+            self._remove(path, "unused private key")
+            self._did("drop", kid)
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def in_progress(self):
+        """True while a rotation is not finished: a next or retiring key, or a retired key still published."""
+        return bool(self.by_state(NEXT) or self.by_state(RETIRING)
+                    or [entry for entry in self.by_state(RETIRED) if not entry.get("withdrawn_at")])
+
+    def stage(self):
+        if self.one(NEXT) is not None:
+            return False
+        kid = None
+        if not self.check_mode:
+            key = _jose.generate_private_key(self.spec.type, self.spec.size, self.spec.curve)
+            kid = _jose.key_thumbprint(key)
+            # The key file first: a run killed now leaves a file that the next run adopts.
+            self._write_key(key_file(self.path, kid), _jose.private_key_pem(key, self.spec.passphrase),
+                            "next private key")
+            self.state["keys"].append({"kid": kid, "state": NEXT, "jwk": self._jwk(key, kid),
+                                       "staged_at": iso(self.now)})
+        self._did("stage", kid)
+        self._write_state()
+        return True
+
+    def mark_published(self, published_kids):
+        """Record a JWKS publication that completed just now, holding ``published_kids``."""
+        published = set(published_kids or [])
+        now = iso(_ceil(self.now))
+        touched = False
+        for entry in self.state["keys"]:
+            kid = entry["kid"]
+            if entry["state"] in PUBLISHED_STATES:
+                if kid in published and not entry.get("published_at"):
+                    entry["published_at"] = now
+                    self._did("published", kid)
+                    touched = True
+                elif kid not in published:
+                    if entry["state"] == NEXT and entry.get("published_at"):
+                        # Taken out again: its propagation window starts anew.
+                        entry["published_at"] = None
+                        self._did("unpublished", kid)
+                        touched = True
+                    if entry["state"] != NEXT:
+                        self.warnings.append(
+                            "kid %s (%s) is not in the published JWKS, so its tokens are rejected: publish the "
+                            "keys of this host (playbooks/rotate.yml or cluster.yml in one run with edge.yml)"
+                            % (kid, entry["state"]))
+            elif entry["state"] in (RETIRED, REVOKED) and not entry.get("withdrawn_at") and kid not in published:
+                entry["withdrawn_at"] = now
+                self._did("withdrawn", kid)
+                touched = True
+        if touched:
+            self._write_state()
+        return touched
+
+    def activation_problem(self):
+        """Why the next key may not sign yet, or None."""
+        nxt = self.one(NEXT)
+        if nxt is None:
+            return "there is no next key: stage one first"
+        due = self.timing.activation_due(nxt)
+        if due is None:
+            return ("the next key %s has not been published yet: publish the JWKS with it (playbooks/rotate.yml "
+                    "does) and record that with action=mark_published" % nxt["kid"])
+        if due > self.now:
+            return ("the next key %s was published at %s; istiod may still serve a JWKS without it until %s "
+                    "(propagation_window %d s): activate then" % (nxt["kid"], nxt["published_at"], iso(due),
+                                                                  self.timing.propagation_window))
+        return None
+
+    def activate(self):
+        nxt, active = self.one(NEXT), self.one(ACTIVE)
+        if self.activation_problem() is not None:
+            return False
+        path = key_file(self.path, nxt["kid"])
+        data = _files.read_bytes(path, "next private key")
+        if data is None:
+            raise KeyringError("the private key of the next key %s is missing (%s): run again to stage a new one"
+                               % (nxt["kid"], path))
+        key = self._load_key(data, "the next private key %s" % path)
+        if _jose.key_thumbprint(key) != nxt["kid"]:
+            raise KeyringError("%s does not hold the key %s: restore it or remove it (a new key is then staged)"
+                               % (path, nxt["kid"]))
+        if active is not None:
+            # Keep the outgoing key (for a backup at retirement), then swap the signing key.
+            self._write_key(key_file(self.path, active["kid"]), self._signing_bytes, "previous private key")
+        self._write_key(self.path, data, "private key")
+        self._finish_activation(nxt, active)
+        return True
+
+    def _finish_activation(self, nxt, active, interrupted=False):
+        now = iso(_ceil(self.now))
+        if active is not None:
+            active["state"] = RETIRING
+            active["deactivated_at"] = now
+        nxt["state"] = ACTIVE
+        nxt["activated_at"] = now
+        self.signing_kid = nxt["kid"]
+        self._did("activate", nxt["kid"], previous=active["kid"] if active else None, recovered=interrupted)
+        self._write_state()
+        # The copy under the kid name is no longer needed: the key is at the signing path.
+        self._remove(key_file(self.path, nxt["kid"]), "copy of the active key")
+
+    def retire(self):
+        done = False
+        for entry in list(self.by_state(RETIRING)):
+            due = self.timing.retire_due(entry)
+            if due is None or due > self.now:
+                continue
+            entry["state"] = RETIRED
+            entry["retired_at"] = iso(self.now)
+            path = key_file(self.path, entry["kid"])
+            if self.keep_retired and os.path.exists(path):
+                entry["backup_file"] = path
+            self._did("retire", entry["kid"])
+            # State first: a run killed before the removal leaves a file the next run removes.
+            self._write_state()
+            if not self.keep_retired:
+                self._remove(path, "retired private key")
+            done = True
+        return done
+
+    def revoke(self, remove_private_keys=False):
+        now = iso(self.now)
+        for entry in self.state["keys"]:
+            if entry["state"] in PUBLISHED_STATES:
+                entry["state"] = REVOKED
+                entry["revoked_at"] = now
+                self._did("revoke", entry["kid"])
+        if self.changed:
+            self._write_state()
+        if remove_private_keys:
+            removed = False
+            for entry in self.state["keys"]:
+                if entry["state"] in (REVOKED, RETIRED) and entry.get("backup_file"):
+                    entry.pop("backup_file")
+                    removed = True
+            if removed:
+                self._write_state()
+            for entry in self.state["keys"]:
+                if entry["state"] in (REVOKED, RETIRED):
+                    if self._remove(key_file(self.path, entry["kid"]), "revoked private key"):
+                        self._did("remove_key", entry["kid"])
+            if self._remove(self.path, "revoked signing key"):
+                self._did("remove_key", self.signing_kid)
+
+    def auto(self, allow_stage=True, rotate=False):
+        self.retire()
+        self.activate()
+        if rotate and not self.in_progress():
+            self.stage()
+        elif allow_stage and self.one(NEXT) is None and not self.by_state(RETIRING):
+            due = self.timing.stage_due(self.one(ACTIVE) or {})
+            if due is not None and due <= self.now:
+                self.stage()
+
+    # -- results ---------------------------------------------------------------------------
+
+    def summary(self):
+        keys = []
+        for entry in self.state["keys"]:
+            item = dict((name, entry.get(name)) for name in ("kid", "state") + TIME_FIELDS)
+            item["alg"] = entry["jwk"].get("alg")
+            keys.append(item)
+        return keys
+
+    def publish_needed(self):
+        for entry in self.state["keys"]:
+            if entry["state"] in PUBLISHED_STATES and not entry.get("published_at"):
+                return True
+            if entry["state"] in (RETIRED, REVOKED) and not entry.get("withdrawn_at"):
+                return True
+        return False
+
+    def next_step(self):
+        """(step, epoch when it is due or None when it waits for a publication) or (None, None)."""
+        nxt = self.one(NEXT)
+        candidates = []
+        if nxt is not None:
+            candidates.append(("activate", self.timing.activation_due(nxt)))
+        for entry in self.by_state(RETIRING):
+            candidates.append(("retire", self.timing.retire_due(entry)))
+        if not candidates:
+            active = self.one(ACTIVE)
+            due = self.timing.stage_due(active) if active else None
+            if due is not None:
+                candidates.append(("stage", due))
+        if not candidates:
+            return None, None
+        waiting = [item for item in candidates if item[1] is None]
+        if waiting:
+            return waiting[0]
+        return min(candidates, key=lambda item: item[1])
+
+    def result(self):
+        jwks = [] if self.state is None else publish_jwks_of(self.state, self.signing_kid)
+        step, due = self.next_step() if self.state is not None else (None, None)
+        after = self.summary() if self.state is not None else []
+        return {
+            "changed": self.changed,
+            "performed": self.performed,
+            "signing_kid": self.signing_kid,
+            "jwks": jwks,
+            "kids": [jwk["kid"] for jwk in jwks],
+            "keys": after,
+            "publish_needed": self.state is not None and self.publish_needed(),
+            "in_progress": self.state is not None and self.in_progress(),
+            "next_step": step,
+            "next_step_at": iso(due) if due is not None else None,
+            "next_step_in": max(0, int(math.ceil(due - self.now))) if due is not None else None,
+            "state_file": state_path(self.path),
+            "warnings": self.warnings,
+            "diff": {"before": {"keys": self.before or []}, "after": {"keys": after}},
+        }
+
+
+def publish_jwks_of(state, signing_kid=None):
+    """JWKs of the published states, the active (signing) key first, then next, then retiring."""
+    order = {ACTIVE: 0, NEXT: 1, RETIRING: 2}
+    entries = sorted((entry for entry in state["keys"] if entry["state"] in PUBLISHED_STATES),
+                     key=lambda entry: (order[entry["state"]], entry["kid"]))
+    return [entry["jwk"] for entry in entries]
+
+
+@contextlib.contextmanager
+def _locked_unless(unlocked, path):
+    if unlocked:
+        yield
+        return
+    with _files.locked(path):
+        yield
+
+
+def run(spec, action="auto", timing=None, published_kids=None, remove_private_keys=False, keep_retired=False,
+        now=None, check_mode=False, io=None):
+    """Run one action on the ring of ``spec.path``; returns the result dict.
+
+    ``action``: ``status`` (read only), ``auto`` (every due step: retire, activate, and stage
+    when max_key_age says so), ``rotate`` (auto, and stage a successor unless a rotation is
+    in progress), ``stage``, ``mark_published`` (record that a JWKS holding
+    ``published_kids`` was published just now), ``activate`` (refuses unless due),
+    ``retire`` (due keys only) or ``revoke`` (every key of the ring; with
+    ``remove_private_keys`` the private keys are deleted too).
+    """
+    if action not in ACTIONS:
+        raise KeyringError("action must be one of %s, got %r" % (", ".join(ACTIONS), action))
+    if action == "mark_published" and published_kids is None:
+        raise KeyringError("action=mark_published needs published_kids: the kids of the JWKS that was just published")
+    if action != "mark_published" and published_kids is not None:
+        raise KeyringError("published_kids is only used with action=mark_published")
+    timing = timing or Timing()
+    ring = Ring(spec, timing, now=now, check_mode=check_mode or action == "status", keep_retired=keep_retired,
+                io=io)
+    _files.check_parent_dir(spec.path, "private key")
+    with _locked_unless(check_mode or action == "status", spec.path):
+        ring.load()
+        if action != "revoke" or ring.state is None:
+            # Revocation takes every key out whatever state a run left: nothing to complete first.
+            if action == "revoke" and ring.signing_kid is None:
+                return dict(ring.result(), changed=False)
+            ring.reconcile()
+        if action == "stage":
+            ring.stage()
+        elif action == "mark_published":
+            ring.mark_published(published_kids)
+        elif action == "activate":
+            problem = ring.activation_problem()
+            if problem is not None:
+                raise KeyringError("cannot activate: %s. Nothing was changed." % problem)
+            ring.activate()
+        elif action == "retire":
+            ring.retire()
+        elif action == "revoke":
+            ring.revoke(remove_private_keys)
+        elif action in ("auto", "rotate"):
+            ring.auto(rotate=action == "rotate")
+        result = ring.result()
+    if action == "status":
+        result["changed"] = False
+        result["would_change"] = ring.changed
+    return result
