@@ -278,6 +278,17 @@ jwk:
     crv: P-256
     x: f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU
     y: x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0
+jwks:
+  description:
+    - The public JWKs to publish for this key - RV(jwk), and, when the key has a key ring
+      (M(selfjwt.kyma.jwt_keyring)), the ring's next and retiring keys, so that publishing this list never drops a
+      key of a rotation in progress. A key the ring revoked or retired is left out.
+    - An empty list when O(state=absent), and in check mode when a new key would be generated.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {kty: EC, kid: 2mM2HyZDiNv1o7oBkRR_sWzYvL1RF7HZPu4B2uH0kU0, use: sig, alg: ES256, crv: P-256, x: f83O..., y: x_FE...}
 public_key:
   description:
     - Public key in PEM format (SubjectPublicKeyInfo).
@@ -327,6 +338,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, run_module
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
 from ansible_collections.selfjwt.kyma.plugins.module_utils._token import resolve_gid, resolve_uid
@@ -407,11 +419,12 @@ def run(module):
     key_mode = _creation_mode(module.params["mode"])
     backup = _backup_function(module, spec.path, key_mode)
     if spec.state == "absent":
-        return _keypair.ensure_absent(spec, check_mode=module.check_mode, backup=backup)
+        return dict(_keypair.ensure_absent(spec, check_mode=module.check_mode, backup=backup), jwks=[])
     result = _keypair.ensure_present(
         spec, check_mode=module.check_mode, backup=backup, key_mode=key_mode,
         uid=resolve_uid(module.params["owner"]), gid=resolve_gid(module.params["group"]))
     _apply_file_attributes(module, result)
+    result["jwks"] = _keyring.publish_jwks(spec.path, result["jwk"]) if result["jwk"] else []
     return result
 
 

@@ -1,0 +1,346 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) selfjwt.kyma contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: jwt_keyring
+short_description: Rotate a host's JWT signing key without a rejected call
+description:
+  - Manages the key ring of the signing key at O(path) (the key that M(selfjwt.kyma.jwt_keypair) created
+    and that M(selfjwt.kyma.jwt_token) and the token refresher read), so that the key can be replaced while
+    every token stays accepted.
+  - istiod fetches an APIRule's C(jwksUri) only every ~20 minutes and does not fetch it again for an unknown
+    C(kid). So a key is B(published before use) and B(retired after expiry). Every key goes through the states
+    C(next) (staged and published, not signing yet), C(active) (signing), C(retiring) (no longer signing,
+    still published) and C(retired) (out of the JWKS); a key may also be C(revoked).
+  - A C(next) key is activated only when the JWKS that holds it was published at least O(propagation_window)
+    ago. The module never guesses that time - the playbook records it with O(action=mark_published) after the
+    publication succeeded. A C(retiring) key is retired O(token_max_lifetime) + O(clock_skew) +
+    O(propagation_window) after it stopped signing.
+  - Activation puts the next key at O(path) atomically, so the refresher and jwt_token switch without new
+    configuration. The other keys are kept beside it as C(<path>.<kid>) (mode of the key file), the ring
+    state in C(<path>.ring.json) (mode V(0600)) with the time every key was staged, published, activated,
+    deactivated, retired, withdrawn from the JWKS and revoked (UTC, ISO 8601).
+  - A run interrupted at any point (killed, power loss) and run again completes correctly - the key at O(path)
+    is always published long enough, and no key leaves what is published while a token signed with it may
+    still be presented.
+  - Returns RV(jwks), the public JWKs to publish for the host (active, next and retiring keys); the
+    C(selfjwt.kyma.edge_keys) role publishes them as C(edge_keys_public_jwks). M(selfjwt.kyma.jwt_keypair)
+    returns the same list in its C(jwks) result when a ring exists.
+  - The private keys are never returned, logged or shown in a diff.
+version_added: 0.1.0
+author:
+  - selfjwt.kyma maintainers (@selfjwt)
+requirements:
+  - cryptography >= 3.4 on the managed host
+  - PyJWT >= 2.4.0 on the managed host
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details:
+      - In check mode no key is generated, so the kid of a key that would be staged is V(null) in RV(performed).
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details:
+      - Kids, states and times of the ring's keys; never key material.
+  idempotent:
+    description: When run twice in a row with the same arguments, the second run reports no change.
+    support: full
+    details:
+      - A step that is due only later (activation, retirement, a routine rotation by O(max_key_age)) is done by
+        the first run after it became due.
+  safe_file_operations:
+    description: Writes files atomically, with safe permissions from the first byte.
+    support: full
+  action_group:
+    description: Use C(group/selfjwt.kyma.jose) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - selfjwt.kyma.jose
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: posix
+options:
+  path:
+    description:
+      - Path of the signing key (PEM), the file that M(selfjwt.kyma.jwt_token) and the token refresher read.
+      - The key must exist. Without a ring state beside it, the key becomes the ring's active key.
+    type: path
+    required: true
+  action:
+    description:
+      - V(auto) does every step that is due now - retire C(retiring) keys whose last token can no longer be
+        valid, activate a C(next) key published at least O(propagation_window) ago, and stage a successor when
+        the active key reaches O(max_key_age) (minus O(propagation_window)). For scheduled runs.
+      - V(rotate) does what V(auto) does and stages a successor unless a rotation is in progress (a C(next)
+        or C(retiring) key, or a retired key still in the published JWKS), so running it again after an
+        interruption continues the same rotation instead of starting another one.
+      - V(stage) creates the C(next) key unless there is one.
+      - V(mark_published) records that a JWKS holding O(published_kids) was published just now (run it after
+        the publication succeeded). Keys not in it are noted too - a C(next) key taken out again starts its
+        propagation window anew, a retired or revoked key is recorded as withdrawn.
+      - V(activate) activates the C(next) key and fails, changing nothing, when it has not been published for
+        O(propagation_window) yet.
+      - V(retire) retires the C(retiring) keys that are due.
+      - V(revoke) takes every key of the ring out of RV(jwks) at once (a compromised host). With
+        O(remove_private_keys=true) the private keys, including the one at O(path), are deleted too.
+      - V(status) changes nothing and reports the ring (RV(would_change) tells whether another action would
+        have to complete an interrupted run first).
+    type: str
+    choices: [status, auto, rotate, stage, mark_published, activate, retire, revoke]
+    default: auto
+  published_kids:
+    description:
+      - With O(action=mark_published), the kids of the JWKS that was just published (for example
+        C(kyma_publish_jwks.keys | map(attribute='kid'))).
+      - Only with O(action=mark_published).
+    type: list
+    elements: str
+  propagation_window:
+    description:
+      - Seconds after a publication until every gateway uses the new JWKS - istiod refreshes every 20 minutes,
+        plus the push to the proxies and, for GitOps, the time until the rendered JWKS is deployed.
+      - A C(next) key signs only this long after it was published; a retired key stays this much longer.
+    type: int
+    default: 1800
+  token_max_lifetime:
+    description:
+      - The longest lifetime of a token signed with the ring's keys, in seconds (the C(max_lifetime) of the
+        token refresher and of M(selfjwt.kyma.jwt_token)).
+    type: int
+    default: 3600
+  clock_skew:
+    description:
+      - Seconds a gateway accepts a token after its C(exp) (Envoy accepts 60).
+    type: int
+    default: 60
+  max_key_age:
+    description:
+      - With O(action=auto) or O(action=rotate), a successor is staged O(propagation_window) before the active
+        key has been active for this many seconds, so that routine rotation needs only a scheduled run.
+      - V(0) (default) turns routine rotation off.
+      - Must be longer than O(propagation_window).
+    type: int
+    default: 0
+  type:
+    description: Key type of new keys (see M(selfjwt.kyma.jwt_keypair)).
+    type: str
+    choices: [rsa, ec, ed25519]
+    default: ec
+  size:
+    description: Size of new RSA keys in bits, 2048 to 16384. Only used when O(type=rsa).
+    type: int
+    default: 4096
+  curve:
+    description: Curve of new EC keys. Only used when O(type=ec).
+    type: str
+    choices: [P-256, P-384, P-521]
+    default: P-256
+  algorithm:
+    description: Algorithm published as C(alg) of the ring's JWKs; defaults to the key's natural algorithm.
+    type: str
+    choices: [RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA]
+  passphrase:
+    description:
+      - Passphrase of the key at O(path); new keys are encrypted with it too.
+    type: str
+  keep_retired_keys:
+    description:
+      - Keep the private key of a retired key as C(<path>.<kid>) (a backup) instead of deleting it. It is never
+        published again.
+    type: bool
+    default: false
+  remove_private_keys:
+    description:
+      - With O(action=revoke), delete the private keys of the ring, including the key at O(path). The host
+        cannot sign until it gets a new key (run C(selfjwt.kyma.edge_keys) again, which makes one and
+        publishes it).
+    type: bool
+    default: false
+notes:
+  - The ring names every key by its RFC 7638 thumbprint; the C(kid) option of M(selfjwt.kyma.jwt_keypair) and
+    M(selfjwt.kyma.jwt_token) must not be set for a key with a ring.
+  - Runs against the same O(path) are serialized with the lock file that M(selfjwt.kyma.jwt_keypair) uses.
+  - Only keys generated by the ring get no certificate; a certificate that C(jwt_keypair) keeps at its
+    C(certificate_path) follows the key at O(path) when C(jwt_keypair) runs again.
+  - The playbooks C(selfjwt.kyma.rotate) and C(selfjwt.kyma.revoke) drive this module across a fleet; see
+    C(docs/ROTATION.md) in the collection.
+seealso:
+  - module: selfjwt.kyma.jwt_keypair
+  - module: selfjwt.kyma.jwks_publish
+  - name: Istio JWT refresh interval (PILOT_JWT_PUB_KEY_REFRESH_INTERVAL)
+    description: Why a new key must be published long before it signs.
+    link: https://istio.io/latest/docs/reference/commands/pilot-discovery/
+"""
+
+EXAMPLES = r"""
+---
+- name: Do the next due step of a rotation; rotate routinely every 90 days
+  selfjwt.kyma.jwt_keyring:
+    path: /etc/selfjwt/signing.pem
+    max_key_age: 7776000
+  register: ring
+
+- name: Start a rotation now (or continue the one in progress)
+  selfjwt.kyma.jwt_keyring:
+    path: /etc/selfjwt/signing.pem
+    action: rotate
+
+- name: After the JWKS was published, record it
+  selfjwt.kyma.jwt_keyring:
+    path: /etc/selfjwt/signing.pem
+    action: mark_published
+    published_kids: "{{ kyma_publish_jwks['keys'] | map(attribute='kid') | list }}"
+
+- name: Take all keys of a compromised host out of its published keys, and delete them
+  selfjwt.kyma.jwt_keyring:
+    path: /etc/selfjwt/signing.pem
+    action: revoke
+    remove_private_keys: true
+"""
+
+RETURN = r"""
+---
+jwks:
+  description: The public JWKs to publish for this host - the active key first, then the next and the retiring keys.
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - {kty: EC, kid: 2mM2HyZDiNv1o7oBkRR_sWzYvL1RF7HZPu4B2uH0kU0, use: sig, alg: ES256, crv: P-256, x: f83O..., y: x_FE...}
+kids:
+  description: The kids of RV(jwks).
+  returned: success
+  type: list
+  elements: str
+  sample: [2mM2HyZDiNv1o7oBkRR_sWzYvL1RF7HZPu4B2uH0kU0]
+signing_kid:
+  description: Kid of the key at O(path), the key that signs now; V(null) when it was removed.
+  returned: success
+  type: str
+  sample: 2mM2HyZDiNv1o7oBkRR_sWzYvL1RF7HZPu4B2uH0kU0
+performed:
+  description:
+    - What the run did (or would do in check mode), in order. C(step) is one of C(adopt), C(stage),
+      C(published), C(unpublished), C(withdrawn), C(activate), C(retire), C(revoke), C(remove_key), C(drop);
+      C(recovered=true) marks a step that completes an interrupted run.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{step: activate, kid: NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs, previous: 2mM2HyZDiNv1o7oBkRR_sWzYvL1RF7HZPu4B2uH0kU0}]
+keys:
+  description: The ring's keys with their state and the UTC times of their steps (V(null) when not reached).
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - kid: NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs
+      state: active
+      alg: ES256
+      staged_at: "2026-01-31T12:00:00Z"
+      published_at: "2026-01-31T12:00:05Z"
+      activated_at: "2026-01-31T12:40:00Z"
+      deactivated_at: null
+      retired_at: null
+      withdrawn_at: null
+      revoked_at: null
+publish_needed:
+  description: True when the published JWKS may differ from RV(jwks) (a key not recorded as published yet, or a retired key not recorded as withdrawn).
+  returned: success
+  type: bool
+  sample: false
+in_progress:
+  description: True while a rotation is not finished.
+  returned: success
+  type: bool
+  sample: true
+next_step:
+  description: The next step of the ring (C(activate), C(retire) or C(stage)), or V(null).
+  returned: success
+  type: str
+  sample: activate
+next_step_at:
+  description: When RV(next_step) is due (UTC); V(null) when it waits for a publication, or when there is no next step.
+  returned: success
+  type: str
+  sample: "2026-01-31T12:30:05Z"
+next_step_in:
+  description: Seconds until RV(next_step) is due (0 when it is due now); V(null) like RV(next_step_at).
+  returned: success
+  type: int
+  sample: 1795
+would_change:
+  description: With O(action=status), whether the ring must complete an interrupted run (any other action does that first).
+  returned: when O(action=status)
+  type: bool
+  sample: false
+state_file:
+  description: Path of the ring state.
+  returned: success
+  type: str
+  sample: /etc/selfjwt/signing.pem.ring.json
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring
+from ansible_collections.selfjwt.kyma.plugins.module_utils._common import run_module
+
+
+def argument_spec():
+    return dict(
+        path=dict(type="path", required=True),
+        action=dict(type="str", default="auto", choices=list(_keyring.ACTIONS)),
+        published_kids=dict(type="list", elements="str"),
+        propagation_window=dict(type="int", default=_keyring.DEFAULT_PROPAGATION_WINDOW),
+        token_max_lifetime=dict(type="int", default=_keyring.DEFAULT_TOKEN_MAX_LIFETIME),
+        clock_skew=dict(type="int", default=_keyring.DEFAULT_CLOCK_SKEW),
+        max_key_age=dict(type="int", default=0),
+        type=dict(type="str", default="ec", choices=list(_keypair.KEY_TYPES)),
+        size=dict(type="int", default=4096),
+        curve=dict(type="str", default="P-256", choices=list(_keypair.CURVES)),
+        algorithm=dict(type="str", choices=["RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                                            "ES256", "ES384", "ES512", "EdDSA"]),
+        passphrase=dict(type="str", no_log=True),
+        keep_retired_keys=dict(type="bool", default=False),
+        remove_private_keys=dict(type="bool", default=False),
+    )
+
+
+def run(module):
+    params = module.params
+    spec = _keypair.KeypairSpec(path=params["path"], type=params["type"], size=params["size"],
+                                curve=params["curve"], algorithm=params["algorithm"],
+                                passphrase=params["passphrase"])
+    timing = _keyring.Timing(params["propagation_window"], params["token_max_lifetime"], params["clock_skew"],
+                             params["max_key_age"])
+    result = _keyring.run(spec, params["action"], timing, published_kids=params["published_kids"],
+                          remove_private_keys=params["remove_private_keys"],
+                          keep_retired=params["keep_retired_keys"], check_mode=module.check_mode)
+    for warning in result.pop("warnings"):
+        module.warn(warning)
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        required_if=[("action", "mark_published", ("published_kids",))],
+    )
+    run_module(module, run)
+
+
+if __name__ == "__main__":
+    main()
