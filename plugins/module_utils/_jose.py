@@ -27,28 +27,23 @@ import hashlib
 import json
 import os
 import re
+import sys
 import time
 import traceback
 
+# Imports are kept to what signing needs: a module run pays for every import. PyJWT (only
+# needed to verify tokens) and cryptography.x509 (only needed for certificates) are imported
+# on first use, see _jwt() and _x509(); together they cost more CPU time than Ansible's
+# module start-up adds to a task.
 CRYPTOGRAPHY_IMPORT_ERROR = None
 try:
     import cryptography
-    from cryptography import x509
-    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-    from cryptography.x509.oid import NameOID
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 except ImportError:
     CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
-
-PYJWT_IMPORT_ERROR = None
-try:
-    import jwt
-    # Both PyJWT and the unrelated "jwt" package (python-jwt) install a module named jwt.
-    if not hasattr(jwt, "PyJWS"):
-        raise ImportError("the installed 'jwt' module is not PyJWT")
-except ImportError:
-    PYJWT_IMPORT_ERROR = traceback.format_exc()
 
 MIN_CRYPTOGRAPHY_VERSION = "3.4"
 MIN_PYJWT_VERSION = "2.4.0"
@@ -107,11 +102,64 @@ def missing_dependencies():
         missing.append(("cryptography >= %s" % MIN_CRYPTOGRAPHY_VERSION, CRYPTOGRAPHY_IMPORT_ERROR))
     elif _version_tuple(cryptography.__version__) < _version_tuple(MIN_CRYPTOGRAPHY_VERSION):
         missing.append(("cryptography >= %s (found %s)" % (MIN_CRYPTOGRAPHY_VERSION, cryptography.__version__), None))
-    if PYJWT_IMPORT_ERROR is not None:
-        missing.append(("PyJWT >= %s" % MIN_PYJWT_VERSION, PYJWT_IMPORT_ERROR))
-    elif _version_tuple(jwt.__version__) < _version_tuple(MIN_PYJWT_VERSION):
-        missing.append(("PyJWT >= %s (found %s)" % (MIN_PYJWT_VERSION, jwt.__version__), None))
+    version, trace = _pyjwt_version()
+    if version is None:
+        missing.append(("PyJWT >= %s" % MIN_PYJWT_VERSION, trace))
+    elif _version_tuple(version) < _version_tuple(MIN_PYJWT_VERSION):
+        missing.append(("PyJWT >= %s (found %s)" % (MIN_PYJWT_VERSION, version), None))
     return missing
+
+
+def _pyjwt_version():
+    """(version, None) of the installed PyJWT, or (None, traceback) when it cannot be used.
+
+    Importing PyJWT costs more than a module run's signing work, so the installed
+    distribution's metadata answers when the ``jwt`` module is there and belongs to PyJWT.
+    In every other case (no metadata, Python < 3.8, another package named ``jwt``) PyJWT is
+    imported, as :func:`_jwt` does on first use.
+    """
+    if "jwt" not in sys.modules:
+        try:
+            import importlib.util
+            from importlib import metadata
+            if importlib.util.find_spec("jwt") is not None:
+                return metadata.version("PyJWT"), None
+        except Exception:  # pylint: disable=broad-exception-caught
+            pass  # no metadata or no PyJWT distribution: find out by importing
+    try:
+        module = _jwt()
+    except ImportError:
+        return None, traceback.format_exc()
+    return module.__version__, None
+
+
+def _jwt():
+    """PyJWT, imported on first use (ImportError when the ``jwt`` module is missing or not PyJWT)."""
+    import jwt  # pylint: disable=import-outside-toplevel
+    # Both PyJWT and the unrelated "jwt" package (python-jwt) install a module named jwt.
+    if not hasattr(jwt, "PyJWS"):
+        raise ImportError("the installed 'jwt' module is not PyJWT")
+    return jwt
+
+
+def _x509():
+    """cryptography.x509, imported on first use."""
+    from cryptography import x509  # pylint: disable=import-outside-toplevel
+    return x509
+
+
+def import_deferred():
+    """Import now what is otherwise imported on first use (PyJWT, cryptography.x509).
+
+    For a process that switches to another user before it signs or verifies, so it does not
+    depend on that user being able to read the Python installation. Missing libraries are
+    left to :func:`missing_dependencies` to report.
+    """
+    for function in (_jwt, _x509):
+        try:
+            function()
+        except ImportError:
+            pass
 
 
 def _version_tuple(version):
@@ -341,12 +389,12 @@ def _is_private(key):
 
 
 def _signing_facts(key):
-    """Family, public key, thumbprint, checked algorithms and PyJWT signers of a private key."""
+    """Family, public key, thumbprint and checked algorithms of a private key; whether it signed."""
     entry = _SIGNING_FACTS.get(id(key))
     if entry is not None and entry[0] is key:
         return entry[1]
     facts = {"family": check_key(key), "public_key": key.public_key(), "thumbprint": None, "algorithms": {},
-             "signers": {}, "round_trip": False}
+             "round_trip": False}
     if len(_SIGNING_FACTS) >= _SIGNING_FACTS_LIMIT:
         _SIGNING_FACTS.clear()
     _SIGNING_FACTS[id(key)] = (key, facts)
@@ -562,7 +610,7 @@ def _check_x5c(jwk, key, what):
     for index, item in enumerate(chain):
         try:
             der = base64.b64decode(item, validate=True)
-            certificates.append(x509.load_der_x509_certificate(der))
+            certificates.append(_x509().load_der_x509_certificate(der))
         except (binascii.Error, ValueError) as exc:
             raise JoseError("%s x5c[%d] is not a base64 DER certificate: %s" % (what, index, exc))
     if jwk_key_members(certificate_public_key(certificates[0], "%s x5c[0]" % what)) != jwk_key_members(key):
@@ -589,7 +637,7 @@ def key_input_to_jwk(item, what="key"):
                 raise JoseError("%s is not valid JSON: %s" % (what, exc))
         if b"-----BEGIN CERTIFICATE-----" in data:
             try:
-                certificate = x509.load_pem_x509_certificate(data)
+                certificate = _x509().load_pem_x509_certificate(data)
             except ValueError as exc:
                 raise JoseError("%s is not a valid PEM certificate: %s" % (what, exc))
             key = certificate_public_key(certificate, what)
@@ -638,6 +686,8 @@ def self_signed_certificate(key, common_name, valid_days=3650, not_before=None, 
     if not isinstance(valid_days, int) or valid_days < 1:
         raise JoseError("certificate validity must be at least one day, got %r" % (valid_days,))
     start = not_before or datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    x509 = _x509()
+    from cryptography.x509.oid import NameOID  # pylint: disable=import-outside-toplevel
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, str(common_name))])
     builder = (
         x509.CertificateBuilder()
@@ -671,7 +721,7 @@ def certificate_public_key(certificate, what="the certificate"):
 
 def load_certificate_pem(data, source="the certificate"):
     try:
-        return x509.load_pem_x509_certificate(_to_bytes(data))
+        return _x509().load_pem_x509_certificate(_to_bytes(data))
     except ValueError as exc:
         raise JoseError("%s is not a valid PEM certificate: %s" % (source, exc))
 
@@ -686,6 +736,7 @@ def certificate_not_after(certificate):
 
 
 def certificate_subject_cn(certificate):
+    from cryptography.x509.oid import NameOID  # pylint: disable=import-outside-toplevel
     values = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return values[0].value if values else None
 
@@ -774,8 +825,8 @@ def sign_token(key, header, claims):
     """Sign a claim set; returns ``(token, header, claims)`` with header and claims as in the token.
 
     The JWS signing input is serialized once, as PyJWT's ``jwt.encode`` would (compact JSON,
-    header members sorted), and signed with PyJWT's algorithm object (which calls
-    ``cryptography``). The first signature of each key object is verified with the key's public
+    header members sorted), and signed by ``cryptography`` with the padding, hash and
+    signature format of RFC 7518 section 3 (the same calls PyJWT's algorithm objects make). The first signature of each key object is verified with the key's public
     half before it is returned (a sign and verify round trip), so a damaged private key loaded
     without RSA key validation (:func:`load_private_key` with ``validate_rsa=False``) cannot
     release a token.
@@ -791,20 +842,58 @@ def sign_token(key, header, claims):
     signing_input = ("%s.%s" % (b64url_encode(header_json.encode("utf-8")),
                                 b64url_encode(claims_json.encode("utf-8")))).encode("ascii")
     facts = _signing_facts(key)
-    signer = facts["signers"].get(algorithm)
-    if signer is None:
-        signer = facts["signers"][algorithm] = jwt.algorithms.get_default_algorithms()[algorithm]
-    signature = signer.sign(signing_input, key)
+    signature = _sign_bytes(key, algorithm, signing_input)
     if not facts["round_trip"]:
         # The first signature of every key object is verified with the key's public half: a
         # private key whose numbers do not belong to its public key (a damaged file loaded
         # without RSA key validation) is refused before any signature leaves this function.
-        if not signer.verify(signing_input, facts["public_key"], signature):
+        if not _verifies(facts["public_key"], algorithm, signing_input, signature):
             raise JoseError("the private key made a signature that does not verify with its own public key: "
                             "the key file is damaged; restore it from a backup or generate a new key")
         facts["round_trip"] = True
     token = "%s.%s" % (signing_input.decode("ascii"), b64url_encode(signature))
     return token, json.loads(header_json), json.loads(claims_json)
+
+
+_HASHES = {"256": "SHA256", "384": "SHA384", "512": "SHA512"}
+
+
+def _rsa_padding(algorithm, digest):
+    if algorithm.startswith("PS"):
+        # RFC 7518 section 3.5: MGF1 with the same hash, salt as long as the hash (as PyJWT does).
+        return padding.PSS(mgf=padding.MGF1(digest), salt_length=digest.digest_size)
+    return padding.PKCS1v15()
+
+
+def _sign_bytes(key, algorithm, data):
+    """The JWS signature (RFC 7518 section 3) of ``data`` made by cryptography."""
+    if algorithm == "EdDSA":
+        return key.sign(data)
+    digest = getattr(hashes, _HASHES[algorithm[2:]])()
+    if algorithm.startswith("ES"):
+        # JWS wants R || S as fixed-length big-endian numbers, not DER (RFC 7518 section 3.4).
+        r, s = decode_dss_signature(key.sign(data, ec.ECDSA(digest)))
+        size = CURVE_BY_NAME[EC_ALG_CURVE[algorithm]][1]
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    return key.sign(data, _rsa_padding(algorithm, digest), digest)
+
+
+def _verifies(public_key, algorithm, data, signature):
+    """True when a JWS signature from :func:`_sign_bytes` verifies with ``public_key``."""
+    try:
+        if algorithm == "EdDSA":
+            public_key.verify(signature, data)
+            return True
+        digest = getattr(hashes, _HASHES[algorithm[2:]])()
+        if algorithm.startswith("ES"):
+            size = len(signature) // 2
+            der = encode_dss_signature(int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big"))
+            public_key.verify(der, data, ec.ECDSA(digest))
+            return True
+        public_key.verify(signature, data, _rsa_padding(algorithm, digest), digest)
+        return True
+    except InvalidSignature:
+        return False
 
 
 def decode_unverified(token):
@@ -827,6 +916,11 @@ def verify(token, public_key, algorithm):
 
     Only the signature is checked here; callers decide about expiry.
     """
+    try:
+        jwt = _jwt()
+    except ImportError:
+        raise JoseError("PyJWT >= %s is needed to verify tokens, but it cannot be imported: install it (on Debian "
+                        "and Ubuntu: apt-get install python3-jwt)" % MIN_PYJWT_VERSION)
     try:
         claims = jwt.decode(token, public_key, algorithms=[algorithm],
                             options={"verify_signature": True, "verify_exp": False, "verify_nbf": False,

@@ -360,6 +360,9 @@ def main(argv=None, default_config=None, stdout=None, stderr=None):
         return 1
     try:
         config = load_config(args.config)
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            # The owner this switches to may not be able to read the Python installation.
+            _jose.import_deferred()
         switch_user(config)
         result, facts, warning = run(config, check=args.check, force=args.force)
     except (RefresherError, _jose.JoseError, _files.FileError) as exc:

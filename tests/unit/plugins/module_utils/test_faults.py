@@ -330,6 +330,8 @@ if config.get("stall") is not None:
         return written
     os.write = stalled_write
 if config.get("user") is not None:
+    # The user may not read the Python installation: import what the modules import on first use.
+    _jose.import_deferred()
     os.setgroups([])
     os.setgid(config["user"])
     os.setuid(config["user"])
