@@ -113,24 +113,33 @@ def missing_dependencies():
 def _pyjwt_version():
     """(version, None) of the installed PyJWT, or (None, traceback) when it cannot be used.
 
-    Importing PyJWT costs more than a module run's signing work, so the installed
-    distribution's metadata answers when the ``jwt`` module is there and belongs to PyJWT.
-    In every other case (no metadata, Python < 3.8, another package named ``jwt``) PyJWT is
-    imported, as :func:`_jwt` does on first use.
+    Importing PyJWT costs more CPU time than a module run's signing work (and so does
+    importlib.metadata), so when the ``jwt`` package found on the path has PyJWT's layout
+    (``api_jws.py`` beside its ``__init__.py``), the version is read from its
+    ``__init__.py``. In every other case (another package named ``jwt``, no version line, a
+    zipped install) PyJWT is imported, as :func:`_jwt` does on first use.
     """
     if "jwt" not in sys.modules:
         try:
-            import importlib.util
-            from importlib import metadata
-            if importlib.util.find_spec("jwt") is not None:
-                return metadata.version("PyJWT"), None
-        except Exception:  # pylint: disable=broad-exception-caught
-            pass  # no metadata or no PyJWT distribution: find out by importing
+            import importlib.util  # pylint: disable=import-outside-toplevel
+            spec = importlib.util.find_spec("jwt")
+            origin = spec.origin if spec is not None else None
+            if origin and origin.endswith("__init__.py") and os.path.isfile(
+                    os.path.join(os.path.dirname(origin), "api_jws.py")):
+                with open(origin, "rb") as handle:
+                    found = _PYJWT_VERSION_LINE.search(handle.read())
+                if found:
+                    return found.group(1).decode("ascii"), None
+        except (ImportError, ValueError, OSError):
+            pass  # find out by importing
     try:
         module = _jwt()
     except ImportError:
         return None, traceback.format_exc()
     return module.__version__, None
+
+
+_PYJWT_VERSION_LINE = re.compile(br"""^__version__\s*=\s*["']([0-9][0-9A-Za-z.+-]*)["']""", re.MULTILINE)
 
 
 def _jwt():

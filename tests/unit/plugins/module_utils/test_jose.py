@@ -19,6 +19,7 @@ import copy
 import hashlib
 import json
 import math
+import sys
 
 import jwt
 import pytest
@@ -962,3 +963,26 @@ def test_property_extra_headers_survive(claim_key, extra):
     verified_header = _jose.verify(token, claim_key.public_key(), "ES256")[0]
     assert _same_json(verified_header, header)
     assert verified_header["alg"] == "ES256"
+
+
+def _fake_jwt(tmp_path, monkeypatch, files):
+    package = tmp_path / "jwt"
+    package.mkdir()
+    for name, text in files.items():
+        (package / name).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "jwt", raising=False)
+
+
+def test_missing_dependencies_reads_an_old_pyjwt_version_without_importing_it(tmp_path, monkeypatch):
+    _fake_jwt(tmp_path, monkeypatch, {"__init__.py": 'raise ImportError("must not be imported")\n'
+                                                     '__version__ = "2.3.0"\n', "api_jws.py": ""})
+    assert _jose.missing_dependencies() == [("PyJWT >= 2.4.0 (found 2.3.0)", None)]
+    assert "jwt" not in sys.modules
+
+
+def test_missing_dependencies_imports_a_jwt_package_that_is_not_pyjwt(tmp_path, monkeypatch):
+    _fake_jwt(tmp_path, monkeypatch, {"__init__.py": '__version__ = "9.9.9"\n'})
+    missing = _jose.missing_dependencies()
+    assert [requirement for requirement, _trace in missing] == ["PyJWT >= 2.4.0"]
+    assert "is not PyJWT" in missing[0][1]
