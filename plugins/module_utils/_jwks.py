@@ -215,22 +215,84 @@ def render(keys):
     return _jose.jwks_document({"keys": list(keys)})
 
 
-def check_budget(document, key_count, max_keys=None, max_bytes=None):
-    """Refuse a JWKS with more than ``max_keys`` keys or ``max_bytes`` bytes (None: no limit)."""
+#: What to do about a JWKS over budget (named in every budget message).
+BUDGET_FIXES = ("use a smaller key type (EC P-256 or Ed25519 instead of RSA), publish without x5c (no certificates), "
+                "split the fleet into issuer shards (selfjwt_shard_count or selfjwt_shard_groups), or share one key "
+                "per site (edge_keys_key_scope=site)")
+
+
+def _key_label(jwk):
+    """Short type of a public JWK for budget messages: RSA-2048, EC P-256, Ed25519, ... (+ x5c)."""
+    kty = jwk.get("kty")
+    if kty == "RSA":
+        try:
+            label = "RSA-%d" % _jose.b64url_to_uint(jwk["n"], "n").bit_length()
+        except Exception:  # pylint: disable=broad-exception-caught
+            label = "RSA"
+    elif kty == "EC":
+        label = "EC %s" % jwk.get("crv")
+    else:
+        label = str(jwk.get("crv") or kty)
+    return label + (" with x5c" if jwk.get("x5c") else "")
+
+
+def composition(keys):
+    """[(key type, count, about bytes)] of ``keys`` (public JWK dicts), largest share first."""
+    shares = {}
+    for jwk in keys:
+        label = _key_label(jwk)
+        count, size = shares.get(label, (0, 0))
+        text = json.dumps(jwk, indent=2)
+        # In the document each member line is indented two levels deeper, and keys are comma-separated.
+        shares[label] = (count + 1, size + len(text) + 4 * (text.count("\n") + 1) + 2)
+    return sorted(((label, count, size) for label, (count, size) in shares.items()), key=lambda item: -item[2])
+
+
+def _describe(keys):
+    if keys is None:
+        return ""
+    parts = ["%d %s (about %d bytes, %d per key)" % (count, label, size, size // count)
+             for label, count, size in composition(keys)]
+    return "; by key type: %s" % ", ".join(parts) if parts else ""
+
+
+def check_budget(document, key_count, max_keys=None, max_bytes=None, keys=None):
+    """Refuse a JWKS with more than ``max_keys`` keys or ``max_bytes`` bytes (None or 0: no limit).
+
+    ``keys`` (the JWK dicts of the document, optional) lets the message say which key types
+    take the room. Returns the size of ``document`` in bytes.
+    """
     size = len(document.encode("utf-8"))
-    hint = ("use a smaller key type (EC P-256 or Ed25519 instead of RSA), publish without x5c, "
-            "split the fleet into shards, or share site keys")
-    if max_keys is not None and key_count > max_keys:
-        raise _jose.JoseError("the JWKS would hold %d keys, more than the budget of %d keys; nothing was "
-                              "published: %s" % (key_count, max_keys, hint))
-    if max_bytes is not None and size > max_bytes:
-        raise _jose.JoseError("the JWKS would be %d bytes, more than the budget of %d bytes; nothing was "
-                              "published: %s" % (size, max_bytes, hint))
+    over = []
+    if max_keys and key_count > max_keys:
+        over.append("%d keys, more than the budget of %d keys" % (key_count, max_keys))
+    if max_bytes and size > max_bytes:
+        over.append("%d bytes, more than the budget of %d bytes" % (size, max_bytes))
+    if over:
+        needed = max(-(-key_count // max_keys) if max_keys else 1, -(-size // max_bytes) if max_bytes else 1)
+        raise _jose.JoseError(
+            "the JWKS would hold %s (%d keys, %d bytes%s); nothing was published. Fix: %s; at this size the keys "
+            "need at least %d JWKS of this budget, and twice that to leave room for a rotation (two key "
+            "generations per host)" % (" and ".join(over), key_count, size, _describe(keys), BUDGET_FIXES, needed))
     return size
 
 
+def budget_warnings(size, key_count, max_keys=None, max_bytes=None, warn_percent=None, keys=None):
+    """Warnings when the JWKS uses more than ``warn_percent`` % of a budget (no room for a rotation)."""
+    if not warn_percent:
+        return []
+    warnings = []
+    for used, limit, unit in ((key_count, max_keys, "keys"), (size, max_bytes, "bytes")):
+        if limit and used * 100 > limit * warn_percent:
+            warnings.append(
+                "the JWKS holds %d %s, %d%% of its budget of %d %s (warning above %d%%): a rotation publishes a "
+                "second key per host and may then exceed the budget%s. Plan ahead: %s"
+                % (used, unit, used * 100 // limit, limit, unit, warn_percent, _describe(keys), BUDGET_FIXES))
+    return warnings
+
+
 def plan(keys=None, existing=None, revoke=None, merge=False, allow_empty=False, max_keys=None,
-         max_bytes=None, what="keys", existing_what="the published JWKS"):
+         max_bytes=None, what="keys", existing_what="the published JWKS", budget_warn_percent=None):
     """Work out the JWKS to publish; nothing is written.
 
     :param keys: key inputs, see :func:`collect_keys`.
@@ -242,7 +304,10 @@ def plan(keys=None, existing=None, revoke=None, merge=False, allow_empty=False, 
         replaces the existing key of the same kid when both are the same key (new ``x5c``,
         for example); a kid reused for another key is refused.
     :param allow_empty: allow a JWKS without keys (every token is then rejected).
-    :param max_keys: budget, see :func:`check_budget`.
+    :param max_keys: budget, see :func:`check_budget` (``max_bytes`` too); checked against what is
+        published, so during a rotation both key generations count.
+    :param budget_warn_percent: warn when more than this share of a budget is used, see
+        :func:`budget_warnings`.
     :returns: dict with ``document`` (text), ``jwks`` (dict), ``kids``, ``added``, ``removed``,
         ``updated``, ``revoked``, ``revoke_not_found`` (sorted kid lists compared with
         ``existing``), ``changed`` (``document`` differs from ``existing`` byte for byte),
@@ -297,7 +362,8 @@ def plan(keys=None, existing=None, revoke=None, merge=False, allow_empty=False, 
             "public keys to publish in %s, or set allow_empty=true to publish an empty key set on purpose" % what)
 
     document = render(final.values())
-    size = check_budget(document, len(final), max_keys, max_bytes)
+    size = check_budget(document, len(final), max_keys, max_bytes, keys=final.values())
+    warnings.extend(budget_warnings(size, len(final), max_keys, max_bytes, budget_warn_percent, keys=final.values()))
     old_by_kid = dict((key["kid"], key) for key in old_raw or [] if isinstance(key.get("kid"), str))
     return {
         "document": document,
