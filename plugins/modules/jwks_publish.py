@@ -109,6 +109,33 @@ options:
         unless this is V(true), for example to cut off every host on purpose.
     type: bool
     default: false
+  max_keys:
+    description:
+      - Budget of the JWKS in keys. A JWKS with more keys is refused before anything is written, with a message that
+        names the key count, the key types and the fixes (smaller key type, no x5c, issuer shards, site keys).
+      - V(0) (the default) means no limit on the number of keys, because key count limits differ between validators (AWS
+        IAM OIDC federation, for example, uses at most 100 keys of a JWKS), so set it for the validator that reads
+        this JWKS.
+      - The check counts what is published. During a rotation a host publishes two keys, so the budget must have
+        room for both generations (see O(budget_warn_percent)).
+    type: int
+    default: 0
+  max_bytes:
+    description:
+      - Budget of the JWKS in bytes (the size of RV(document)). A larger JWKS is refused before anything is written,
+        like O(max_keys). V(0) means no limit.
+      - The default of 1 MiB is the most Kubernetes keeps in one ConfigMap, from which a JWKS for Kyma is served.
+        Istio's istiod inlines the whole JWKS into the configuration of every proxy that enforces the APIRule,
+        on every push, so a JWKS far smaller than that is better. Validators may accept less (nimbus-jose-jwt, for
+        example, reads at most 51,200 bytes by default).
+    type: int
+    default: 1048576
+  budget_warn_percent:
+    description:
+      - Warn when the JWKS uses more than this percentage of O(max_keys) or O(max_bytes). V(50) warns when a rotation
+        of every key (two generations published) would no longer fit. V(0) never warns.
+    type: int
+    default: 50
   issuer:
     description:
       - The issuer (the tokens' C(iss) and the APIRule's C(issuer)) for an OpenID Connect discovery
@@ -171,6 +198,15 @@ EXAMPLES = r"""
     dest: /srv/jwks/jwks.json
   delegate_to: localhost
   run_once: true
+
+- name: Publish for a validator that reads at most 100 keys and 50 KiB
+  selfjwt.kyma.jwks_publish:
+    keys: "{{ ansible_play_hosts | map('extract', hostvars, ['edge_key', 'jwk']) | list }}"
+    dest: /srv/jwks/jwks.json
+    max_keys: 100
+    max_bytes: 51200
+  run_once: true
+  delegate_to: localhost
 
 - name: Only assemble the JWKS, to be put into a ConfigMap
   selfjwt.kyma.jwks_publish:
@@ -251,7 +287,7 @@ revoke_not_found:
   elements: str
   sample: []
 size:
-  description: Size of RV(document) in bytes.
+  description: Size of RV(document) in bytes (what O(max_bytes) is compared with).
   returned: success
   type: int
   sample: 235
@@ -361,6 +397,9 @@ def publish(module):
     # A private JWK given by mistake must not show up in the logged module arguments either.
     given = list(params["keys"]) + ([params["current"]] if params["current"] is not None else [])
     module.no_log_values.update(_jwks.secret_values(given))
+    for name in ("max_keys", "max_bytes", "budget_warn_percent"):
+        if params[name] < 0:
+            module.fail_json(msg="%s must be 0 (no limit) or more, got %d" % (name, params[name]))
     # Refuse a bad mode, owner or group before anything is written.
     check_mode_option(params["mode"])
     _requested_ids(module)
@@ -375,7 +414,8 @@ def publish(module):
             existing = params["current"] if params["current"] not in (None, "", {}) else None
             existing_what = "the current JWKS"
         plan = _jwks.plan(params["keys"], existing, params["revoke"], params["merge"], params["allow_empty"],
-                          existing_what=existing_what)
+                          max_keys=params["max_keys"], max_bytes=params["max_bytes"], existing_what=existing_what,
+                          budget_warn_percent=params["budget_warn_percent"])
 
         discovery, discovery_text, discovery_old = None, None, None
         if params["issuer"]:
@@ -426,6 +466,9 @@ def main():
             revoke=dict(type="list", elements="str", default=[]),
             merge=dict(type="bool", default=False),
             allow_empty=dict(type="bool", default=False),
+            max_keys=dict(type="int", default=0),
+            max_bytes=dict(type="int", default=1048576),
+            budget_warn_percent=dict(type="int", default=50),
             issuer=dict(type="str"),
             jwks_uri=dict(type="str"),
             discovery_dest=dict(type="path"),
