@@ -279,3 +279,38 @@ def test_the_apirule_never_changed(rotation):
     assert before == after and ISSUER.encode() in after
     assert "changed: [localhost] => (item=jwks-configmap.yaml)" in rotation["second_output"]
     assert "changed: [localhost] => (item=apirule.yaml)" not in rotation["second_output"]
+
+
+@pytest.fixture(scope="module")
+def revocation(rotation):
+    """After the rotation: cut edge-02 off with playbooks/revoke.yml, deleting its private keys."""
+    demo_dir = rotation["dir"]
+    command, env = _rotate_command(demo_dir)
+    command[3] = os.path.join(REPO, "playbooks", "revoke.yml")
+    command[-1] = json.dumps({"revoke_host": "edge-02", "revoke_delete_keys": True})
+    rings = dict((host, open(os.path.join(_host_dir(demo_dir, host), "keys", "signing.pem.ring.json"), "rb").read())
+                 for host in HOSTS)
+    with open(os.path.join(demo_dir, "manifests", "jwks.json"), encoding="utf-8") as handle:
+        before = json.load(handle)
+    done = subprocess.run(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          timeout=PLAYBOOK_TIMEOUT, check=False)
+    with open(os.path.join(demo_dir, "manifests", "jwks.json"), encoding="utf-8") as handle:
+        after = json.load(handle)
+    return {"rc": done.returncode, "output": done.stdout.decode("utf-8", "replace"), "rings": rings,
+            "before": before, "after": after, "dir": demo_dir}
+
+
+def test_revoke_cuts_one_host_off_and_leaves_the_others(revocation):
+    assert revocation["rc"] == 0, revocation["output"][-6000:]
+    demo_dir = revocation["dir"]
+    revoked = _ring(demo_dir, "edge-02")
+    revoked_kids = [key["kid"] for key in revoked["keys"] if key["state"] == "revoked"]
+    assert len(revoked_kids) == 1 and all(key["state"] in ("revoked", "retired") for key in revoked["keys"])
+    assert not os.path.exists(os.path.join(_host_dir(demo_dir, "edge-02"), "keys", "signing.pem"))
+    before = set(key["kid"] for key in revocation["before"]["keys"])
+    after = set(key["kid"] for key in revocation["after"]["keys"])
+    assert after == before - set(revoked_kids) and len(after) == 2
+    for host in ("edge-01", "edge-03"):
+        path = os.path.join(_host_dir(demo_dir, host), "keys", "signing.pem.ring.json")
+        assert open(path, "rb").read() == revocation["rings"][host], host
+    assert "Revoked kids: %s" % revoked_kids[0] in revocation["output"]
