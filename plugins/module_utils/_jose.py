@@ -89,6 +89,8 @@ _STRICT_JSON = json.JSONEncoder(allow_nan=False)
 # Compact JSON as PyJWT writes it into tokens (header members sorted, claims in order).
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _COMPACT_SORTED_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True, allow_nan=False)
+# RFC 7638 section 3: members sorted, no whitespace, UTF-8.
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 class JoseError(Exception):
@@ -190,9 +192,12 @@ def b64url_encode(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_B64URL_PATTERN = re.compile(r"^[A-Za-z0-9_-]*$")
+
+
 def b64url_decode(text, what="value"):
     """Strict base64url decoding (no padding, no foreign characters)."""
-    if not isinstance(text, str) or not re.match(r"^[A-Za-z0-9_-]*$", text):
+    if not isinstance(text, str) or not _B64URL_PATTERN.match(text):
         raise JoseError("%s is not base64url text without padding" % what)
     if len(text) % 4 == 1:
         raise JoseError("%s has an impossible base64url length" % what)
@@ -489,8 +494,26 @@ def thumbprint(jwk, hash_name="sha256"):
         required = dict((name, jwk[name]) for name in THUMBPRINT_MEMBERS[kty])
     except KeyError as exc:
         raise JoseError("JWK of kty %s lacks member %s" % (kty, exc))
-    canonical = json.dumps(required, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return b64url_encode(hashlib.new(hash_name, canonical.encode("utf-8")).digest())
+    # Thumbprints of the same members are asked for again and again when a JWKS is checked.
+    cache_key = (hash_name,) + tuple(required.values()) if all(
+        isinstance(value, str) for value in required.values()) else None
+    if cache_key is not None and cache_key in _THUMBPRINTS:
+        return _THUMBPRINTS[cache_key]
+    if cache_key is not None and all(_PLAIN_JSON_TEXT.match(value) for value in required.values()):
+        # Texts that JSON writes as they are (base64url numbers, curve names): no encoder needed.
+        canonical = "{%s}" % ",".join('"%s":"%s"' % (name, required[name]) for name in THUMBPRINT_MEMBERS[kty])
+    else:
+        canonical = _CANONICAL_JSON.encode(required)
+    result = b64url_encode(hashlib.new(hash_name, canonical.encode("utf-8")).digest())
+    if cache_key is not None:
+        if len(_THUMBPRINTS) >= _PUBLIC_MEMBERS_LIMIT:
+            _THUMBPRINTS.clear()
+        _THUMBPRINTS[cache_key] = result
+    return result
+
+
+_THUMBPRINTS = {}
+_PLAIN_JSON_TEXT = re.compile(r"^[A-Za-z0-9_.~+/=-]*\Z")
 
 
 def key_thumbprint(key):
@@ -546,19 +569,77 @@ def jwk_to_public_key(jwk, what="JWK"):
     """
     if not isinstance(jwk, dict):
         raise JoseError("%s must be a JSON object, got %s" % (what, type(jwk).__name__))
-    private = sorted(name for name in PRIVATE_JWK_MEMBERS if name in jwk)
+    private = [] if jwk.keys().isdisjoint(PRIVATE_JWK_MEMBERS) else sorted(
+        name for name in PRIVATE_JWK_MEMBERS if name in jwk)
     if private:
         raise JoseError("%s contains private or secret key material (%s): publish public keys only"
                         % (what, ", ".join(private)))
     kty = jwk.get("kty")
+    members, key = _public_members(jwk, kty, what)
+    normalized = members
+    kid = jwk.get("kid")
+    normalized["kid"] = check_kid(kid) if kid is not None else thumbprint(normalized)
+    if "use" in jwk:
+        if jwk["use"] != "sig":
+            raise JoseError("%s has use %r: keys that verify JWTs need use 'sig'" % (what, jwk["use"]))
+    normalized["use"] = "sig"
+    if jwk.get("alg") is not None:
+        try:
+            normalized["alg"] = _check_public_algorithm(kty, members.get("crv"), key, jwk["alg"])
+        except JoseError as exc:
+            raise JoseError("%s: %s" % (what, exc))
+    if "x5c" in jwk:
+        normalized.update(_check_x5c(jwk, key, what))
+    return ordered_jwk(normalized), key
+
+
+#: Validated key members and public keys by the JWK's member texts. A JWKS merge meets every
+#: key twice (in the existing document and in the input); the same texts validate the same
+#: way, and failures are never kept.
+_PUBLIC_MEMBERS = {}
+_PUBLIC_MEMBERS_LIMIT = 100000
+_MEMBER_NAMES = {"RSA": ("n", "e"), "EC": ("crv", "x", "y"), "OKP": ("crv", "x")}
+
+
+def clear_caches():
+    """Forget every cached key fact (for tests and benchmarks that measure a fresh process)."""
+    _PUBLIC_MEMBERS.clear()
+    _THUMBPRINTS.clear()
+    _SIGNING_FACTS.clear()
+
+
+def _public_members(jwk, kty, what):
+    """(normalized key members, public key object) of a JWK whose private members were refused."""
+    names = _MEMBER_NAMES.get(kty) if isinstance(kty, str) else None
+    texts = (kty,) + tuple(jwk.get(name) for name in names) if names else None
+    if texts is not None and all(isinstance(text, str) for text in texts):
+        known = _PUBLIC_MEMBERS.get(texts)
+        if known is not None:
+            return dict(known[0]), known[1]
+    else:
+        texts = None
+    members, key = _decode_public_members(jwk, kty, what)
+    if texts is not None:
+        if len(_PUBLIC_MEMBERS) >= _PUBLIC_MEMBERS_LIMIT:
+            _PUBLIC_MEMBERS.clear()
+        _PUBLIC_MEMBERS[texts] = (dict(members), key)
+    return members, key
+
+
+def _decode_public_members(jwk, kty, what):
     try:
+        # The normalized members are encoded from the decoded numbers, exactly as
+        # jwk_key_members() would encode them from the key object built here.
         if kty == "RSA":
             _require(jwk, ("n", "e"), what)
             n = b64url_to_uint(jwk["n"], "%s member n" % what)
             e = b64url_to_uint(jwk["e"], "%s member e" % what)
             if e < 3 or e % 2 == 0:
                 raise JoseError("%s has an invalid RSA exponent" % what)
+            members = {"kty": "RSA", "n": uint_to_b64url(n), "e": uint_to_b64url(e)}
             key = rsa.RSAPublicNumbers(e, n).public_key()
+            if n.bit_length() < MIN_RSA_BITS:
+                check_key(key)
         elif kty == "EC":
             _require(jwk, ("crv", "x", "y"), what)
             crv = jwk["crv"]
@@ -570,9 +651,10 @@ def jwk_to_public_key(jwk, what="JWK"):
             if len(x_raw) != size or len(y_raw) != size:
                 raise JoseError("%s coordinates must be %d bytes long for %s (RFC 7518 section 6.2.1.2)"
                                 % (what, size, crv))
-            curve = getattr(ec, CURVE_BY_NAME[crv][0].upper())()
-            key = ec.EllipticCurvePublicNumbers(int.from_bytes(x_raw, "big"), int.from_bytes(y_raw, "big"),
-                                                curve).public_key()
+            members = {"kty": "EC", "crv": crv, "x": b64url_encode(x_raw), "y": b64url_encode(y_raw)}
+            # from_encoded_point refuses points that are not on the curve, as the numbers API does.
+            key = ec.EllipticCurvePublicKey.from_encoded_point(getattr(ec, CURVE_BY_NAME[crv][0].upper())(),
+                                                               b"\x04" + x_raw + y_raw)
         elif kty == "OKP":
             _require(jwk, ("crv", "x"), what)
             if jwk["crv"] != "Ed25519":
@@ -580,6 +662,7 @@ def jwk_to_public_key(jwk, what="JWK"):
             raw = b64url_decode(jwk["x"], "%s member x" % what)
             if len(raw) != 32:
                 raise JoseError("%s member x must be 32 bytes for Ed25519" % what)
+            members = {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(raw)}
             key = ed25519.Ed25519PublicKey.from_public_bytes(raw)
         elif kty == "oct":
             raise JoseError("%s is a symmetric (oct) key: publish public keys only" % what)
@@ -587,22 +670,15 @@ def jwk_to_public_key(jwk, what="JWK"):
             raise JoseError("%s has unknown kty %r: use RSA, EC or OKP" % (what, kty))
     except ValueError as exc:
         raise JoseError("%s is not a valid %s key: %s" % (what, kty, exc))
-    check_key(key)
-    normalized = jwk_key_members(key)
-    kid = jwk.get("kid")
-    normalized["kid"] = check_kid(kid) if kid is not None else thumbprint(normalized)
-    if "use" in jwk:
-        if jwk["use"] != "sig":
-            raise JoseError("%s has use %r: keys that verify JWTs need use 'sig'" % (what, jwk["use"]))
-    normalized["use"] = "sig"
-    if jwk.get("alg") is not None:
-        try:
-            normalized["alg"] = check_algorithm(key, jwk["alg"])
-        except JoseError as exc:
-            raise JoseError("%s: %s" % (what, exc))
-    if "x5c" in jwk:
-        normalized.update(_check_x5c(jwk, key, what))
-    return ordered_jwk(normalized), key
+    return members, key
+
+
+def _check_public_algorithm(family, crv, key, algorithm):
+    """check_algorithm() for a public key whose family (and curve) are known: the common cases fast."""
+    if isinstance(algorithm, str) and ALGORITHMS.get(algorithm) == family and (
+            family != "EC" or EC_ALG_CURVE[algorithm] == crv):
+        return algorithm
+    return check_algorithm(key, algorithm)
 
 
 def _require(jwk, names, what):
@@ -665,7 +741,38 @@ def key_input_to_jwk(item, what="key"):
 def jwks_document(jwks):
     """Deterministic JSON text of a JWKS: keys sorted by kid, members in a fixed order."""
     keys = sorted((ordered_jwk(key) for key in jwks.get("keys", [])), key=lambda k: k["kid"])
-    return json.dumps({"keys": keys}, indent=2, sort_keys=False, ensure_ascii=True) + "\n"
+    rendered = [_indented_jwk(key) for key in keys]
+    if not keys or None in rendered:
+        return json.dumps({"keys": keys}, indent=2, sort_keys=False, ensure_ascii=True) + "\n"
+    # The same text as json.dumps(indent=2) above, which runs in pure Python (its C encoder
+    # does not indent) and so took most of the time of a 10,000-key JWKS.
+    return '{\n  "keys": [\n%s\n  ]\n}\n' % ",\n".join(rendered)
+
+
+def _indented_jwk(jwk):
+    """One JWK as json.dumps(indent=2) writes it at depth 2, or None when it holds other than strings."""
+    lines = []
+    for name, value in jwk.items():
+        if isinstance(value, str):
+            prefix = _MEMBER_PREFIXES.get(name)
+            if prefix is None:
+                prefix = "      %s: " % _json_string(name)
+            lines.append(prefix + json.encoder.encode_basestring_ascii(value))
+        elif isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+            lines.append("      %s: [\n%s\n      ]" % (
+                _json_string(name), ",\n".join("        " + _json_string(item) for item in value)))
+        else:
+            return None
+    if not lines:
+        return None
+    return "    {\n%s\n    }" % ",\n".join(lines)
+
+
+def _json_string(text):
+    return json.encoder.encode_basestring_ascii(text)
+
+
+_MEMBER_PREFIXES = dict((name, '      "%s": ' % name) for name in PUBLIC_JWK_MEMBERS)
 
 
 def discovery_document(issuer, jwks_uri, algorithms):

@@ -986,3 +986,50 @@ def test_missing_dependencies_imports_a_jwt_package_that_is_not_pyjwt(tmp_path, 
     missing = _jose.missing_dependencies()
     assert [requirement for requirement, _trace in missing] == ["PyJWT >= 2.4.0"]
     assert "is not PyJWT" in missing[0][1]
+
+
+def _some_jwks():
+    keys = [_jose.generate_private_key("ec", curve=curve) for curve in ("P-256", "P-384", "P-521")]
+    keys += [_jose.generate_private_key("ed25519"), _jose.generate_private_key("rsa", size=2048)]
+    jwks = [_jose.public_jwk(key) for key in keys]
+    jwks.append(_jose.public_jwk(keys[0], kid="with-x5c",
+                                 certificates=[_jose.self_signed_certificate(keys[0], "edge-01")]))
+    return jwks
+
+
+def test_jwks_document_is_the_text_json_dumps_writes():
+    jwks = _some_jwks()
+    expected = json.dumps({"keys": sorted(jwks, key=lambda k: k["kid"])}, indent=2, ensure_ascii=True) + "\n"
+    assert _jose.jwks_document({"keys": jwks}) == expected
+    assert _jose.jwks_document({"keys": []}) == json.dumps({"keys": []}, indent=2) + "\n"
+    odd = dict(jwks[0], kid="odd", x5c=[], extra=None)
+    expected = json.dumps({"keys": [_jose.ordered_jwk(odd)]}, indent=2, ensure_ascii=True) + "\n"
+    assert _jose.jwks_document({"keys": [odd]}) == expected
+
+
+def test_validated_jwks_are_remembered_but_checked_again_for_everything_else():
+    _jose.clear_caches()
+    jwks = _some_jwks()
+    first = [_jose.key_input_to_jwk(dict(jwk)) for jwk in jwks]
+    again = [_jose.key_input_to_jwk(dict(jwk)) for jwk in jwks]
+    assert first == again
+    again[0]["kty"] = "changed"
+    assert _jose.key_input_to_jwk(dict(jwks[0]))["kty"] == "EC"
+    # The same numbers with a private member, a wrong alg or a damaged coordinate are still refused.
+    with pytest.raises(_jose.JoseError, match="private"):
+        _jose.key_input_to_jwk(dict(jwks[0], d="AAAA"))
+    with pytest.raises(_jose.JoseError, match="needs"):
+        _jose.key_input_to_jwk(dict(jwks[0], alg="ES384"))
+    flipped = jwks[0]["y"][:-2] + ("A" if jwks[0]["y"][-2] != "A" else "B") + jwks[0]["y"][-1]
+    with pytest.raises(_jose.JoseError, match="not a valid EC key"):
+        _jose.key_input_to_jwk(dict(jwks[0], y=flipped))
+    with pytest.raises(_jose.JoseError, match="not a valid EC key"):
+        _jose.key_input_to_jwk(dict(jwks[0], y=flipped))
+
+
+def test_thumbprint_without_the_encoder_matches_rfc7638_canonical_json():
+    for jwk in _some_jwks() + [{"kty": "EC", "crv": "P-256", "x": 'a"b', "y": "\u00e9"}]:
+        members = dict((name, jwk[name]) for name in _jose.THUMBPRINT_MEMBERS[jwk["kty"]])
+        canonical = json.dumps(members, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        expected = _jose.b64url_encode(hashlib.sha256(canonical.encode("utf-8")).digest())
+        assert _jose.thumbprint(jwk) == expected
