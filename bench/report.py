@@ -129,6 +129,11 @@ def markdown(results):
              "interleaved in shuffled rounds, by CPU time (in-process: the process's CPU time; commands: user + "
              "system time of the command and all its children), which waiting for a busy CPU does not inflate."
              % (meta["mode"], meta["date"], meta.get("commit"), meta["python"], meta["cpus"], meta["load_average"]))
+    runs = meta.get("section_runs") or {}
+    if len(set(json.dumps(run, sort_keys=True) for run in runs.values())) > 1:
+        intro += " Sections come from separate runs (`--update`): " + "; ".join(
+            "%s: %s at commit %s, load average %s" % (name, run["date"], run["commit"], run["load_average"])
+            for name, run in sorted(runs.items()) if run) + "."
     lines = ["# selfjwt.kyma benchmarks", "", intro, "",
              "| Measurement | Ratio (median) | p10-p90 of paired ratios | Target | Verdict |",
              "|---|---|---|---|---|"]

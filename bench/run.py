@@ -71,6 +71,9 @@ def parse_args(argv):
                         help="run the fleet playbooks without ANSIBLE_PIPELINING (both sides)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the shuffled orders (default: random)")
     parser.add_argument("--out", default=os.path.join(HERE, "results"), help="results directory")
+    parser.add_argument("--update", action="store_true",
+                        help="keep the sections of the existing results file that this run does not measure "
+                             "(each section records the run it comes from)")
     parser.add_argument("--render", metavar="JSON", default=None,
                         help="measure nothing: write the Markdown table and the plot again from a results JSON")
     args = parser.parse_args(argv)
@@ -127,6 +130,20 @@ def main(argv=None):
         },
         "sections": {},
     }
+    run_info = dict((name, results["meta"][name]) for name in ("date", "commit", "load_average", "command"))
+    if args.update:
+        previous_path = os.path.join(args.out, "%s.json" % stem)
+        if os.path.exists(previous_path):
+            with open(previous_path, encoding="utf-8") as handle:
+                previous = json.load(handle)
+            origins = previous["meta"].get("section_runs") or dict(
+                (name, dict((key, previous["meta"].get(key)) for key in run_info)) for name in previous["sections"])
+            for name, section in previous["sections"].items():
+                if name not in args.sections:
+                    results["sections"][name] = section
+                    results["meta"].setdefault("section_runs", {})[name] = origins.get(name)
+    for name in args.sections:
+        results["meta"].setdefault("section_runs", {})[name] = run_info
     started = time.perf_counter()
     failed = []
     for name in SECTIONS:
