@@ -397,7 +397,22 @@ class Ring(object):
                 found[name[len(prefix):]] = os.path.join(directory, name)
         return found
 
+    def _remove_stale_temp_files(self):
+        """Temporary files of writers killed mid-write (partial private keys): see _files."""
+        if self.check_mode:
+            return
+        _files.remove_stale_temp_files(state_path(self.path))
+        directory = os.path.dirname(os.path.abspath(self.path))
+        pattern = re.compile(r"^\.%s\.([A-Za-z0-9_-]{43})\.[A-Za-z0-9_]+\.tmp$" % re.escape(os.path.basename(self.path)))
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return
+        for kid in sorted(set(match.group(1) for match in map(pattern.match, names) if match)):
+            _files.remove_stale_temp_files(key_file(self.path, kid))
+
     def _reconcile_files(self):
+        self._remove_stale_temp_files()
         files = self._key_files()
         for kid, path in sorted(files.items()):
             entry = self.entry(kid)

@@ -20,6 +20,7 @@ __metaclass__ = type
 import json
 import os
 import stat
+import time
 
 import pytest
 
@@ -447,3 +448,18 @@ def test_no_key_no_ring(tmp_path):
 def test_timing_rejects_negative_values():
     with pytest.raises(KeyringError, match="propagation_window"):
         Timing(-1, L, S)
+
+
+def test_stale_temporary_key_files_of_killed_writers_are_removed(key_path):
+    directory = os.path.dirname(key_path)
+    stale = os.path.join(directory, ".signing.pem.%s.abc123.tmp" % ("B" * 43))
+    fresh = os.path.join(directory, ".signing.pem.%s.def456.tmp" % ("C" * 43))
+    state_tmp = os.path.join(directory, ".signing.pem.ring.json.xyz789.tmp")
+    for path in (stale, fresh, state_tmp):
+        _files.write_atomic(path, b"-----BEGIN PRIVATE KEY-----\npartial")
+    old = time.time() - 3600   # _files judges staleness by the real clock
+    os.utime(stale, (old, old))
+    os.utime(state_tmp, (old, old))
+    _keyring.run(spec(key_path), "auto", Timing(W, L, S), now=T0)
+    assert not os.path.exists(stale) and not os.path.exists(state_tmp)
+    assert os.path.exists(fresh)   # may belong to a writer that is still running
