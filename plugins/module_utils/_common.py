@@ -26,7 +26,9 @@ def check_dependencies(module):
     missing = _jose.missing_dependencies()
     if missing:
         requirement, trace = missing[0]
-        module.fail_json(msg=missing_required_lib(requirement), exception=trace)
+        # missing_libraries tells a playbook (the edge_keys role) this failure from any other.
+        module.fail_json(msg=missing_required_lib(requirement), exception=trace,
+                         missing_libraries=[name for name, _trace in missing])
 
 
 def check_mode_option(mode):

@@ -534,18 +534,21 @@ def _lock_unless(check_mode, path):
         yield
 
 
-def ensure_present(spec, check_mode=False, backup=None, key_mode=KEY_MODE, uid=None, gid=None):
+def ensure_present(spec, check_mode=False, backup=None, key_mode=KEY_MODE, uid=None, gid=None, check_parent=True):
     """Make sure the key (and certificate) exist as the spec says; returns the result dict.
 
     ``backup`` is a callable that copies a file aside and returns the copy's path (the
     module passes ``AnsibleModule.backup_local``); it is used when ``spec.backup`` is true.
     ``key_mode``, ``uid`` and ``gid`` are given to new files before their first byte is
     written (see :meth:`KeypairBackend._write`); the caller applies the remaining attributes.
+    ``check_parent=False`` (check mode only: a directory the caller would create) plans as if
+    the files did not exist instead of refusing a missing directory.
     """
     backend = KeypairBackend(spec, check_mode=check_mode, backup=backup, key_mode=key_mode, uid=uid, gid=gid)
-    _files.check_parent_dir(spec.path, "private key")
-    if spec.certificate_path:
-        _files.check_parent_dir(spec.certificate_path, "certificate")
+    if check_parent:
+        _files.check_parent_dir(spec.path, "private key")
+        if spec.certificate_path:
+            _files.check_parent_dir(spec.certificate_path, "certificate")
     with _lock_unless(check_mode, spec.path):
         backend.load_existing()
         backend.plan()

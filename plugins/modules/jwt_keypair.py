@@ -181,6 +181,28 @@ options:
         or removed. The copy keeps the file mode.
     type: bool
     default: false
+  parent_mode:
+    description:
+      - Make sure the directory of O(path) exists with this mode (octal such as V(0700), or symbolic).
+        Missing directories are created (with their missing parents), and get this mode and the key's
+        O(owner) and O(group); an existing directory gets this mode and the key's O(owner) and O(group).
+      - Unset (the default), the directory must exist and is left alone.
+      - Saves a separate M(ansible.builtin.file) task (a second module run per host) before this module.
+    type: raw
+  passphrase_file:
+    description:
+      - A file for the passphrase of the encrypted key, for signers that run unattended (such as the token
+        refresher of the P(selfjwt.kyma.edge_keys#role) role).
+      - With O(store_passphrase=true) the module keeps O(passphrase) in this file, written atomically with mode
+        V(0600) and the key's O(owner) and O(group) from the first byte. Otherwise it removes the file if it
+        exists, so no passphrase stays on the host that nothing needs. With O(state=absent) it is removed too.
+      - The passphrase is never returned or shown in a diff; the diff shows whether the file exists.
+    type: path
+  store_passphrase:
+    description:
+      - Keep O(passphrase) in O(passphrase_file). Needs both.
+    type: bool
+    default: false
 notes:
   - The key file is written in PKCS#8 PEM format. Existing keys in PKCS#1 (C(BEGIN RSA PRIVATE KEY)) or
     SEC1 (C(BEGIN EC PRIVATE KEY)) format are used as they are and not rewritten.
@@ -337,7 +359,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _keypair
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, run_module
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
@@ -361,7 +383,83 @@ def argument_spec():
         certificate_valid_days=dict(type="int", default=3650),
         regenerate=dict(type="str", default="fail", choices=list(_keypair.REGENERATE_CHOICES)),
         backup=dict(type="bool", default=False),
+        parent_mode=dict(type="raw"),
+        passphrase_file=dict(type="path", no_log=False),
+        store_passphrase=dict(type="bool", default=False),
     )
+
+
+def _ensure_parent(module, path):
+    """O(parent_mode): the key's directory exists with that mode, owner and group; returns changed."""
+    mode = module.params["parent_mode"]
+    if mode is None:
+        return False
+    check_mode_option(mode)
+    directory = os.path.dirname(os.path.abspath(path))
+    missing = []
+    current = directory
+    while not os.path.lexists(current):
+        missing.append(current)
+        current = os.path.dirname(current)
+    if not os.path.isdir(current):
+        raise FileError("%s is not a directory, so the private key %s cannot be below it: give a path in a "
+                        "directory" % (current, path))
+    file_args = module.load_file_common_arguments(module.params)
+    changed = bool(missing)
+    for created in reversed(missing):
+        if module.check_mode:
+            break
+        try:
+            os.mkdir(created, 0o700)
+        except OSError as exc:
+            raise FileError("cannot create the directory %s for the private key %s: %s"
+                            % (created, path, exc.strerror or exc))
+        module.set_fs_attributes_if_different(dict(file_args, path=created, mode=mode, attributes=None), True)
+    if not missing:
+        changed = module.set_fs_attributes_if_different(
+            dict(file_args, path=directory, mode=mode, attributes=None), False)
+    return changed
+
+
+def _check_passphrase_file(path, key_path, store):
+    """Refuse an unusable O(passphrase_file) before anything is written."""
+    if path is None:
+        return
+    _files.check_path(path, "passphrase file")
+    if os.path.isdir(path):
+        raise FileError("passphrase file %s is a directory, not a file: give the path of a file" % path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if store and directory != os.path.dirname(os.path.abspath(key_path)):
+        _files.check_parent_dir(path, "passphrase file")
+
+
+def _passphrase_file(module, result):
+    """O(passphrase_file) and O(store_passphrase): keep the passphrase in its file, or remove the file."""
+    path = module.params["passphrase_file"]
+    if path is None:
+        return
+    store = module.params["store_passphrase"] and module.params["state"] == "present"
+    existing = _files.read_bytes(path, "passphrase file", limit=64 * 1024)
+    changed = False
+    if store:
+        wanted = module.params["passphrase"].encode("utf-8")
+        if existing != wanted:
+            changed = True
+            if not module.check_mode:
+                _files.write_atomic(path, wanted, 0o600, "passphrase file", uid=resolve_uid(module.params["owner"]),
+                                    gid=resolve_gid(module.params["group"]))
+        file_args = module.load_file_common_arguments(module.params)
+        if os.path.exists(path):
+            changed = module.set_fs_attributes_if_different(dict(file_args, path=path, mode="0600"), changed)
+    elif existing is not None:
+        changed = True
+        if not module.check_mode:
+            _files.remove(path, "passphrase file")
+    result["changed"] = result["changed"] or changed
+    diff = result.get("diff")
+    if diff is not None:
+        diff["before"]["passphrase_file"] = "absent" if existing is None else "present"
+        diff["after"]["passphrase_file"] = "present" if store else "absent"
 
 
 def _apply_file_attributes(module, result):
@@ -416,14 +514,25 @@ def _backup_function(module, key_path=None, key_mode=_keypair.KEY_MODE):
 def run(module):
     check_mode_option(module.params["mode"])
     spec = _keypair.KeypairSpec.from_params(module.params)
+    if module.params["store_passphrase"] and not (module.params["passphrase_file"] and module.params["passphrase"]):
+        raise FileError("store_passphrase needs passphrase_file and passphrase: set both, or set store_passphrase=false")
+    _check_passphrase_file(module.params["passphrase_file"], spec.path, module.params["store_passphrase"])
     key_mode = _creation_mode(module.params["mode"])
     backup = _backup_function(module, spec.path, key_mode)
     if spec.state == "absent":
-        return dict(_keypair.ensure_absent(spec, check_mode=module.check_mode, backup=backup), jwks=[])
+        result = dict(_keypair.ensure_absent(spec, check_mode=module.check_mode, backup=backup), jwks=[])
+        _passphrase_file(module, result)
+        return result
+    parent_changed = _ensure_parent(module, spec.path)
     result = _keypair.ensure_present(
         spec, check_mode=module.check_mode, backup=backup, key_mode=key_mode,
-        uid=resolve_uid(module.params["owner"]), gid=resolve_gid(module.params["group"]))
+        uid=resolve_uid(module.params["owner"]), gid=resolve_gid(module.params["group"]),
+        # In check mode a directory that parent_mode would create does not exist yet.
+        check_parent=not (module.check_mode and parent_changed and not os.path.isdir(os.path.dirname(
+            os.path.abspath(spec.path)))))
+    result["changed"] = result["changed"] or parent_changed
     _apply_file_attributes(module, result)
+    _passphrase_file(module, result)
     result["jwks"] = _keyring.publish_jwks(spec.path, result["jwk"]) if result["jwk"] else []
     return result
 

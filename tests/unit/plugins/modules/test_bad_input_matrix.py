@@ -47,6 +47,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, rsa, x2551
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _token
 from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_keypair, jwt_token
+from helpers import tree_state  # pylint: disable=import-error
 
 ISSUER = "https://edge.example.com"
 JWKS_URI = "http://edge-jwks.default.svc.cluster.local/jwks.json"
@@ -379,6 +380,15 @@ KEYPAIR_CASES = [
     # regenerate, backup
     ("regenerate-wrong-enum", {"regenerate": "sometimes"}, ["value of regenerate must be one of"]),
     ("backup-not-bool", {"backup": "maybe"}, ["backup", "not a valid boolean"]),
+    # parent_mode, passphrase_file, store_passphrase
+    ("parent-mode-invalid", {"path": "{t}/newdir/new.pem", "parent_mode": "0999"}, ["mode '0999' is neither octal"]),
+    ("parent-mode-below-a-file", {"path": "{t}/plain.txt/keys/new.pem", "parent_mode": "0700"},
+     ["{t}/plain.txt is not a directory"]),
+    ("passphrase-file-directory", {"passphrase": "pw-1", "passphrase_file": "{t}/adir", "store_passphrase": True},
+     ["passphrase file {t}/adir is a directory"]),
+    ("store-passphrase-without-file", {"passphrase": "pw-1", "store_passphrase": True},
+     ["store_passphrase needs passphrase_file and passphrase"]),
+    ("store-passphrase-not-bool", {"store_passphrase": "perhaps"}, ["store_passphrase", "not a valid boolean"]),
     # file attributes
     ("mode-invalid-symbolic", {"mode": "u=rwz"}, ["mode 'u=rwz' is neither octal", "u=rw,g=r"]),
     ("mode-invalid-octal", {"mode": "0999"}, ["mode '0999' is neither octal"]),
@@ -633,21 +643,7 @@ def build_tree(root, material):
 
 def snapshot(root):
     """{relative path: (file type, mode, uid, gid, sha256 or None)} of everything below ``root``."""
-    entries = {}
-    for directory, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = os.path.join(directory, name)
-            status = os.lstat(path)
-            digest = None
-            if stat.S_ISREG(status.st_mode):
-                sha = hashlib.sha256()
-                with open(path, "rb") as handle:
-                    for block in iter(lambda: handle.read(1024 * 1024), b""):
-                        sha.update(block)
-                digest = sha.hexdigest()
-            entries[os.path.relpath(path, root)] = (stat.S_IFMT(status.st_mode), stat.S_IMODE(status.st_mode),
-                                                    status.st_uid, status.st_gid, digest)
-    return entries
+    return tree_state(root)
 
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()

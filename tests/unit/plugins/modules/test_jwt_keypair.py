@@ -218,3 +218,51 @@ def test_return_documentation_covers_the_result(tmp_path, capsys):
     result = run(capsys, {"path": str(tmp_path / "k.pem"), "backup": True, "regenerate": "always"})
     assert set(result) - set(("changed", "diff", "invocation", "warnings", "deprecations")) <= documented, result.get("warnings")
     assert "backup_file" in result
+
+
+def test_parent_mode_creates_the_directories_then_changes_nothing(tmp_path, capsys):
+    key = tmp_path / "host" / "keys" / "signing.pem"
+    args = {"path": str(key), "parent_mode": "0700"}
+    result = run(capsys, args, check_mode=True, diff=True)
+    assert result["changed"] is True and result["kid"] is None
+    assert not (tmp_path / "host").exists()
+    result = run(capsys, args)
+    assert result["changed"] is True
+    assert file_mode(str(tmp_path / "host")) == 0o700 and file_mode(str(key.parent)) == 0o700
+    assert file_mode(str(key)) == 0o600
+    assert run(capsys, args)["changed"] is False
+    assert run(capsys, args, check_mode=True)["changed"] is False
+    os.chmod(str(key.parent), 0o755)
+    assert run(capsys, args, check_mode=True)["changed"] is True
+    assert file_mode(str(key.parent)) == 0o755
+    assert run(capsys, args)["changed"] is True
+    assert file_mode(str(key.parent)) == 0o700
+
+
+def test_parent_mode_below_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    result = run(capsys, {"path": str(tmp_path / "file" / "keys" / "signing.pem"), "parent_mode": "0700"})
+    assert result["failed"] is True and "is not a directory" in result["msg"]
+
+
+def test_passphrase_file_is_stored_0600_and_removed_when_not_wanted(tmp_path, capsys):
+    key, stored = str(tmp_path / "signing.pem"), str(tmp_path / "signing.pem.passphrase")
+    args = {"path": key, "passphrase": PASSPHRASE, "passphrase_file": stored, "store_passphrase": True}
+    out, result = run_module(capsys, args, diff=True)
+    assert result["changed"] is True and PASSPHRASE not in out
+    assert read(stored) == PASSPHRASE.encode() and file_mode(stored) == 0o600
+    assert result["diff"]["after"]["passphrase_file"] == "present"
+    assert run(capsys, args)["changed"] is False
+    os.chmod(stored, 0o644)
+    assert run(capsys, args)["changed"] is True and file_mode(stored) == 0o600
+    without = dict(args, store_passphrase=False)
+    assert run(capsys, without, check_mode=True)["changed"] is True and os.path.exists(stored)
+    assert run(capsys, without)["changed"] is True and not os.path.exists(stored)
+    assert run(capsys, without)["changed"] is False
+
+
+def test_store_passphrase_needs_a_passphrase_and_a_file(tmp_path, capsys):
+    result = run(capsys, {"path": str(tmp_path / "k.pem"), "store_passphrase": True,
+                          "passphrase_file": str(tmp_path / "k.pass")})
+    assert result["failed"] is True and "store_passphrase needs" in result["msg"]
+    assert not os.path.exists(str(tmp_path / "k.pem"))
