@@ -141,13 +141,13 @@ def shard_map(hosts, count=0, groups=None, inventory_groups=None, overrides=None
 
 
 def shard_url(url, shard):
-    """``url`` with ``/shards/<shard>`` after its origin; ``url`` itself when ``shard`` is empty.
+    """``url`` with ``/shards/<shard>`` after its origin; ``url`` itself when it or ``shard`` is empty.
 
     ``http://edge-jwks.default.svc.cluster.local`` -> ``.../shards/s003`` (the issuer), and
     ``.../.well-known/jwks.json`` -> ``.../shards/s003/.well-known/jwks.json`` (its JWKS): the
     same rule for the issuer and the JWKS URL, in both roles.
     """
-    if not shard:
+    if not shard or not url:
         return url
     check_name(shard, "shard_url")
     match = _ORIGIN.match(url or "")
