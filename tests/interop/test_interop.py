@@ -37,7 +37,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 
@@ -45,8 +44,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from helpers import collections_path_with_repo, require_ansible_playbook  # pylint: disable=import-error
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
 
 ISSUER = "https://edge-fleet.example.com"
 AUDIENCE = "orders-api"
@@ -138,33 +138,10 @@ def unb64url(text):
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def find_ansible_playbook():
-    beside = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-    if os.access(beside, os.X_OK):
-        return beside
-    found = shutil.which("ansible-playbook")
-    if not found:
-        pytest.fail("ansible-playbook not found beside %s or on PATH: run 'make venv'" % sys.executable)
-    return found
-
-
-def collections_path(tmp_dir):
-    """ANSIBLE_COLLECTIONS_PATH that holds this repository as selfjwt.kyma."""
-    configured = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "")
-    for entry in configured.split(os.pathsep):
-        candidate = os.path.join(entry, "ansible_collections", "selfjwt", "kyma")
-        if entry and os.path.realpath(candidate) == os.path.realpath(REPO_ROOT):
-            return configured
-    namespace = os.path.join(tmp_dir, "ansible_collections", "selfjwt")
-    os.makedirs(namespace)
-    os.symlink(REPO_ROOT, os.path.join(namespace, "kyma"))
-    return os.pathsep.join(entry for entry in (tmp_dir, configured) if entry)
-
-
 def ansible_env(tmp_dir):
     env = dict(os.environ)
     env.update({
-        "ANSIBLE_COLLECTIONS_PATH": collections_path(os.path.join(tmp_dir, "collections")),
+        "ANSIBLE_COLLECTIONS_PATH": collections_path_with_repo(os.path.join(tmp_dir, "collections")),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
@@ -250,7 +227,7 @@ def fleet(workdir, jwks_server):
 
     start = time.monotonic()
     proc = subprocess.run(
-        [find_ansible_playbook(), "-i", "inventory.ini", "playbook.yml", "-e", "@vars.json"],
+        [require_ansible_playbook(), "-i", "inventory.ini", "playbook.yml", "-e", "@vars.json"],
         cwd=workdir, env=ansible_env(workdir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         universal_newlines=True, timeout=300, check=False)
     seconds = time.monotonic() - start

@@ -20,7 +20,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import hashlib
 import json
 import os
 import stat
@@ -31,6 +30,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _token
 from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_keypair, jwt_token
+from helpers import tree_state  # pylint: disable=import-error
 
 ISSUER = "https://edge.example.com"
 JWKS_URI = "http://edge-jwks.default.svc.cluster.local/jwks.json"
@@ -118,18 +118,7 @@ def test_backup_of_a_world_readable_key_is_private(tmp_path, capsys, umask):
 # --------------------------------------------------------------------------------------
 
 def snapshot(root):
-    entries = {}
-    for directory, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = os.path.join(directory, name)
-            status = os.lstat(path)
-            digest = None
-            if stat.S_ISREG(status.st_mode):
-                with open(path, "rb") as handle:
-                    digest = hashlib.sha256(handle.read()).hexdigest()
-            entries[os.path.relpath(path, root)] = (stat.S_IFMT(status.st_mode), stat.S_IMODE(status.st_mode),
-                                                    status.st_uid, status.st_gid, status.st_mtime_ns, digest)
-    return entries
+    return tree_state(root, mtime=True)
 
 
 @pytest.fixture

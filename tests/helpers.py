@@ -1,0 +1,125 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) selfjwt.kyma contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Helpers shared by the test suites (not a test module).
+
+tests/system, tests/interop and tests/unit put this directory on sys.path in their
+conftest.py, so that every suite uses one copy of: where ansible-playbook is, which
+ANSIBLE_COLLECTIONS_PATH holds this repository, a snapshot of the collection, the PLAY RECAP
+parser and the state of a directory tree (for "check mode changes nothing").
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TESTS)
+
+RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def find_ansible_playbook():
+    """ansible-playbook beside the Python that runs the tests (the pinned virtualenv), else on PATH, else None."""
+    beside = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    if os.access(beside, os.X_OK):
+        return beside
+    return shutil.which("ansible-playbook")
+
+
+def require_ansible_playbook():
+    """find_ansible_playbook(), or fail the test: the suite cannot run without it."""
+    found = find_ansible_playbook()
+    if not found:
+        import pytest  # pylint: disable=import-outside-toplevel
+        pytest.fail("ansible-playbook not found beside %s or on PATH: run 'make venv'" % sys.executable)
+    return found
+
+
+def configured_collections_path():
+    """ANSIBLE_COLLECTIONS_PATH as set (make and scripts/env.sh set it), else <repo>/.cache/collections."""
+    return os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.join(REPO, ".cache", "collections")
+
+
+def collections_path_with_repo(tmp_dir):
+    """ANSIBLE_COLLECTIONS_PATH that holds this repository as selfjwt.kyma.
+
+    The configured path when it already links selfjwt.kyma to this repository; otherwise
+    tmp_dir (created) with that link, in front of the configured path.
+    """
+    configured = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "")
+    for entry in configured.split(os.pathsep):
+        candidate = os.path.join(entry, "ansible_collections", "selfjwt", "kyma")
+        if entry and os.path.realpath(candidate) == os.path.realpath(REPO):
+            return configured
+    namespace = os.path.join(tmp_dir, "ansible_collections", "selfjwt")
+    os.makedirs(namespace)
+    os.symlink(REPO, os.path.join(namespace, "kyma"))
+    return os.pathsep.join(entry for entry in (tmp_dir, configured) if entry)
+
+
+def snapshot_collection(workdir, exclude=("tests/", "bench/", "docs/")):
+    """Copy the collection (the files git tracks or would track) into workdir.
+
+    Returns (collection root, collections path); the other collections of the configured path
+    (kubernetes.core) are linked as they are. Without git, the work tree is copied.
+    """
+    collections = os.path.join(workdir, "collections")
+    root = os.path.join(collections, "ansible_collections", "selfjwt", "kyma")
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False)
+    if listed.returncode == 0:
+        for name in sorted(set(listed.stdout.decode("utf-8").split("\0")) - {""}):
+            source = os.path.join(REPO, name)
+            if os.path.isfile(source) and not name.startswith(tuple(exclude)):
+                os.makedirs(os.path.dirname(os.path.join(root, name)), exist_ok=True)
+                shutil.copy2(source, os.path.join(root, name))
+    else:
+        shutil.copytree(REPO, root, ignore=shutil.ignore_patterns(
+            ".git", ".venv", ".cache", "demo-out", "node_modules", "__pycache__", "output",
+            *[path.rstrip("/") for path in exclude]))
+    for path in configured_collections_path().split(os.pathsep):
+        namespaces = os.path.join(path, "ansible_collections")
+        for namespace in sorted(os.listdir(namespaces)) if os.path.isdir(namespaces) else []:
+            target = os.path.join(collections, "ansible_collections", namespace)
+            if namespace != "selfjwt" and not os.path.exists(target):
+                os.symlink(os.path.join(namespaces, namespace), target)
+    return root, collections
+
+
+def recap(output):
+    """{host: {"ok", "changed", "unreachable", "failed"}} from the last PLAY RECAP of the output."""
+    tail = output[output.rindex("PLAY RECAP"):]
+    return dict((m.group(1), {"ok": int(m.group(2)), "changed": int(m.group(3)), "unreachable": int(m.group(4)),
+                              "failed": int(m.group(5))}) for m in RECAP.finditer(tail))
+
+
+def tree_state(root, mtime=False):
+    """{relative path: (file type, mode, uid, gid[, mtime_ns], sha256 or None)} of everything below root."""
+    state = {}
+    for directory, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(directory, name)
+            status = os.lstat(path)
+            digest = None
+            if stat.S_ISREG(status.st_mode):
+                sha = hashlib.sha256()
+                with open(path, "rb") as handle:
+                    for block in iter(lambda: handle.read(1024 * 1024), b""):  # pylint: disable=cell-var-from-loop
+                        sha.update(block)
+                digest = sha.hexdigest()
+            entry = (stat.S_IFMT(status.st_mode), stat.S_IMODE(status.st_mode), status.st_uid, status.st_gid)
+            if mtime:
+                entry += (status.st_mtime_ns,)
+            state[os.path.relpath(path, root)] = entry + (digest,)
+    return state
