@@ -11,6 +11,7 @@ Sections (each interleaves its candidates and reports medians, p10-p90 and ratio
   fleet      edge_keys vs community.crypto on N local hosts, first run and re-run
   jwks       JWKS assembly with 100 / 1,000 / 10,000 keys; JWKS bytes per key
   refresher  selfjwt-token vs node jsonwebtoken, fresh processes
+  fleet_scale  kyma_publish's cluster side for 1k / 10k hosts: per-host, sharded, site keys
 
 Results: bench/results/latest.{json,md,png} (``--quick``: quick.{json,md,png}). Benchmarks
 are not tests: nothing here fails on a slow result, only on a wrong one.
@@ -35,7 +36,7 @@ sys.path.insert(0, HERE)
 import harness  # noqa: E402  pylint: disable=wrong-import-position
 import report  # noqa: E402  pylint: disable=wrong-import-position
 
-SECTIONS = ("mint", "tasks", "jwks", "refresher", "fleet")
+SECTIONS = ("mint", "tasks", "jwks", "refresher", "fleet", "fleet_scale")
 
 
 def ensure_plotting():
@@ -189,6 +190,9 @@ def run_section(name, args, rng, results, stem):
     if name == "refresher":
         import refresher
         return refresher.run(args.quick, rng)
+    if name == "fleet_scale":
+        import fleet_scale
+        return fleet_scale.run(args.quick, rng)
     import fleet
 
     def progress(partial):
