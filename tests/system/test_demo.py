@@ -4,9 +4,9 @@
 
 """The demo flow (playbooks/demo.yml with playbooks/inventory/demo.yml), end to end.
 
-Runs the demo playbook from a snapshot of the collection (so that edits to the work tree
-during the run do not change what the second run sees) into a temporary directory
-(``-e selfjwt_demo_dir=...``), then:
+Uses the shared demo run of conftest.py (``demo_runs``: demo.yml from a snapshot of the
+collection, with -vvv --diff under umask 000 and a key passphrase on edge-02; the same run
+that test_playbook_security.py scans), then checks:
 
 * every edge host passed every smoke check against the gateway stand-in;
 * both stand-in servers were stopped;
@@ -28,112 +28,18 @@ import time
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from helpers import REPO, recap  # noqa: E402  pylint: disable=import-error
+
 INTEROP = os.path.join(REPO, "tests", "interop")
-RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 DEFAULT_CHECKS = ["no_token", "unknown_key", "bad_signature", "expired", "wrong_issuer", "valid"]
-PLAYBOOK_TIMEOUT = 900
-
-
-def _ansible_playbook():
-    beside = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-    return beside if os.access(beside, os.X_OK) else shutil.which("ansible-playbook")
-
-
-def _collections_path():
-    return os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.join(REPO, ".cache", "collections")
-
-
-def _missing():
-    if _ansible_playbook() is None:
-        return "ansible-playbook is not installed"
-    if not any(os.path.isdir(os.path.join(path, "ansible_collections", "selfjwt", "kyma", "roles"))
-               for path in _collections_path().split(os.pathsep)):
-        return "selfjwt.kyma is not in ANSIBLE_COLLECTIONS_PATH (%s): run 'make collections'" % _collections_path()
-    absent = [role for role in ("edge_keys", "kyma_publish", "smoke_test")
-              if not os.path.isfile(os.path.join(REPO, "roles", role, "tasks", "main.yml"))]
-    if absent:
-        return "the demo needs the roles %s, which are not in the repository" % ", ".join(absent)
-    for path in _collections_path().split(os.pathsep):
-        module = os.path.join(path, "ansible_collections", "selfjwt", "kyma", "plugins", "modules", "jwt_token.py")
-        if os.path.isfile(module):
-            with open(module, encoding="utf-8") as handle:
-                if "issued_at" not in handle.read():
-                    return ("selfjwt.kyma.jwt_token has no issued_at option yet; the smoke test's expired check "
-                            "needs it")
-            break
-    return None
-
-
-def snapshot(workdir):
-    """Copy the collection (files git tracks or would track) to workdir; returns (root, collections path)."""
-    collections = os.path.join(workdir, "collections")
-    root = os.path.join(collections, "ansible_collections", "selfjwt", "kyma")
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False)
-    if listed.returncode == 0:
-        for name in sorted(set(listed.stdout.decode("utf-8").split("\0")) - {""}):
-            source = os.path.join(REPO, name)
-            if os.path.isfile(source):
-                os.makedirs(os.path.dirname(os.path.join(root, name)), exist_ok=True)
-                shutil.copy2(source, os.path.join(root, name))
-    else:
-        shutil.copytree(REPO, root, ignore=shutil.ignore_patterns(
-            ".git", ".venv", ".cache", "demo-out", "node_modules", "__pycache__", "tests/output"))
-    # The other collections (kubernetes.core) as they are.
-    for path in _collections_path().split(os.pathsep):
-        namespaces = os.path.join(path, "ansible_collections")
-        for namespace in os.listdir(namespaces) if os.path.isdir(namespaces) else []:
-            target = os.path.join(collections, "ansible_collections", namespace)
-            if namespace != "selfjwt" and not os.path.exists(target):
-                os.symlink(os.path.join(namespaces, namespace), target)
-    return root, collections
-
-
-def run_playbook(playbook, demo_dir, workdir, root, collections):
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_COLLECTIONS_PATH": collections,
-        "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_RETRY_FILES_ENABLED": "0",
-        "ANSIBLE_ASYNC_DIR": os.path.join(workdir, "async"),
-        "ANSIBLE_LOCAL_TEMP": os.path.join(workdir, "tmp"),
-        "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
-    })
-    done = subprocess.run(
-        [_ansible_playbook(), "-i", os.path.join(root, "playbooks", "inventory", "demo.yml"),
-         os.path.join(root, "playbooks", playbook), "-e", "selfjwt_demo_dir=%s" % demo_dir],
-        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=PLAYBOOK_TIMEOUT, check=False)
-    output = done.stdout.decode("utf-8", "replace")
-    with open(os.path.join(workdir, playbook + ".log"), "a", encoding="utf-8") as handle:
-        handle.write(output)
-    return done.returncode, output
-
-
-def recap(output):
-    """{host: {"ok", "changed", "unreachable", "failed"}} from the last PLAY RECAP."""
-    tail = output[output.rindex("PLAY RECAP"):]
-    return dict((m.group(1), {"ok": int(m.group(2)), "changed": int(m.group(3)), "unreachable": int(m.group(4)),
-                              "failed": int(m.group(5))}) for m in RECAP.finditer(tail))
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    reason = _missing()
-    if reason:
-        pytest.skip(reason)
-    workdir = str(tmp_path_factory.mktemp("demo"))
-    demo_dir = os.path.join(workdir, "demo-out")
-    root, collections = snapshot(workdir)
-    first_rc, first = run_playbook("demo.yml", demo_dir, workdir, root, collections)
-    assert first_rc == 0, first[-6000:]
-    second_rc, second = run_playbook("site.yml", demo_dir, workdir, root, collections)
-    assert second_rc == 0, second[-6000:]
-    with open(os.path.join(demo_dir, "summary.json"), encoding="utf-8") as handle:
-        summary = json.load(handle)
-    return {"dir": demo_dir, "workdir": workdir, "first": first, "second": second, "summary": summary}
+def demo(demo_runs):
+    """The shared demo run in the shape these tests read it."""
+    return {"dir": demo_runs["out"], "workdir": demo_runs["work"], "first": demo_runs["runs"]["demo"]["stdout"],
+            "second": demo_runs["runs"]["second"]["stdout"], "summary": demo_runs["summary"],
+            "refresher_tokens": demo_runs["refresher_tokens"]}
 
 
 def test_demo_succeeds_for_every_host(demo):
@@ -210,11 +116,10 @@ def test_served_jwks_verifies_the_demo_tokens_with_node_jose(demo):
     summary = demo["summary"]
     cases = []
     for host in summary["hosts"]:
-        # The refresher command prints the host's current token (fresh, or renewed if needed).
-        done = subprocess.run([host["refresher_command"]], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              timeout=120, check=False)
-        assert done.returncode == 0, done.stderr
-        token = done.stdout.decode("ascii").strip()
+        # The refresher command printed the host's current token (fresh, or renewed if needed)
+        # right after the second run, before test_playbook_security.py's rotation replaces a key.
+        returncode, token, stderr = demo["refresher_tokens"][host["host"]]
+        assert returncode == 0, stderr
         cases.append({"id": host["host"], "token": token, "issuer": summary["issuer"], "audience": "edge-api",
                       "algorithms": [host["algorithm"]]})
     # A control case that must fail: the first token with another host's signature.
