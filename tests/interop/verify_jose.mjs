@@ -20,6 +20,10 @@
 import { readFileSync } from 'node:fs';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 
+import cli from './verify_cli.cjs';
+
+const { runCli } = cli;
+
 const DEFAULT_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'];
 
 function version() {
@@ -60,53 +64,4 @@ export async function verifyOne(jwksUrl, { token, issuer, audience, algorithms }
   }
 }
 
-function parseArgs(argv) {
-  const options = { algorithms: [] };
-  const rest = [];
-  for (let i = 0; i < argv.length; i += 1) {
-    const arg = argv[i];
-    if (arg === '--batch') options.batch = true;
-    else if (arg === '--jwks-url') options.jwksUrl = argv[(i += 1)];
-    else if (arg === '--issuer') options.issuer = argv[(i += 1)];
-    else if (arg === '--audience') options.audience = argv[(i += 1)];
-    else if (arg === '--algorithms') options.algorithms = String(argv[(i += 1)] || '').split(',').filter(Boolean);
-    else rest.push(arg);
-  }
-  options.token = rest[0];
-  return options;
-}
-
-function usage(message) {
-  process.stderr.write(`${message}\nusage: node verify_jose.mjs --jwks-url URL --issuer ISS --audience AUD `
-    + '[--algorithms A,B] TOKEN\n       node verify_jose.mjs --batch < cases.json\n');
-  process.exit(2);
-}
-
-async function main() {
-  const options = parseArgs(process.argv.slice(2));
-  if (options.batch) {
-    let input;
-    try {
-      input = JSON.parse(readFileSync(0, 'utf8'));
-    } catch (err) {
-      usage(`the batch input on stdin is not JSON: ${err.message}`);
-    }
-    if (!input || typeof input.jwks_url !== 'string' || !Array.isArray(input.cases)) {
-      usage('the batch input needs "jwks_url" (string) and "cases" (list)');
-    }
-    const results = {};
-    for (const item of input.cases) {
-      results[item.id] = await verifyOne(input.jwks_url, item);
-    }
-    process.stdout.write(`${JSON.stringify({ library: 'jose', version: version(), results })}\n`);
-    return;
-  }
-  if (!options.jwksUrl || !options.issuer || !options.audience || !options.token) {
-    usage('--jwks-url, --issuer, --audience and a token are required');
-  }
-  const verdict = await verifyOne(options.jwksUrl, options);
-  process.stdout.write(`${JSON.stringify({ library: 'jose', version: version(), ...verdict })}\n`);
-  process.exitCode = verdict.valid ? 0 : 1;
-}
-
-await main();
+await runCli({ script: 'verify_jose.mjs', library: 'jose', version: version(), verifyOne });

@@ -28,6 +28,8 @@ const path = require('path');
 const jwt = require('jsonwebtoken');
 const { JwksClient } = require('jwks-rsa');
 
+const { runCli } = require('./verify_cli.cjs');
+
 const DEFAULT_ALGORITHMS = ['RS256', 'ES256'];
 
 function version(name) {
@@ -65,58 +67,10 @@ function verifyOne(jwksUrl, { token, issuer, audience, algorithms }) {
   });
 }
 
-function parseArgs(argv) {
-  const options = { algorithms: [] };
-  const rest = [];
-  for (let i = 0; i < argv.length; i += 1) {
-    const arg = argv[i];
-    if (arg === '--batch') options.batch = true;
-    else if (arg === '--jwks-url') options.jwksUrl = argv[(i += 1)];
-    else if (arg === '--issuer') options.issuer = argv[(i += 1)];
-    else if (arg === '--audience') options.audience = argv[(i += 1)];
-    else if (arg === '--algorithms') options.algorithms = String(argv[(i += 1)] || '').split(',').filter(Boolean);
-    else rest.push(arg);
-  }
-  options.token = rest[0];
-  return options;
-}
-
-function usage(message) {
-  process.stderr.write(`${message}\nusage: node verify_jsonwebtoken.js --jwks-url URL --issuer ISS --audience AUD `
-    + '[--algorithms A,B] TOKEN\n       node verify_jsonwebtoken.js --batch < cases.json\n');
-  process.exit(2);
-}
-
 const VERSIONS = { jsonwebtoken: version('jsonwebtoken'), 'jwks-rsa': version('jwks-rsa') };
 
-async function main() {
-  const options = parseArgs(process.argv.slice(2));
-  if (options.batch) {
-    let input;
-    try {
-      input = JSON.parse(fs.readFileSync(0, 'utf8'));
-    } catch (err) {
-      usage(`the batch input on stdin is not JSON: ${err.message}`);
-    }
-    if (!input || typeof input.jwks_url !== 'string' || !Array.isArray(input.cases)) {
-      usage('the batch input needs "jwks_url" (string) and "cases" (list)');
-    }
-    const results = {};
-    for (const item of input.cases) {
-      results[item.id] = await verifyOne(input.jwks_url, item);
-    }
-    process.stdout.write(`${JSON.stringify({ library: 'jsonwebtoken+jwks-rsa', version: VERSIONS, results })}\n`);
-    return;
-  }
-  if (!options.jwksUrl || !options.issuer || !options.audience || !options.token) {
-    usage('--jwks-url, --issuer, --audience and a token are required');
-  }
-  const verdict = await verifyOne(options.jwksUrl, options);
-  process.stdout.write(`${JSON.stringify({ library: 'jsonwebtoken+jwks-rsa', version: VERSIONS, ...verdict })}\n`);
-  process.exitCode = verdict.valid ? 0 : 1;
-}
-
-main().catch((err) => {
-  process.stderr.write(`${err.stack || err}\n`);
-  process.exit(2);
-});
+runCli({ script: 'verify_jsonwebtoken.js', library: 'jsonwebtoken+jwks-rsa', version: VERSIONS, verifyOne })
+  .catch((err) => {
+    process.stderr.write(`${err.stack || err}\n`);
+    process.exit(2);
+  });
