@@ -283,6 +283,9 @@ def switch_user(config):
                              "create the user or run the selfjwt.kyma.edge_keys role again" % (user,))
     if entry.pw_uid == 0:
         return None
+    # The owner may not be able to read the Python installation: import now what is otherwise
+    # imported on first use.
+    _jose.import_deferred()
     try:
         os.initgroups(entry.pw_name, entry.pw_gid)
         os.setgid(entry.pw_gid)
@@ -360,9 +363,6 @@ def main(argv=None, default_config=None, stdout=None, stderr=None):
         return 1
     try:
         config = load_config(args.config)
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            # The owner this switches to may not be able to read the Python installation.
-            _jose.import_deferred()
         switch_user(config)
         result, facts, warning = run(config, check=args.check, force=args.force)
     except (RefresherError, _jose.JoseError, _files.FileError) as exc:
