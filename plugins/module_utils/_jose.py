@@ -942,8 +942,9 @@ def sign_token(key, header, claims):
 
     The JWS signing input is serialized once, as PyJWT's ``jwt.encode`` would (compact JSON,
     header members sorted), and signed by ``cryptography`` with the padding, hash and
-    signature format of RFC 7518 section 3 (the same calls PyJWT's algorithm objects make). The first signature of each key object is verified with the key's public
-    half before it is returned (a sign and verify round trip), so a damaged private key loaded
+    signature format of RFC 7518 section 3 (the same calls PyJWT's algorithm objects make).
+    The first signature of each key object is verified with the key's public half before it
+    is returned (a sign and verify round trip), so a damaged private key loaded
     without RSA key validation (:func:`load_private_key` with ``validate_rsa=False``) cannot
     release a token.
     """
