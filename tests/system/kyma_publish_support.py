@@ -23,6 +23,8 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from helpers import find_ansible_playbook  # pylint: disable=import-error
+
 REPO = Path(__file__).resolve().parents[2]
 SHARED_DIR = Path(os.environ.get("SELFJWT_SHARED_DIR") or REPO.parent / "shared")
 #: The vendored CRD: <shared>/schemas/kyma/..., or <dir>/kyma/... when the variable names schemas/ itself.
@@ -47,11 +49,11 @@ ISTIO_INJECT = "sidecar.istio.io/inject"
 # --------------------------------------------------------------------------------------
 
 def ansible_playbook():
-    """ansible-playbook of the Python that runs the tests (the pinned virtualenv)."""
-    candidate = Path(sys.executable).parent / "ansible-playbook"
-    if not candidate.exists():
-        pytest.skip("ansible-playbook is not installed beside %s" % sys.executable)
-    return str(candidate)
+    """ansible-playbook of the Python that runs the tests (the pinned virtualenv), or skip."""
+    found = find_ansible_playbook()
+    if not found:
+        pytest.skip("ansible-playbook is not installed beside %s or on PATH" % sys.executable)
+    return found
 
 
 def collections_path():

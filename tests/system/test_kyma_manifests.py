@@ -15,8 +15,9 @@ would validate it, and the pieces are checked against each other.
   mesh; the JWKS holds exactly the edge hosts' public keys and no private member.
 * Bad input is refused by the role itself, with a message, before anything is written.
 
-All variable sets are rendered by one ansible-playbook run (one play per set), and all
-refusals by a second run (one block/rescue per case), to keep the test time reasonable.
+All variable sets are rendered by one ansible-playbook run (one play per set), whose last play
+runs every refusal (one block/rescue per case); a second run renders the sets again (it must
+change nothing), and one --check --diff run covers check mode, to keep the test time reasonable.
 """
 
 from __future__ import annotations
@@ -172,30 +173,14 @@ def fleet_inventory(workdir):
     return _inventory(workdir)
 
 
-@pytest.fixture(scope="module")
-def rendered(workdir, fleet_inventory):
-    """Render every case; returns {case: {"dir": Path, "vars": dict, "runs": [output, output]}}."""
-    inventory, groups = fleet_inventory[:2]
-    plays = []
-    for name, values in CASES.items():
-        plays.append({"name": "render %s" % name, "hosts": "localhost", "gather_facts": False,
-                      "roles": [{"role": "selfjwt.kyma.kyma_publish",
-                                 "vars": _role_vars(values, workdir / "out" / name)}]})
-    playbook = workdir / "render.yml"
-    playbook.write_text(yaml.safe_dump(plays, sort_keys=False))
-    first = support.run_playbook(playbook, inventory, workdir)
-    second = support.run_playbook(playbook, inventory, workdir)
-    result = {}
-    for name, values in CASES.items():
-        result[name] = {"dir": workdir / "out" / name, "vars": values, "groups": groups,
-                        "runs": (first.stdout, second.stdout)}
-    return result
+def _render_plays(workdir):
+    return [{"name": "render %s" % name, "hosts": "localhost", "gather_facts": False,
+             "roles": [{"role": "selfjwt.kyma.kyma_publish", "vars": _role_vars(values, workdir / "out" / name)}]}
+            for name, values in CASES.items()]
 
 
-@pytest.fixture(scope="module")
-def refusals(workdir, fleet_inventory):
-    """Run every refusal case in a block/rescue; returns {case: (message or None, outdir)}."""
-    inventory, private_d = fleet_inventory[0], fleet_inventory[2]
+def _refusal_play(workdir):
+    """One play that runs every refusal case in a block/rescue and writes what it got to <case>.result."""
     tasks = []
     for name, (values, _expected) in REFUSALS.items():
         outdir = workdir / "refused" / name
@@ -219,14 +204,37 @@ def refusals(workdir, fleet_inventory):
                      "dest": str(workdir / ("%s.result" % name)), "mode": "0644"}},
             ],
         })
-    playbook = workdir / "refuse.yml"
-    playbook.write_text(yaml.safe_dump([{"name": "refusals", "hosts": "localhost", "gather_facts": False,
-                                         "tasks": tasks}], sort_keys=False))
-    run = support.run_playbook(playbook, inventory, workdir)
+    return {"name": "refusals", "hosts": "localhost", "gather_facts": False, "tasks": tasks}
+
+
+@pytest.fixture(scope="module")
+def rendered(workdir, fleet_inventory):
+    """Render every case, and run every refusal after them; then render every case again.
+
+    Returns {case: {"dir": Path, "vars": dict, "groups": dict, "runs": (first output, second output)},
+    "refusals": ({case: (message or "NOT REFUSED", outdir)}, first output)}.
+    """
+    inventory, groups = fleet_inventory[:2]
+    first_playbook = workdir / "render-and-refuse.yml"
+    first_playbook.write_text(yaml.safe_dump(_render_plays(workdir) + [_refusal_play(workdir)], sort_keys=False))
+    second_playbook = workdir / "render.yml"
+    second_playbook.write_text(yaml.safe_dump(_render_plays(workdir), sort_keys=False))
+    first = support.run_playbook(first_playbook, inventory, workdir)
+    second = support.run_playbook(second_playbook, inventory, workdir)
     result = {}
-    for name in REFUSALS:
-        result[name] = ((workdir / ("%s.result" % name)).read_text(), workdir / "refused" / name)
-    return result, run.stdout, private_d
+    for name, values in CASES.items():
+        result[name] = {"dir": workdir / "out" / name, "vars": values, "groups": groups,
+                        "runs": (first.stdout, second.stdout)}
+    result["refusals"] = (dict((name, ((workdir / ("%s.result" % name)).read_text(), workdir / "refused" / name))
+                               for name in REFUSALS), first.stdout)
+    return result
+
+
+@pytest.fixture(scope="module")
+def refusals(rendered, fleet_inventory):
+    """{case: (message or "NOT REFUSED", outdir)}, the output of the run, the private number that was offered."""
+    results, output = rendered["refusals"]
+    return results, output, fleet_inventory[2]
 
 
 @pytest.fixture(scope="module")
@@ -281,7 +289,8 @@ def test_every_case_renders_the_files_and_a_second_run_changes_nothing(rendered)
     assert support.recap(first)["localhost"]["changed"] > 0
     counts = support.recap(second)["localhost"]
     assert counts["failed"] == 0 and counts["changed"] == 0, second[-3000:]
-    for name, case in rendered.items():
+    for name in CASES:
+        case = rendered[name]
         files = sorted(p.name for p in case["dir"].iterdir())
         assert files == sorted(list(support.MANIFESTS) + ["kustomization.yaml", "jwks.json",
                                                           "openid-configuration"]), (name, files)
@@ -552,23 +561,53 @@ def test_kustomization_lists_the_manifests_in_apply_order(rendered):
 # Tests: check mode and diff work offline
 # --------------------------------------------------------------------------------------
 
-def test_check_mode_writes_nothing_and_diff_shows_the_change(workdir, fleet_inventory):
+def _plays_of(output):
+    """{play name: [names of the tasks that reported a change]} from ansible-playbook's default output."""
+    plays, play, task = {}, None, None
+    for line in output.splitlines():
+        header = re.match(r"^(PLAY|TASK|RUNNING HANDLER) \[(.*)\] \**$", line)
+        if header:
+            if header.group(1) == "PLAY":
+                play = plays.setdefault(header.group(2), [])
+            else:
+                task = header.group(2)
+        elif line.startswith("changed: [") and play is not None and task not in play:
+            play.append(task)
+    return plays
+
+
+def test_plays_of_parses_changes_per_play():
+    output = ("PLAY [one] ***\n\nTASK [a] ***\nok: [localhost]\n\nTASK [b] ***\n"
+              "changed: [localhost] => (item=x)\nchanged: [localhost] => (item=y)\n\n"
+              "PLAY [two] ***\n\nTASK [c] ***\nok: [localhost]\n\nPLAY RECAP ***\n")
+    assert _plays_of(output) == {"one": ["b"], "two": []}
+
+
+def test_check_mode_writes_nothing_and_diff_shows_the_change(workdir, fleet_inventory, rendered):
+    """One --check --diff run: the defaults on a directory that does not exist yet, then the rendered
+    defaults case with another replica count."""
     inventory = fleet_inventory[0]
     outdir = workdir / "checkmode"
+    existing = rendered["defaults"]["dir"]
+    before = dict((p.name, p.read_bytes()) for p in existing.iterdir())
     playbook = workdir / "checkmode.yml"
-    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "roles": [
-        {"role": "selfjwt.kyma.kyma_publish", "vars": _role_vars({}, outdir)}]}]))
-    check = support.run_playbook(playbook, inventory, workdir, "--check")
-    assert support.recap(check.stdout)["localhost"]["changed"] > 0
+    playbook.write_text(yaml.safe_dump([
+        {"name": "fresh", "hosts": "localhost", "gather_facts": False,
+         "roles": [{"role": "selfjwt.kyma.kyma_publish", "vars": _role_vars({}, outdir)}]},
+        {"name": "replicas", "hosts": "localhost", "gather_facts": False,
+         "roles": [{"role": "selfjwt.kyma.kyma_publish",
+                    "vars": _role_vars({"kyma_publish_server_replicas": 4}, existing)}]},
+    ]))
+    check = support.run_playbook(playbook, inventory, workdir, "--check", "--diff")
+    plays = _plays_of(check.stdout)
+    assert sorted(plays) == ["fresh", "replicas"], check.stdout[-3000:]
+    assert len(plays["fresh"]) > 0
     assert not outdir.exists()
 
-    support.run_playbook(playbook, inventory, workdir)
-    before = dict((p.name, p.read_bytes()) for p in outdir.iterdir())
-    diff = support.run_playbook(playbook, inventory, workdir, "--check", "--diff",
-                                "-e", json.dumps({"kyma_publish_server_replicas": 4}))
-    assert support.recap(diff.stdout)["localhost"]["changed"] == 1
-    assert re.search(r"^-\s+replicas: 2$", diff.stdout, re.M) and re.search(r"^\+\s+replicas: 4$", diff.stdout, re.M)
-    assert dict((p.name, p.read_bytes()) for p in outdir.iterdir()) == before
+    assert plays["replicas"] == ["selfjwt.kyma.kyma_publish : Render the Kubernetes manifests"], plays
+    replicas = check.stdout[check.stdout.index("PLAY [replicas]"):]
+    assert re.search(r"^-\s+replicas: 2$", replicas, re.M) and re.search(r"^\+\s+replicas: 4$", replicas, re.M)
+    assert dict((p.name, p.read_bytes()) for p in existing.iterdir()) == before
 
 
 # --------------------------------------------------------------------------------------
