@@ -66,6 +66,9 @@ def parse_args(argv):
                         help="comma-separated sections to run (default: all: %(default)s)")
     parser.add_argument("--fleet-sizes", default=None,
                         help="comma-separated fleet sizes (default: 10,25,50; --quick: 2,4)")
+    parser.add_argument("--fleet-sides", default=None,
+                        help="comma-separated fleet sides (default: all: edge_keys, edge_keys_keys_only, "
+                             "community.crypto)")
     parser.add_argument("--fleet-keys", default="EC P-256",
                         help="comma-separated key types for the fleet section: 'EC P-256', 'RSA-4096'")
     parser.add_argument("--no-pipelining", action="store_true",
@@ -139,6 +142,10 @@ def main(argv=None):
                 previous = json.load(handle)
             origins = previous["meta"].get("section_runs") or dict(
                 (name, dict((key, previous["meta"].get(key)) for key in run_info)) for name in previous["sections"])
+            args.previous_sections = previous["sections"]
+            if "fleet" in args.sections and "fleet" in previous["sections"] and origins.get("fleet"):
+                # The fleet runs this run does not repeat are kept (see run_section): say where from.
+                results["meta"].setdefault("section_runs", {})["fleet (runs kept)"] = origins["fleet"]
             for name, section in previous["sections"].items():
                 if name not in args.sections:
                     results["sections"][name] = section
@@ -195,14 +202,25 @@ def run_section(name, args, rng, results, stem):
         return fleet_scale.run(args.quick, rng)
     import fleet
 
+    sizes = tuple(int(size) for size in args.fleet_sizes.split(",")) if args.fleet_sizes else None
+    sides = tuple(side.strip() for side in args.fleet_sides.split(",") if side.strip()) if args.fleet_sides else None
+    key_labels = tuple(label.strip() for label in args.fleet_keys.split(",") if label.strip())
+    # With --update, the runs of the previous fleet section that this run does not repeat are kept.
+    kept = getattr(args, "previous_sections", {}).get("fleet") if args.update else None
+    kept_runs = kept.get("runs", []) if kept else []
+
+    def merged(section):
+        again = set((run["key"], run["hosts"], run["side"], run["phase"]) for run in section["runs"])
+        runs = [run for run in kept_runs if (run["key"], run["hosts"], run["side"], run["phase"]) not in again]
+        runs = sorted(runs + section["runs"], key=lambda run: (run["key"], run["hosts"], run["side"], run["phase"]))
+        return dict(section, runs=runs, comparisons=fleet.compare(runs))
+
     def progress(partial):
-        results["sections"]["fleet"] = partial
+        results["sections"]["fleet"] = merged(partial)
         report.write(results, args.out, stem)
 
-    sizes = tuple(int(size) for size in args.fleet_sizes.split(",")) if args.fleet_sizes else None
-    key_labels = tuple(label.strip() for label in args.fleet_keys.split(",") if label.strip())
-    return fleet.run(args.quick, rng, sizes=sizes, key_labels=key_labels, pipelining=not args.no_pipelining,
-                     progress=progress)
+    return merged(fleet.run(args.quick, rng, sizes=sizes, sides=sides, key_labels=key_labels,
+                            pipelining=not args.no_pipelining, progress=progress))
 
 
 if __name__ == "__main__":
