@@ -466,7 +466,7 @@ def main():
             revoke=dict(type="list", elements="str", default=[]),
             merge=dict(type="bool", default=False),
             allow_empty=dict(type="bool", default=False),
-            max_keys=dict(type="int", default=0),
+            max_keys=dict(type="int", default=0, no_log=False),
             max_bytes=dict(type="int", default=1048576),
             budget_warn_percent=dict(type="int", default=50),
             issuer=dict(type="str"),

@@ -30,7 +30,6 @@ import random
 import stat
 import sys
 import time
-from pathlib import Path
 
 import jwt
 import pytest
