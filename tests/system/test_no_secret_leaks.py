@@ -35,17 +35,15 @@ import json
 import os
 import re
 import secrets
-import shutil
 import subprocess
-import sys
 import time
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
+from helpers import collections_path_with_repo, require_ansible_playbook  # pylint: disable=import-error
+
 
 PLAYBOOK = """\
 ---
@@ -346,29 +344,6 @@ def test_scanner_is_quiet_on_public_material(planted):
 # The playbook runs
 # --------------------------------------------------------------------------------------
 
-def find_ansible_playbook():
-    beside = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-    if os.access(beside, os.X_OK):
-        return beside
-    found = shutil.which("ansible-playbook")
-    if not found:
-        pytest.fail("ansible-playbook not found beside %s or on PATH: run 'make venv'" % sys.executable)
-    return found
-
-
-def collections_path(tmp_dir):
-    """ANSIBLE_COLLECTIONS_PATH that holds this repository as selfjwt.kyma."""
-    configured = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "")
-    for entry in configured.split(os.pathsep):
-        candidate = os.path.join(entry, "ansible_collections", "selfjwt", "kyma")
-        if entry and os.path.realpath(candidate) == os.path.realpath(REPO_ROOT):
-            return configured
-    namespace = os.path.join(tmp_dir, "ansible_collections", "selfjwt")
-    os.makedirs(namespace)
-    os.symlink(REPO_ROOT, os.path.join(namespace, "kyma"))
-    return os.pathsep.join(entry for entry in (tmp_dir, configured) if entry)
-
-
 def _sha256(path):
     with open(path, "rb") as handle:
         return hashlib.sha256(handle.read()).hexdigest()
@@ -390,7 +365,7 @@ def runs(tmp_path_factory):
         handle.write(PLAYBOOK)
     env = dict(os.environ)
     env.update({
-        "ANSIBLE_COLLECTIONS_PATH": collections_path(os.path.join(root, "collections")),
+        "ANSIBLE_COLLECTIONS_PATH": collections_path_with_repo(os.path.join(root, "collections")),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
@@ -398,7 +373,7 @@ def runs(tmp_path_factory):
         "ANSIBLE_LOCAL_TEMP": os.path.join(root, "ansible-local"),
         "ANSIBLE_REMOTE_TEMP": os.path.join(root, "ansible-remote"),
     })
-    playbook = find_ansible_playbook()
+    playbook = require_ansible_playbook()
 
     def run(name, directory, *extra):
         variables = {"work": directory, "passphrase": passphrase,

@@ -12,7 +12,6 @@ that do not (key not published yet, endpoint down, key published late).
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -23,7 +22,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from standin_process import REPO, Process  # noqa: E402  pylint: disable=wrong-import-position,import-error
+from helpers import configured_collections_path, find_ansible_playbook  # noqa: E402  pylint: disable=wrong-import-position,import-error
+from standin_process import Process  # noqa: E402  pylint: disable=wrong-import-position,import-error
 
 ISS = "http://edge-jwks.kyma-system.svc.cluster.local"
 AUD = "smoke-api"
@@ -68,17 +68,8 @@ PLAYBOOK = """\
 """
 
 
-def _ansible_playbook():
-    beside = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-    return beside if os.access(beside, os.X_OK) else shutil.which("ansible-playbook")
-
-
-def _collections_path():
-    return os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.join(REPO, ".cache", "collections")
-
-
 def _collection_file(*parts):
-    for path in _collections_path().split(os.pathsep):
+    for path in configured_collections_path().split(os.pathsep):
         candidate = os.path.join(path, "ansible_collections", "selfjwt", "kyma", *parts)
         if os.path.exists(candidate):
             return candidate
@@ -95,11 +86,11 @@ def needs_issued_at():
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    if _ansible_playbook() is None:
+    if find_ansible_playbook() is None:
         pytest.skip("ansible-playbook is not installed")
     if _collection_file("roles", "smoke_test") is None:
         pytest.skip("selfjwt.kyma is not in ANSIBLE_COLLECTIONS_PATH (%s): run 'make collections'"
-                    % _collections_path())
+                    % configured_collections_path())
     workdir = str(tmp_path_factory.mktemp("smoke"))
     key = ec.generate_private_key(ec.SECP256R1())
     other = ec.generate_private_key(ec.SECP256R1())
@@ -167,10 +158,10 @@ def run_role(env, name, url, check_mode=False, **role_vars):
     vars_file = os.path.join(env["dir"], name + "-vars.json")
     write_json(vars_file, variables)
     run_env = dict(os.environ)
-    run_env.update({"ANSIBLE_COLLECTIONS_PATH": _collections_path(), "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
+    run_env.update({"ANSIBLE_COLLECTIONS_PATH": configured_collections_path(), "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
                     "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0",
                     "ANSIBLE_LOCAL_TEMP": os.path.join(env["dir"], "tmp")})
-    command = [_ansible_playbook(), "-i", "localhost,", "-c", "local", env["playbook"], "-e", "@" + vars_file]
+    command = [find_ansible_playbook(), "-i", "localhost,", "-c", "local", env["playbook"], "-e", "@" + vars_file]
     if check_mode:
         command.append("--check")
     done = subprocess.run(command, cwd=env["dir"], env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
