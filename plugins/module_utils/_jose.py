@@ -696,7 +696,7 @@ def _check_x5c(jwk, key, what):
         try:
             der = base64.b64decode(item, validate=True)
             certificates.append(_x509().load_der_x509_certificate(der))
-        except (binascii.Error, ValueError) as exc:
+        except (binascii.Error, ValueError, _x509().InvalidVersion) as exc:
             raise JoseError("%s x5c[%d] is not a base64 DER certificate: %s" % (what, index, exc))
     if jwk_key_members(certificate_public_key(certificates[0], "%s x5c[0]" % what)) != jwk_key_members(key):
         raise JoseError("%s x5c[0] certifies another key than the JWK's" % what)
@@ -723,7 +723,7 @@ def key_input_to_jwk(item, what="key"):
         if b"-----BEGIN CERTIFICATE-----" in data:
             try:
                 certificate = _x509().load_pem_x509_certificate(data)
-            except ValueError as exc:
+            except (ValueError, _x509().InvalidVersion) as exc:
                 raise JoseError("%s is not a valid PEM certificate: %s" % (what, exc))
             key = certificate_public_key(certificate, what)
             check_key(key)
@@ -838,7 +838,7 @@ def certificate_public_key(certificate, what="the certificate"):
 def load_certificate_pem(data, source="the certificate"):
     try:
         return _x509().load_pem_x509_certificate(_to_bytes(data))
-    except ValueError as exc:
+    except (ValueError, _x509().InvalidVersion) as exc:
         raise JoseError("%s is not a valid PEM certificate: %s" % (source, exc))
 
 

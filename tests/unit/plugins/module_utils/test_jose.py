@@ -621,6 +621,28 @@ def test_bad_x5c_is_refused(keys, x5c):
         _jose.jwk_to_public_key(jwk)
 
 
+def _certificate_with_version(key, version):
+    """DER and PEM of a self-signed certificate whose version field says ``version`` (valid: 0 and 2)."""
+    der = _jose.self_signed_certificate(key, "edge").public_bytes(serialization.Encoding.DER)
+    field = b"\xa0\x03\x02\x01\x02"  # [0] EXPLICIT INTEGER 2 (v3), the first one in the TBSCertificate
+    assert der.count(field) >= 1
+    der = der.replace(field, field[:-1] + bytes([version]), 1)
+    pem = b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(der) + b"-----END CERTIFICATE-----\n"
+    return der, pem
+
+
+def test_certificate_with_an_invalid_version_is_refused_clearly(keys):
+    """cryptography raises InvalidVersion (not a ValueError) for X.509 version 2: a JoseError, no traceback."""
+    der, pem = _certificate_with_version(keys["P-256"], 1)
+    jwk = dict(_jose.public_jwk(keys["P-256"]), x5c=[base64.b64encode(der).decode("ascii")])
+    with pytest.raises(JoseError, match="x5c"):
+        _jose.jwk_to_public_key(jwk)
+    with pytest.raises(JoseError, match="not a valid PEM certificate"):
+        _jose.load_certificate_pem(pem)
+    with pytest.raises(JoseError, match="not a valid PEM certificate"):
+        _jose.key_input_to_jwk(pem.decode("ascii"))
+
+
 def test_x5c_in_base64url_form_is_refused(keys):
     """x5c must be standard base64; a base64url-encoded certificate is malformed input."""
     for _attempt in range(50):
