@@ -385,7 +385,7 @@ def argument_spec():
         backup=dict(type="bool", default=False),
         parent_mode=dict(type="raw"),
         passphrase_file=dict(type="path", no_log=False),
-        store_passphrase=dict(type="bool", default=False),
+        store_passphrase=dict(type="bool", default=False, no_log=False),
     )
 
 

@@ -9,3 +9,23 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import pytest
+from ansible.module_utils import _internal as _ansible_module_internal
+from ansible.module_utils.common import warnings as _ansible_warnings
+
+
+@pytest.fixture(autouse=True)
+def _like_a_module_process(request, monkeypatch):
+    """Module tests run as in a module process on a target: no controller, no earlier warnings.
+
+    Importing controller code (ansible.errors, filter plugins) marks the whole process as the
+    controller, and then module warnings go to the controller's display instead of the module
+    result. A module process runs once, so ansible-core keeps its warnings in process-global
+    dicts and never clears them; in one pytest process they would leak from test to test.
+    """
+    if "/plugins/modules/" in str(request.node.fspath):
+        monkeypatch.setattr(_ansible_module_internal, "is_controller", False)
+    _ansible_warnings._global_warnings.clear()
+    _ansible_warnings._global_deprecations.clear()
+    yield

@@ -592,6 +592,16 @@ JWKS_CASES = [
     ("merge-not-bool", {"merge": "maybe"}, ["merge", "not a valid boolean"]),
     ("merge-without-dest", {"merge": True}, ["merge=true needs the JWKS published so far"]),
     ("allow-empty-not-bool", {"allow_empty": "perhaps"}, ["allow_empty", "not a valid boolean"]),
+    # budget: max_keys, max_bytes, budget_warn_percent
+    ("max-keys-negative", {"max_keys": -1}, ["max_keys must be 0 (no limit) or more, got -1"]),
+    ("max-keys-not-int", {"max_keys": "many"}, ["max_keys", "unable to convert to int"]),
+    ("max-keys-exceeded", {"dest": "{t}/jwks/jwks.json", "keys": ["@jwk:ec", "@jwk:ed"], "max_keys": 1},
+     ["2 keys, more than the budget of 1 keys", "nothing was published", "Fix:"]),
+    ("max-bytes-negative", {"max_bytes": -100}, ["max_bytes must be 0 (no limit) or more, got -100"]),
+    ("max-bytes-exceeded", {"dest": "{t}/jwks/jwks.json", "keys": ["@jwk:ec"], "max_bytes": 64},
+     ["more than the budget of 64 bytes", "nothing was published"]),
+    ("budget-warn-percent-negative", {"budget_warn_percent": -5}, ["budget_warn_percent must be 0 (no limit) or more"]),
+    ("budget-warn-percent-not-int", {"budget_warn_percent": "half"}, ["budget_warn_percent", "unable to convert"]),
     # issuer, jwks_uri, discovery_dest
     ("issuer-without-jwks-uri", {"issuer": ISSUER}, ["parameters are required together: issuer, jwks_uri"]),
     ("issuer-not-url", {"issuer": "edge", "jwks_uri": JWKS_URI}, ["issuer 'edge' must be an http(s) URL"]),
