@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Render the documentation of every module (plugins/modules/*.py) and of every role with
+# Render the documentation of every module (plugins/modules/*.py), every filter
+# (plugins/filter/*.py) and of every role with
 # meta/argument_specs.yml through ansible-doc; fail when one does not render or renders
 # empty, or when ansible-doc complains.
 set -euo pipefail
@@ -36,6 +37,10 @@ shopt -s nullglob
 for path in plugins/modules/*.py; do
     module=$(basename "$path" .py)
     [ "$module" = __init__ ] || check module "selfjwt.kyma.$module"
+done
+for path in plugins/filter/*.py; do
+    filter=$(basename "$path" .py)
+    [ "$filter" = __init__ ] || check filter "selfjwt.kyma.$filter"
 done
 for spec in roles/*/meta/argument_specs.yml roles/*/meta/argument_specs.yaml; do
     check role "selfjwt.kyma.$(basename "$(dirname "$(dirname "$spec")")")"
