@@ -273,7 +273,15 @@ class Ring(object):
         data = _files.read_bytes(self.path, "private key")
         if data is not None:
             self._signing_bytes = data
-            self._signing_key = self._load_key(data, "the signing key %s" % self.path)
+            try:
+                self._signing_key = self._load_key(data, "the signing key %s" % self.path)
+            except KeyringError:
+                raise
+            except _jose.JoseError as exc:
+                raise KeyringError(
+                    "%s. Nothing was changed. Give the right passphrase or restore the key from a backup; to "
+                    "replace it, make a new key with selfjwt.kyma.jwt_keypair (regenerate=full_idempotence) and "
+                    "publish it before it signs (playbooks/rotate.yml)" % exc)
             self.signing_kid = _jose.key_thumbprint(self._signing_key)
             status = os.stat(self.path)
             self._key_mode = status.st_mode & 0o7777

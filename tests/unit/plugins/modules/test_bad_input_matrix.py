@@ -45,8 +45,8 @@ from ansible.module_utils.testing import patch_module_args
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, rsa, x25519
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _token
-from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_keypair, jwt_token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _keyring, _token
+from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_keypair, jwt_keyring, jwt_token
 from helpers import tree_state  # pylint: disable=import-error
 
 ISSUER = "https://edge.example.com"
@@ -57,14 +57,19 @@ SECRET = "c2VjcmV0LXByaXZhdGUtbWVtYmVyLXZhbHVlLTRkOWE"
 TRACEBACK = "Traceback (most recent call last)"
 PEM_PRIVATE = re.compile(r"PRIVATE KEY-----")
 
-MODULES = {"jwt_keypair": jwt_keypair, "jwt_token": jwt_token, "jwks_publish": jwks_publish}
+MODULES = {"jwt_keypair": jwt_keypair, "jwt_token": jwt_token, "jwks_publish": jwks_publish,
+           "jwt_keyring": jwt_keyring}
 BASE_ARGS = {
     "jwt_keypair": {"path": "{t}/keys/new.pem"},
     "jwt_token": {"private_key_path": "{t}/keys/ec.pem", "issuer": ISSUER, "subject": "edge-01"},
     "jwks_publish": {"keys": ["@jwk:ec"]},
+    # A settled ring (one active key, nothing due): the default action=auto has nothing to do.
+    "jwt_keyring": {"path": "{t}/ring/signing.pem"},
 }
 #: Options that every module gets from add_file_common_args; the matrix covers the ones that matter.
 FILE_OPTIONS = ("mode", "owner", "group")
+#: Modules without add_file_common_args (their files have fixed modes).
+NO_FILE_OPTIONS = ("jwt_keyring",)
 IGNORED_FILE_OPTIONS = ("seuser", "serole", "setype", "selevel", "unsafe_writes", "attributes")
 
 DROP = object()
@@ -130,6 +135,7 @@ def material():
         "token/foreign.txt": b"do not lose me\n",
         "token/binary": b"\xff\xfe\x00\x01" * 16,
     }
+    files.update(_ring_files(ec_key, other_ec, _pem(ec_key, PASSPHRASE)))
     return {
         "files": files,
         "jwk:ec": ec_jwk,
@@ -151,6 +157,56 @@ def material():
         "pem:corrupt_cert": _damage(files["keys/cert.pem"]).decode("ascii"),
         "private_lines": _private_lines(files),
     }
+
+
+RING_TIME = "2026-01-31T12:00:00Z"
+
+
+def _ring_state(*entries):
+    return (json.dumps({"version": _keyring.STATE_VERSION, "keys": list(entries)}, indent=2) + "\n").encode("ascii")
+
+
+def _ring_entry(key, state, **times):
+    kid = _jose.key_thumbprint(key)
+    entry = {"kid": kid, "state": state, "jwk": _jose.public_jwk(key, kid=kid)}
+    entry.update(times)
+    return entry
+
+
+def _ring_files(key, other, encrypted_pem):
+    """ring/<name>.pem with the ring state <name>.pem.ring.json: a settled ring and damaged ones."""
+    pem = _pem(key)
+    active = _ring_entry(key, "active", activated_at=RING_TIME)
+    nxt = _ring_entry(other, "next", staged_at=RING_TIME)
+    damaged = {
+        "not-json": b'{"version": 1, "keys": [\n',
+        "binary": b"\xff\xfe\x00\x01" * 16,
+        "array": b"[1, 2, 3]\n",
+        "empty": b"",
+        "version-2": b'{"version": 2, "keys": []}\n',
+        "keys-not-list": b'{"version": 1, "keys": {"kid": "a"}}\n',
+        "entry-not-object": _ring_state("a key"),
+        "entry-odd-state": _ring_state(dict(active, state="odd")),
+        "entry-jwk-missing": _ring_state(dict(active, jwk=None)),
+        "duplicate-kid": _ring_state(active, dict(active, state="retiring")),
+        "bad-time": _ring_state(dict(active, activated_at="yesterday")),
+        "two-active": _ring_state(active, dict(nxt, state="active")),
+    }
+    files = {"ring/signing.pem": pem, "ring/signing.pem.ring.json": _ring_state(active)}
+    for name, state in damaged.items():
+        files["ring/%s.pem" % name] = pem
+        files["ring/%s.pem.ring.json" % name] = state
+    # A ring whose signing key is gone, one whose signing key was retired, a staged next key, an encrypted ring.
+    files["ring/keyless.pem.ring.json"] = _ring_state(active)
+    files["ring/retired.pem"] = pem
+    files["ring/retired.pem.ring.json"] = _ring_state(dict(active, state="retired", retired_at=RING_TIME),
+                                                      _ring_entry(other, "active", activated_at=RING_TIME))
+    files["ring/staged.pem"] = pem
+    files["ring/staged.pem.ring.json"] = _ring_state(active, nxt)
+    files["ring/staged.pem.%s" % nxt["kid"]] = _pem(other)
+    files["ring/enc.pem"] = encrypted_pem
+    files["ring/enc.pem.ring.json"] = _ring_state(active)
+    return files
 
 
 def _weak_rsa_jwk(key):
@@ -285,6 +341,10 @@ def _big_key(root):
 def _big_token(root):
     with open(os.path.join(root, "token", "big"), "wb") as handle:
         handle.write(b"e" * (4 * 8192 + 1))
+
+
+def _state_directory(root):
+    os.makedirs(os.path.join(root, "keys", "ec.pem" + _keyring.STATE_SUFFIX))
 
 
 def _big_jwks(root):
@@ -628,8 +688,101 @@ JWKS_CASES = [
 ]
 
 
+KEYRING_CASES = [
+    # path
+    ("path-missing", {"path": DROP}, ["missing required arguments: path"]),
+    ("path-empty", {"path": ""}, ["path must be the path of the private key file"]),
+    ("path-is-directory", {"path": "{t}/adir"}, ["is a directory, not a file", "give the path of a file"]),
+    ("path-below-a-file", {"path": "{t}/plain.txt/key.pem"}, ["{t}/plain.txt is not a directory"]),
+    ("path-dir-missing", {"path": "{t}/nowhere/key.pem"}, ["does not exist: create it first"]),
+    ("path-nul-byte", {"path": "{t}/keys/a\x00b.pem"}, ["contains a NUL byte: give a valid path"]),
+    ("path-name-too-long", {"path": "{t}/keys/" + LONG_NAME}, ["File name too long"]),
+    ("path-no-key", {"path": "{t}/keys/new.pem"}, ["there is no signing key at {t}/keys/new.pem",
+                                                   "create it first"]),
+    ("path-corrupt-pem", {"path": "{t}/keys/corrupt.pem"},
+     ["is damaged", "Nothing was changed", "restore the key from a backup", "regenerate=full_idempotence"]),
+    ("path-not-pem", {"path": "{t}/keys/garbage.pem"}, ["is not a PEM private key", "restore the key"]),
+    ("path-empty-file", {"path": "{t}/keys/empty.pem"}, ["is empty", "restore the key"]),
+    ("path-public-key", {"path": "{t}/keys/public.pem"}, ["is a public key or certificate, not a private key"]),
+    ("path-certificate", {"path": "{t}/keys/cert.pem"}, ["is a public key or certificate, not a private key"]),
+    ("path-encrypted-no-passphrase", {"path": "{t}/ring/enc.pem"}, ["is encrypted: set the passphrase"]),
+    ("path-dsa-key", {"path": "{t}/keys/dsa.pem"}, ["unsupported key type DSAPrivateKey", "use an RSA"]),
+    ("path-rsa-1024", {"path": "{t}/keys/rsa1024.pem", "type": "rsa", "size": 2048}, ["1024 bits; at least 2048"]),
+    ("path-ed448-key", {"path": "{t}/keys/ed448.pem"}, ["unsupported key type Ed448PrivateKey", "Ed25519"]),
+    ("path-secp256k1-key", {"path": "{t}/keys/secp256k1.pem"}, ["unsupported EC curve secp256k1"]),
+    ("path-oversize-file", {"path": "{t}/keys/big.pem"}, ["larger than 1048576 bytes"], _big_key),
+    # path: the ring state <path>.ring.json
+    ("state-not-json", {"path": "{t}/ring/not-json.pem"},
+     ["the key ring state {t}/ring/not-json.pem.ring.json is not valid JSON", "restore it from a backup"]),
+    ("state-not-utf8", {"path": "{t}/ring/binary.pem"}, ["ring.json is not valid JSON", "move it away"]),
+    ("state-array", {"path": "{t}/ring/array.pem"}, ["is not a version 1 key ring state", "restore it"]),
+    ("state-empty-file", {"path": "{t}/ring/empty.pem"}, ["ring.json is not valid JSON"]),
+    ("state-other-version", {"path": "{t}/ring/version-2.pem"}, ["is not a version 1 key ring state"]),
+    ("state-keys-not-list", {"path": "{t}/ring/keys-not-list.pem"}, ["is not a version 1 key ring state"]),
+    ("state-entry-not-object", {"path": "{t}/ring/entry-not-object.pem"}, ["holds an invalid key entry"]),
+    ("state-entry-odd-state", {"path": "{t}/ring/entry-odd-state.pem"}, ["holds an invalid key entry"]),
+    ("state-entry-without-jwk", {"path": "{t}/ring/entry-jwk-missing.pem"}, ["holds an invalid key entry"]),
+    ("state-duplicate-kid", {"path": "{t}/ring/duplicate-kid.pem"}, ["holds an invalid key entry"]),
+    ("state-bad-time", {"path": "{t}/ring/bad-time.pem"},
+     ["activated_at of kid", "'yesterday' is not a UTC time like 2026-01-31T12:00:00Z"]),
+    ("state-two-active", {"path": "{t}/ring/two-active.pem"}, ["has more than one active or next key"]),
+    ("state-is-directory", {"path": "{t}/keys/ec.pem"},
+     ["key ring state {t}/keys/ec.pem.ring.json is a directory, not a file"], _state_directory),
+    ("state-without-key", {"path": "{t}/ring/keyless.pem"},
+     ["the signing key {t}/ring/keyless.pem is missing, but its key ring", "restore the key"]),
+    ("state-key-retired", {"path": "{t}/ring/retired.pem"}, ["is retired in its key ring", "restore the active key"]),
+    # action, published_kids
+    ("action-wrong-enum", {"action": "rotate-now"},
+     ["value of action must be one of: status, auto, rotate, stage, mark_published, activate, retire, revoke"]),
+    ("action-not-a-string", {"action": ["auto"]}, ["value of action must be one of"]),
+    ("action-activate-without-next", {"action": "activate"},
+     ["cannot activate: there is no next key: stage one first", "Nothing was changed"]),
+    ("action-activate-unpublished", {"path": "{t}/ring/staged.pem", "action": "activate"},
+     ["has not been published yet", "action=mark_published", "Nothing was changed"]),
+    ("action-mark-published-without-kids", {"action": "mark_published"},
+     ["action is mark_published but all of the following are missing: published_kids"]),
+    ("published-kids-without-mark-published", {"published_kids": ["abc"]},
+     ["published_kids is only used with action=mark_published"]),
+    ("published-kids-not-list", {"action": "mark_published", "published_kids": {"kid": "abc"}},
+     ["published_kids", "cannot be converted to a list"]),
+    # timing
+    ("propagation-window-negative", {"propagation_window": -1},
+     ["propagation_window must be a whole number of seconds >= 0, got -1"]),
+    ("propagation-window-not-int", {"propagation_window": "soon"}, ["propagation_window", "int"]),
+    ("token-max-lifetime-negative", {"token_max_lifetime": -60},
+     ["token_max_lifetime must be a whole number of seconds"]),
+    ("token-max-lifetime-not-int", {"token_max_lifetime": "1h"}, ["token_max_lifetime", "int"]),
+    ("clock-skew-negative", {"clock_skew": -5}, ["clock_skew must be a whole number of seconds >= 0, got -5"]),
+    ("clock-skew-not-int", {"clock_skew": "a minute"}, ["clock_skew", "int"]),
+    ("max-key-age-negative", {"max_key_age": -1}, ["max_key_age must be a whole number of seconds >= 0"]),
+    ("max-key-age-not-above-window", {"max_key_age": 1800},
+     ["max_key_age (1800 s) must be longer than propagation_window (1800 s)"]),
+    ("max-key-age-not-int", {"max_key_age": "90d"}, ["max_key_age", "int"]),
+    # new keys: type, size, curve, algorithm
+    ("type-dsa", {"type": "dsa"}, ["value of type must be one of: rsa, ec, ed25519, got: dsa"]),
+    ("size-1024", {"type": "rsa", "size": 1024}, ["size must be between 2048 and 16384"]),
+    ("size-not-a-number", {"type": "rsa", "size": "big"}, ["size", "int"]),
+    ("curve-p192", {"curve": "P-192"}, ["value of curve must be one of: P-256, P-384, P-521, got: P-192"]),
+    ("algorithm-hs256", {"algorithm": "HS256"}, ["value of algorithm must be one of"]),
+    ("algorithm-none", {"algorithm": "none"}, ["value of algorithm must be one of"]),
+    ("algorithm-other-key-type", {"algorithm": "RS256"},
+     ["algorithm RS256 needs a key of type rsa, but type is ec: change type or algorithm"]),
+    # passphrase
+    ("passphrase-wrong", {"path": "{t}/ring/enc.pem", "passphrase": PASSPHRASE + "-not"},
+     ["could not be decrypted", "Give the right passphrase"]),
+    ("passphrase-for-plain-key", {"passphrase": PASSPHRASE}, ["is not encrypted, but a passphrase was given"]),
+    # keep_retired_keys, remove_private_keys
+    ("keep-retired-keys-not-bool", {"keep_retired_keys": "maybe"}, ["keep_retired_keys", "not a valid boolean"]),
+    ("remove-private-keys-not-bool", {"action": "revoke", "remove_private_keys": "perhaps"},
+     ["remove_private_keys", "not a valid boolean"]),
+    # no file options: modes are fixed (keys keep the mode of the key file, the state is 0600)
+    ("mode-unsupported", {"mode": "0644"}, ["Unsupported parameters", "mode"]),
+]
+
+
 def _cases():
-    for module, table in (("jwt_keypair", KEYPAIR_CASES), ("jwt_token", TOKEN_CASES), ("jwks_publish", JWKS_CASES)):
+    for module, table in (("jwt_keypair", KEYPAIR_CASES), ("jwt_token", TOKEN_CASES), ("jwks_publish", JWKS_CASES),
+                          ("jwt_keyring", KEYRING_CASES)):
         for case in table:
             name, args, expected = case[:3]
             prepare = case[3] if len(case) > 3 else None
@@ -648,7 +801,7 @@ def build_tree(root, material):
             os.makedirs(os.path.dirname(path))
         with open(path, "wb") as handle:
             handle.write(data)
-        os.chmod(path, 0o600 if name.startswith(("keys/", "token/")) else 0o644)
+        os.chmod(path, 0o600 if name.startswith(("keys/", "token/", "ring/")) else 0o644)
 
 
 def snapshot(root):
@@ -760,9 +913,11 @@ def _argument_spec(module_name):
 
 
 @pytest.mark.parametrize("module_name, table", [("jwt_keypair", KEYPAIR_CASES), ("jwt_token", TOKEN_CASES),
-                                                ("jwks_publish", JWKS_CASES)])
+                                                ("jwks_publish", JWKS_CASES), ("jwt_keyring", KEYRING_CASES)])
 def test_every_option_has_a_case(module_name, table):
-    options = _argument_spec(module_name) | set(FILE_OPTIONS)
+    options = _argument_spec(module_name)
+    if module_name not in NO_FILE_OPTIONS:
+        options |= set(FILE_OPTIONS)
     options -= set(IGNORED_FILE_OPTIONS)
     covered = set()
     for case in table:
