@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""File modes whatever the umask, and check mode that changes nothing on disk, for all three modules.
+"""File modes whatever the umask, and check mode that changes nothing on disk, for every module.
 
 Permissions: under umask 000 (everything world-writable by default), 022 and 077 (nothing for
 group and others), every file a module writes has the mode it documents from its first byte:
@@ -28,13 +28,14 @@ import time
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _token
-from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_keypair, jwt_token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _keyring, _token
+from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_keypair, jwt_keyring, jwt_token
 from helpers import tree_state  # pylint: disable=import-error
 
 ISSUER = "https://edge.example.com"
 JWKS_URI = "http://edge-jwks.default.svc.cluster.local/jwks.json"
-MODULES = {"jwt_keypair": jwt_keypair, "jwt_token": jwt_token, "jwks_publish": jwks_publish}
+MODULES = {"jwt_keypair": jwt_keypair, "jwt_token": jwt_token, "jwks_publish": jwks_publish,
+           "jwt_keyring": jwt_keyring}
 
 
 def run(module_name, args, capsys, check_mode=False, diff=False):
@@ -178,3 +179,108 @@ def test_check_mode_changes_nothing(used_tree, capsys):
     for module_name, args in cases[:1]:
         run(module_name, args, capsys)
     assert snapshot(used_tree["root"]) != before
+
+
+# --------------------------------------------------------------------------------------
+# jwt_keyring: private files whatever the umask, check mode changes nothing
+# --------------------------------------------------------------------------------------
+
+class Clock(object):
+    """A clock for _keyring that moves 10 s on each reading: with zero windows every step is due at once."""
+
+    def __init__(self):
+        self.now = 1800000000.5
+
+    def time(self):
+        self.now += 10
+        return self.now
+
+
+@pytest.fixture
+def ring_clock(monkeypatch):
+    monkeypatch.setattr(_keyring, "time", Clock())
+
+
+def ring(capsys, path, action, check_mode=False, **args):
+    args = dict(args, path=path, action=action, propagation_window=0, token_max_lifetime=0, clock_skew=0)
+    return run("jwt_keyring", args, capsys, check_mode=check_mode, diff=True)
+
+
+def _rotated_to(capsys, path, step):
+    """A key at ``path`` with a ring whose rotation reached ``step`` (staged, published or activated)."""
+    run("jwt_keypair", {"path": path}, capsys)
+    staged = ring(capsys, path, "rotate")
+    if step == "staged":
+        return staged
+    published = ring(capsys, path, "mark_published", published_kids=staged["kids"])
+    if step == "published":
+        return published
+    return ring(capsys, path, "activate")
+
+
+def test_keyring_files_are_private_whatever_the_umask(tmp_path, capsys, umask, ring_clock):
+    key = str(tmp_path / "key.pem")
+    activated = _rotated_to(capsys, key, "activated")
+    retiring = [entry["kid"] for entry in activated["keys"] if entry["state"] == "retiring"]
+    staged = ring(capsys, key, "stage")
+    nxt = [entry["kid"] for entry in staged["keys"] if entry["state"] == "next"]
+    assert len(retiring) == 1 and len(nxt) == 1
+    expected = {
+        "key.pem": 0o600, ".key.pem.lock": 0o600, "key.pem.ring.json": 0o600,
+        "key.pem." + retiring[0]: 0o600,  # the previous key, kept until it retires
+        "key.pem." + nxt[0]: 0o600,  # the staged next key
+    }
+    found = dict((name, mode_of(os.path.join(str(tmp_path), name))) for name in os.listdir(str(tmp_path)))
+    assert found == expected, "umask %03o" % umask
+    # A retired key kept as a backup stays private too.
+    retired = ring(capsys, key, "retire", keep_retired_keys=True)
+    assert [item["step"] for item in retired["performed"]] == ["retire"]
+    assert mode_of(key + "." + retiring[0]) == 0o600
+
+
+@pytest.fixture
+def ring_tree(tmp_path, capsys, ring_clock):
+    """Keys in every ring state that makes an action change something."""
+    root = str(tmp_path / "rings")
+    os.makedirs(root)
+    paths = dict((name, os.path.join(root, name + ".pem")) for name in ("bare", "settled", "published", "retiring"))
+    run("jwt_keypair", {"path": paths["bare"]}, capsys)  # no ring yet: any action adopts it
+    run("jwt_keypair", {"path": paths["settled"]}, capsys)
+    ring(capsys, paths["settled"], "auto")  # one active key: stage and revoke change it
+    _rotated_to(capsys, paths["published"], "published")  # a next key due for activation
+    _rotated_to(capsys, paths["retiring"], "activated")  # a retiring key due for retirement
+    return root, paths
+
+
+def _keyring_check_mode_cases(paths):
+    return [
+        (paths["bare"], "auto", {}),
+        (paths["settled"], "stage", {}),
+        (paths["settled"], "rotate", {}),
+        (paths["published"], "activate", {}),
+        (paths["published"], "auto", {}),
+        (paths["published"], "mark_published", {"published_kids": []}),
+        (paths["retiring"], "retire", {}),
+        (paths["retiring"], "auto", {"keep_retired_keys": True}),
+        (paths["retiring"], "revoke", {}),
+        (paths["published"], "revoke", {"remove_private_keys": True}),
+    ]
+
+
+def test_keyring_check_mode_changes_nothing(ring_tree, capsys):
+    root, paths = ring_tree
+    cases = _keyring_check_mode_cases(paths)
+    before = snapshot(root)
+    for path, action, args in cases:
+        result = ring(capsys, path, action, check_mode=True, **args)
+        assert result["changed"] is True, "%s on %s: check mode saw nothing to do" % (action, path)
+        assert result["performed"], (action, path)
+        assert snapshot(root) == before, "%s %r on %s changed the tree in check mode" % (action, args, path)
+    # The same runs without check mode do change the tree (the cases are real): the first case of each ring.
+    done = set()
+    for path, action, args in cases:
+        if path not in done:
+            done.add(path)
+            assert ring(capsys, path, action, **args)["changed"] is True, (action, path)
+            assert snapshot(root) != before, (action, path)
+            before = snapshot(root)
