@@ -43,8 +43,8 @@ import ansible_collections
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _keypair, _token
-from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_keypair, jwt_token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _keypair, _keyring, _token
+from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_keypair, jwt_keyring, jwt_token
 
 ISSUER = "https://edge.example.com"
 #: The directory that holds ansible_collections/ (for the child processes' PYTHONPATH).
@@ -140,7 +140,23 @@ def test_disk_full_in_write_atomic_keeps_the_old_file(tmp_path, monkeypatch):
     assert os.listdir(str(tmp_path)) == ["key.pem"]
 
 
-@pytest.mark.parametrize("module_name", ["jwt_keypair", "jwt_token", "jwks_publish"])
+class Clock(object):
+    """A clock for _keyring that moves 10 s on each reading: with zero windows every step is due at once."""
+
+    def __init__(self):
+        self.now = 1800000000.5
+
+    def time(self):
+        self.now += 10
+        return self.now
+
+
+#: jwt_keyring arguments with zero windows: a published next key may sign at once.
+ZERO_WINDOWS = {"propagation_window": 0, "token_max_lifetime": 0, "clock_skew": 0}
+
+
+@pytest.mark.parametrize("module_name", ["jwt_keypair", "jwt_token", "jwks_publish", "jwt_keyring-stage",
+                                         "jwt_keyring-activate"])
 def test_disk_full_in_every_module(tmp_path, capsys, monkeypatch, module_name):
     key_path = str(tmp_path / "key.pem")
     write(key_path, new_key_pem())
@@ -154,12 +170,26 @@ def test_disk_full_in_every_module(tmp_path, capsys, monkeypatch, module_name):
         "jwt_keypair": {"path": key_path, "regenerate": "always"},
         "jwt_token": {"private_key_path": key_path, "issuer": ISSUER, "subject": "edge-01", "dest": token_path},
         "jwks_publish": {"keys": [_jose.public_jwk(_jose.load_private_key(read(key_path)))], "dest": jwks_path},
+        # The first write of a stage is the next key, of an activation the copy of the outgoing key.
+        "jwt_keyring-stage": {"path": key_path, "action": "stage"},
+        "jwt_keyring-activate": dict(ZERO_WINDOWS, path=key_path, action="activate"),
     }[module_name]
-    module = {"jwt_keypair": jwt_keypair, "jwt_token": jwt_token, "jwks_publish": jwks_publish}[module_name]
+    module = {"jwt_keypair": jwt_keypair, "jwt_token": jwt_token, "jwks_publish": jwks_publish,
+              "jwt_keyring-stage": jwt_keyring, "jwt_keyring-activate": jwt_keyring}[module_name]
+    if module_name.startswith("jwt_keyring"):
+        monkeypatch.setattr(_keyring, "time", Clock())
+        settled = run_module(jwt_keyring, dict(ZERO_WINDOWS, path=key_path), capsys)
+        if module_name == "jwt_keyring-activate":
+            staged = run_module(jwt_keyring, dict(ZERO_WINDOWS, path=key_path, action="stage"), capsys)
+            run_module(jwt_keyring, dict(ZERO_WINDOWS, path=key_path, action="mark_published",
+                                         published_kids=staged["kids"]), capsys)
+        assert settled["changed"] is True and os.path.exists(_keyring.state_path(key_path))
     before = digest_tree(str(tmp_path))
-    monkeypatch.setattr(os, "write", DiskFull(str(tmp_path)))
+    full = DiskFull(str(tmp_path))
+    monkeypatch.setattr(os, "write", full)
     result = run_module(module, args, capsys)
     monkeypatch.undo()
+    assert full.calls, "the fake disk was not used"
     assert result["failed"] is True
     assert "No space left on device" in result["msg"] and "is unchanged" in result["msg"]
     assert digest_tree(str(tmp_path)) == before
@@ -265,6 +295,9 @@ def read_only_tree(small_tmpfs, capsys):
     token_args = {"private_key_path": key_path, "issuer": ISSUER, "subject": "edge-01", "dest": token_path}
     run_module(jwt_token, token_args, capsys)
     run_module(jwks_publish, {"keys": [made["jwk"]], "dest": jwks_path}, capsys)
+    # A second key without a key ring: jwt_keyring would have to write the ring state to adopt it.
+    ring_key = os.path.join(small_tmpfs, "ring.pem")
+    run_module(jwt_keypair, {"path": ring_key}, capsys)
     # Without a lock file (the key) and with one (the token): both ways of locking a read-only directory.
     os.unlink(os.path.join(small_tmpfs, ".key.pem.lock"))
     done = subprocess.run(["mount", "-o", "remount,ro", small_tmpfs], stdout=subprocess.PIPE,
@@ -272,7 +305,7 @@ def read_only_tree(small_tmpfs, capsys):
     if done.returncode != 0:
         pytest.skip("cannot remount the tmpfs read-only: %s" % done.stdout.decode("utf-8", "replace").strip())
     return {"root": small_tmpfs, "key": key_path, "token": token_path, "jwks": jwks_path, "kid": made["kid"],
-            "jwk": made["jwk"], "token_args": token_args}
+            "jwk": made["jwk"], "token_args": token_args, "ring_key": ring_key}
 
 
 def test_read_only_file_system_reads_and_refuses_writes(read_only_tree, capsys):
@@ -295,6 +328,10 @@ def test_read_only_file_system_reads_and_refuses_writes(read_only_tree, capsys):
     other = run_module(jwks_publish, {"keys": [tree["jwk"]], "dest": tree["jwks"], "allow_empty": True,
                                       "revoke": [tree["kid"]]}, capsys)
     assert other["failed"] is True and "cannot write JWKS file" in other["msg"]
+    status = run_module(jwt_keyring, {"path": tree["ring_key"], "action": "status"}, capsys)
+    assert status.get("failed") is None and status["changed"] is False and status["would_change"] is True
+    adopt = run_module(jwt_keyring, {"path": tree["ring_key"]}, capsys)
+    assert adopt["failed"] is True and "Read-only file system" in adopt["msg"]
     assert digest_tree(tree["root"]) == before
 
 
