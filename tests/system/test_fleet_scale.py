@@ -310,7 +310,11 @@ def rendered(tmp_path_factory, fleet):
         {"name": "edge keys", "hosts": "real", "gather_facts": False,
          "roles": [{"role": "selfjwt.kyma.edge_keys"}]},
         {"name": "publish", "hosts": "localhost", "gather_facts": False,
-         "roles": [{"role": "selfjwt.kyma.kyma_publish", "vars": {"kyma_publish_output_dir": str(out)}}]},
+         "roles": [{"role": "selfjwt.kyma.kyma_publish", "vars": {"kyma_publish_output_dir": str(out)}}],
+         "tasks": [{"name": "record the facts", "ansible.builtin.copy": {
+             "content": "{{ {'kids': kyma_publish_published_kids, 'by_issuer': kyma_publish_jwks_by_issuer,"
+                        " 'first': kyma_publish_jwks, 'issuers': kyma_publish_issuers} | to_json }}",
+             "dest": str(workdir / "facts.json"), "mode": "0644"}}]},
         {"name": "budget", "hosts": "localhost", "gather_facts": False, "tasks": [{
             "name": "refuse",
             "block": [{"name": "run with a small budget", "ansible.builtin.include_role": {
@@ -385,6 +389,22 @@ def test_sharded_render_has_one_authentication_and_one_configmap_per_shard(rende
     published = sum(len(json.loads((rendered["dir"] / ("jwks-%s.json" % s)).read_text())["keys"]) for s in shards)
     site_shards = set(expected[h] for h in ("site-a1", "site-a2"))
     assert published == SIMULATED + len(site_shards) + 1
+
+
+def test_published_facts_cover_every_shard(rendered):
+    facts = json.loads((rendered["work"] / "facts.json").read_text())
+    expected = _expected_shards(rendered)
+    shards = sorted(set(expected.values()))
+    files = dict((_fleet.shard_url(ISSUER, s), json.loads((rendered["dir"] / ("jwks-%s.json" % s)).read_text()))
+                 for s in shards)
+    assert facts["by_issuer"] == files
+    assert facts["issuers"] == [_fleet.shard_url(ISSUER, s) for s in shards]
+    assert facts["first"] == files[facts["issuers"][0]]
+    assert facts["kids"] == sorted(set(key["kid"] for jwks in files.values() for key in jwks["keys"]))
+    # Each host's key is in its own shard's JWKS and in no other (what rotate_round.yml relies on).
+    for host in rendered["simulated"]:
+        holders = [issuer for issuer, jwks in files.items() if "k1-" + host in [k["kid"] for k in jwks["keys"]]]
+        assert holders == [_fleet.shard_url(ISSUER, expected[host])]
 
 
 def test_rendered_apirule_accepts_tokens_of_the_right_shard_only(rendered, fleet):
