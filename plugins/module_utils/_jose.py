@@ -25,6 +25,7 @@ import binascii
 import datetime
 import hashlib
 import json
+import operator
 import os
 import re
 import sys
@@ -187,9 +188,16 @@ def _version_tuple(version):
 # base64url helpers (RFC 7515 section 2, RFC 7518 section 2)
 # --------------------------------------------------------------------------------------
 
+# base64.urlsafe_b64encode/-decode are these translations around binascii; calling binascii
+# directly saves three Python calls per value (a JWKS of 10,000 EC keys decodes 20,000).
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_PADDING = ("", "", "==", "=")
+
+
 def b64url_encode(data):
     """base64url without padding."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode("ascii")
 
 
 _B64URL_PATTERN = re.compile(r"^[A-Za-z0-9_-]*$")
@@ -202,7 +210,7 @@ def b64url_decode(text, what="value"):
     if len(text) % 4 == 1:
         raise JoseError("%s has an impossible base64url length" % what)
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return binascii.a2b_base64((text + _PADDING[len(text) % 4]).encode("ascii").translate(_FROM_URLSAFE))
     except (binascii.Error, ValueError) as exc:
         raise JoseError("%s is not valid base64url: %s" % (what, exc))
 
@@ -488,23 +496,32 @@ THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), 
 def thumbprint(jwk, hash_name="sha256"):
     """RFC 7638 JWK thumbprint (base64url, no padding) of a public JWK dict."""
     kty = jwk.get("kty")
-    if kty not in THUMBPRINT_MEMBERS:
+    names = THUMBPRINT_MEMBERS.get(kty) if isinstance(kty, str) else None
+    if names is None:
         raise JoseError("cannot compute a thumbprint for kty %r" % (kty,))
     try:
-        required = dict((name, jwk[name]) for name in THUMBPRINT_MEMBERS[kty])
+        values = _THUMBPRINT_VALUES[kty](jwk)
     except KeyError as exc:
         raise JoseError("JWK of kty %s lacks member %s" % (kty, exc))
     # Thumbprints of the same members are asked for again and again when a JWKS is checked.
-    cache_key = (hash_name,) + tuple(required.values()) if all(
-        isinstance(value, str) for value in required.values()) else None
-    if cache_key is not None and cache_key in _THUMBPRINTS:
+    # Only all-string member values are ever cached, so other values simply miss.
+    cache_key = (hash_name,) + values
+    try:
         return _THUMBPRINTS[cache_key]
-    if cache_key is not None and all(_PLAIN_JSON_TEXT.match(value) for value in required.values()):
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable member value (a list, ...): not cacheable
+        cache_key = None
+    if cache_key is not None and not all(isinstance(value, str) for value in values):
+        cache_key = None
+    if cache_key is not None and _PLAIN_JSON_TEXT.match("".join(values)):
         # Texts that JSON writes as they are (base64url numbers, curve names): no encoder needed.
-        canonical = "{%s}" % ",".join('"%s":"%s"' % (name, required[name]) for name in THUMBPRINT_MEMBERS[kty])
+        canonical = _THUMBPRINT_TEMPLATES[kty] % values
     else:
-        canonical = _CANONICAL_JSON.encode(required)
-    result = b64url_encode(hashlib.new(hash_name, canonical.encode("utf-8")).digest())
+        canonical = _CANONICAL_JSON.encode(dict(zip(names, values)))
+    data = canonical.encode("utf-8")
+    constructor = _HASH_CONSTRUCTORS.get(hash_name)
+    result = b64url_encode((constructor(data) if constructor is not None else hashlib.new(hash_name, data)).digest())
     if cache_key is not None:
         if len(_THUMBPRINTS) >= _PUBLIC_MEMBERS_LIMIT:
             _THUMBPRINTS.clear()
@@ -514,6 +531,13 @@ def thumbprint(jwk, hash_name="sha256"):
 
 _THUMBPRINTS = {}
 _PLAIN_JSON_TEXT = re.compile(r"^[A-Za-z0-9_.~+/=-]*\Z")
+#: The thumbprint members of each kty as a tuple, in RFC 7638 (sorted) order.
+_THUMBPRINT_VALUES = dict((kty, operator.itemgetter(*names)) for kty, names in THUMBPRINT_MEMBERS.items())
+#: The canonical JSON of each kty's thumbprint members, for values JSON writes as they are.
+_THUMBPRINT_TEMPLATES = dict((kty, "{%s}" % ",".join('"%s":"%%s"' % name for name in names))
+                             for kty, names in THUMBPRINT_MEMBERS.items())
+_HASH_CONSTRUCTORS = {"sha256": hashlib.sha256, "sha1": hashlib.sha1, "sha384": hashlib.sha384,
+                      "sha512": hashlib.sha512}
 
 
 def key_thumbprint(key):
@@ -576,21 +600,21 @@ def jwk_to_public_key(jwk, what="JWK"):
                         % (what, ", ".join(private)))
     kty = jwk.get("kty")
     members, key = _public_members(jwk, kty, what)
-    normalized = members
     kid = jwk.get("kid")
-    normalized["kid"] = check_kid(kid) if kid is not None else thumbprint(normalized)
+    # Built in the published order (PUBLIC_JWK_MEMBERS): kty, kid, use, alg, key members, x5c...
+    normalized = {"kty": kty, "kid": check_kid(kid) if kid is not None else thumbprint(members), "use": "sig"}
     if "use" in jwk:
         if jwk["use"] != "sig":
             raise JoseError("%s has use %r: keys that verify JWTs need use 'sig'" % (what, jwk["use"]))
-    normalized["use"] = "sig"
     if jwk.get("alg") is not None:
         try:
             normalized["alg"] = _check_public_algorithm(kty, members.get("crv"), key, jwk["alg"])
         except JoseError as exc:
             raise JoseError("%s: %s" % (what, exc))
+    normalized.update(members)
     if "x5c" in jwk:
         normalized.update(_check_x5c(jwk, key, what))
-    return ordered_jwk(normalized), key
+    return normalized, key
 
 
 #: Validated key members and public keys by the JWK's member texts. A JWKS merge meets every
@@ -609,21 +633,42 @@ def clear_caches():
 
 
 def _public_members(jwk, kty, what):
-    """(normalized key members, public key object) of a JWK whose private members were refused."""
-    names = _MEMBER_NAMES.get(kty) if isinstance(kty, str) else None
-    texts = (kty,) + tuple(jwk.get(name) for name in names) if names else None
-    if texts is not None and all(isinstance(text, str) for text in texts):
-        known = _PUBLIC_MEMBERS.get(texts)
+    """(normalized key members, public key object) of a JWK whose private members were refused.
+
+    The members dict (kty first, then the key members in the published order) may be shared
+    with the cache: callers must not change it.
+    """
+    getter = _MEMBER_VALUES.get(kty) if isinstance(kty, str) else None
+    texts = None
+    if getter is not None:
+        # Texts are cached only after they decoded, which needs strings: other values simply
+        # miss (or are missing or unhashable and not looked up).
+        try:
+            texts = (kty,) + getter(jwk)
+            known = _PUBLIC_MEMBERS.get(texts)
+        except (KeyError, TypeError):
+            known = texts = None
         if known is not None:
-            return dict(known[0]), known[1]
-    else:
-        texts = None
+            return known
     members, key = _decode_public_members(jwk, kty, what)
     if texts is not None:
         if len(_PUBLIC_MEMBERS) >= _PUBLIC_MEMBERS_LIMIT:
             _PUBLIC_MEMBERS.clear()
-        _PUBLIC_MEMBERS[texts] = (dict(members), key)
+        _PUBLIC_MEMBERS[texts] = (members, key)
+    # Whoever validates a key asks for its thumbprint next (the default kid, the JWKS's
+    # one-kid-per-key check). The members were just encoded as base64url and known names, so
+    # their canonical JSON needs no checks; thumbprint() finds the result in its cache.
+    values = _THUMBPRINT_VALUES[kty](members)
+    cache_key = ("sha256",) + values
+    if cache_key not in _THUMBPRINTS:
+        if len(_THUMBPRINTS) >= _PUBLIC_MEMBERS_LIMIT:
+            _THUMBPRINTS.clear()
+        _THUMBPRINTS[cache_key] = b64url_encode(hashlib.sha256(
+            (_THUMBPRINT_TEMPLATES[kty] % values).encode("ascii")).digest())
     return members, key
+
+
+_MEMBER_VALUES = dict((kty, operator.itemgetter(*names)) for kty, names in _MEMBER_NAMES.items())
 
 
 def _decode_public_members(jwk, kty, what):
@@ -641,11 +686,13 @@ def _decode_public_members(jwk, kty, what):
             if n.bit_length() < MIN_RSA_BITS:
                 check_key(key)
         elif kty == "EC":
-            _require(jwk, ("crv", "x", "y"), what)
-            crv = jwk["crv"]
-            if crv not in CURVE_BY_NAME:
+            crv = jwk.get("crv")
+            curve = CURVE_BY_NAME.get(crv) if isinstance(crv, str) else None
+            if curve is None or not (isinstance(jwk.get("x"), str) and jwk["x"]
+                                     and isinstance(jwk.get("y"), str) and jwk["y"]):
+                _require(jwk, ("crv", "x", "y"), what)
                 raise JoseError("%s has unsupported curve %r: use P-256, P-384 or P-521" % (what, crv))
-            size = CURVE_BY_NAME[crv][1]
+            size = curve[1]
             x_raw = b64url_decode(jwk["x"], "%s member x" % what)
             y_raw = b64url_decode(jwk["y"], "%s member y" % what)
             if len(x_raw) != size or len(y_raw) != size:
@@ -653,8 +700,7 @@ def _decode_public_members(jwk, kty, what):
                                 % (what, size, crv))
             members = {"kty": "EC", "crv": crv, "x": b64url_encode(x_raw), "y": b64url_encode(y_raw)}
             # from_encoded_point refuses points that are not on the curve, as the numbers API does.
-            key = ec.EllipticCurvePublicKey.from_encoded_point(getattr(ec, CURVE_BY_NAME[crv][0].upper())(),
-                                                               b"\x04" + x_raw + y_raw)
+            key = ec.EllipticCurvePublicKey.from_encoded_point(_curve(crv), b"\x04" + x_raw + y_raw)
         elif kty == "OKP":
             _require(jwk, ("crv", "x"), what)
             if jwk["crv"] != "Ed25519":
@@ -671,6 +717,17 @@ def _decode_public_members(jwk, kty, what):
     except ValueError as exc:
         raise JoseError("%s is not a valid %s key: %s" % (what, kty, exc))
     return members, key
+
+
+_CURVES = {}
+
+
+def _curve(crv):
+    """The cryptography curve object of a JOSE curve name in CURVE_BY_NAME (made once)."""
+    curve = _CURVES.get(crv)
+    if curve is None:
+        curve = _CURVES[crv] = getattr(ec, CURVE_BY_NAME[crv][0].upper())()
+    return curve
 
 
 def _check_public_algorithm(family, crv, key, algorithm):
@@ -738,9 +795,16 @@ def key_input_to_jwk(item, what="key"):
 # JWKS documents
 # --------------------------------------------------------------------------------------
 
-def jwks_document(jwks):
-    """Deterministic JSON text of a JWKS: keys sorted by kid, members in a fixed order."""
-    keys = sorted((ordered_jwk(key) for key in jwks.get("keys", [])), key=lambda k: k["kid"])
+def jwks_document(jwks, normalized=False):
+    """Deterministic JSON text of a JWKS: keys sorted by kid, members in a fixed order.
+
+    ``normalized=True`` says the keys already have their members in the published order (as
+    :func:`jwk_to_public_key` and :func:`public_jwk` return them), so they are not copied again.
+    """
+    keys = jwks.get("keys", [])
+    if not normalized:
+        keys = [ordered_jwk(key) for key in keys]
+    keys = sorted(keys, key=_KID)
     rendered = [_indented_jwk(key) for key in keys]
     if not keys or None in rendered:
         return json.dumps({"keys": keys}, indent=2, sort_keys=False, ensure_ascii=True) + "\n"
@@ -749,8 +813,24 @@ def jwks_document(jwks):
     return '{\n  "keys": [\n%s\n  ]\n}\n' % ",\n".join(rendered)
 
 
+_KID = operator.itemgetter("kid")
+
+
 def _indented_jwk(jwk):
     """One JWK as json.dumps(indent=2) writes it at depth 2, or None when it holds other than strings."""
+    try:
+        # The common case: only known member names with string values (a list or number
+        # raises TypeError, another name KeyError, and the general way below handles them).
+        names = tuple(jwk)
+        template = _JWK_TEMPLATES.get(names)
+        if template is None:
+            if not names or len(_JWK_TEMPLATES) >= 64:
+                raise KeyError(names)
+            template = _JWK_TEMPLATES[names] = "    {\n%s\n    }" % ",\n".join(
+                _MEMBER_PREFIXES[name].replace("%", "%%") + "%s" for name in names)
+        return template % tuple(map(_json_string, jwk.values()))
+    except (KeyError, TypeError):
+        pass
     lines = []
     for name, value in jwk.items():
         if isinstance(value, str):
@@ -768,11 +848,12 @@ def _indented_jwk(jwk):
     return "    {\n%s\n    }" % ",\n".join(lines)
 
 
-def _json_string(text):
-    return json.encoder.encode_basestring_ascii(text)
+_json_string = json.encoder.encode_basestring_ascii
 
 
 _MEMBER_PREFIXES = dict((name, '      "%s": ' % name) for name in PUBLIC_JWK_MEMBERS)
+#: Text of a JWK of string members by its member names (a JWKS has few shapes).
+_JWK_TEMPLATES = {}
 
 
 def discovery_document(issuer, jwks_uri, algorithms):

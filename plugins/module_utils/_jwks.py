@@ -22,6 +22,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import operator
 import re
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
@@ -34,6 +35,7 @@ READ_LIMIT = 64 * 1024 * 1024
 #: material is longer, and masking very short strings would garble unrelated output.
 MIN_SECRET_LENGTH = 8
 
+_KID = operator.itemgetter("kid")
 _URL = re.compile(r"^https?://[^\s/?#]+[^\s?#]*$")
 
 
@@ -154,8 +156,14 @@ def collect_keys(items, what="keys"):
     if not isinstance(items, (list, tuple)):
         raise _jose.JoseError("%s must be a list of keys, got %s" % (what, type(items).__name__))
     entries = []
+    to_jwk = _jose.jwk_to_public_key
     for index, item in enumerate(items):
-        for label, value in _expand(item, "%s[%d]" % (what, index)):
+        label = "%s[%d]" % (what, index)
+        if isinstance(item, dict) and not _is_jwks(item):
+            # A JWK dict (the common case): key_input_to_jwk would hand it to jwk_to_public_key.
+            entries.append((label, to_jwk(item, label)[0]))
+            continue
+        for label, value in _expand(item, label):
             entries.append((label, _jose.key_input_to_jwk(value, label)))
     return _unique(entries)
 
@@ -361,13 +369,16 @@ def plan(keys=None, existing=None, revoke=None, merge=False, allow_empty=False, 
             "the JWKS would hold no key, so every token would be rejected (401); nothing was published: give the "
             "public keys to publish in %s, or set allow_empty=true to publish an empty key set on purpose" % what)
 
-    document = render(final.values())
+    # Every key in final comes from key_input_to_jwk: normalized, with its members in order.
+    published = sorted(final.values(), key=_KID)
+    document = _jose.jwks_document({"keys": published}, normalized=True)
     size = check_budget(document, len(final), max_keys, max_bytes, keys=final.values())
     warnings.extend(budget_warnings(size, len(final), max_keys, max_bytes, budget_warn_percent, keys=final.values()))
     old_by_kid = dict((key["kid"], key) for key in old_raw or [] if isinstance(key.get("kid"), str))
     return {
         "document": document,
-        "jwks": json.loads(document),
+        # What json.loads(document) gives: the keys hold only strings and lists of strings.
+        "jwks": {"keys": [dict(key, x5c=list(key["x5c"])) if "x5c" in key else dict(key) for key in published]},
         "kids": sorted(final),
         "added": sorted(set(final) - set(old_kids)),
         "removed": sorted(set(old_kids) - set(final)),

@@ -506,3 +506,28 @@ if given is not None:
         assert first["document"] == second["document"]
         assert first["kids"] == sorted(set(key["kid"] for key in chosen))
         assert _jwks.plan(chosen, existing=first["document"])["changed"] is False
+
+
+@pytest.mark.parametrize("cold", [True, False])
+def test_plan_output_is_the_json_of_its_keys(private_keys, cert_pem, cold):
+    """The document is json.dumps(indent=2) of the keys and ``jwks`` its parse, for every key shape."""
+    bare = dict((name, value) for name, value in _jose.public_jwk(private_keys["ec384"]).items()
+                if name not in ("kid", "alg", "use"))
+    # EC P-384 without kid/alg/use, Ed25519, RSA and an EC P-256 certificate (a JWK with x5c).
+    inputs = [bare, _jose.public_jwk(private_keys["ed"]), _jose.public_jwk(private_keys["rsa"]), cert_pem]
+    if cold:
+        _jose.clear_caches()
+    result = _jwks.plan(inputs)
+    keys = result["jwks"]["keys"]
+    assert [key["kid"] for key in keys] == result["kids"] and len(keys) == 4
+    assert result["document"] == json.dumps({"keys": keys}, indent=2) + "\n"
+    assert result["jwks"] == json.loads(result["document"])
+    assert [name for name in keys[0] if name in ("kty", "kid", "use")] == list(keys[0])[:3]
+    assert sum(1 for key in keys if isinstance(key.get("x5c"), list)) == 1
+    for key in keys:
+        assert list(key) == [name for name in _jose.PUBLIC_JWK_MEMBERS if name in key]
+    # Thumbprints remembered while validating are the ones computed from scratch (RFC 7638).
+    remembered = [_jose.thumbprint(key) for key in keys]
+    _jose.clear_caches()
+    assert remembered == [_jose.thumbprint(dict(key, kid="other")) for key in keys]
+    assert _jose.thumbprint(bare) in result["kids"]
