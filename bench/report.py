@@ -153,6 +153,18 @@ def markdown(results):
                                "%s (%s)" % (_fmt(row["with_x5c"]["bytes_per_key"], 0),
                                             _fmt(row["with_x5c"]["bytes_per_key_minified"], 0)),
                                "%s KiB" % _fmt(row["kib_for_1000_keys_without_x5c"], 0)]))
+    scale = sections.get("fleet_scale")
+    if scale:
+        lines += ["", "Cluster side of `kyma_publish` for large fleets (%s keys, in-process with cold key caches as in "
+                  "one playbook run: shard plan, `_jwks.plan` and discovery document per JWKS; sharded: %d hosts per shard; site keys: %d hosts per site):"
+                  % (scale["key_type"], scale["hosts_per_shard"], scale["site_size"]), "",
+                  "| Topology, hosts | Render CPU (median) | JWKS documents | Largest JWKS | All JWKS together |",
+                  "|---|---|---|---|---|"]
+        for case, entry in sorted(scale["cases"].items(), key=lambda item: (item[0].split()[0],
+                                                                            int(item[0].split()[1]))):
+            lines.append(_row([case, "%s s" % _fmt(entry["render_cpu_seconds"]["median"], 3), str(entry["jwks_count"]),
+                               "%d keys, %d bytes" % (entry["largest_jwks_keys"], entry["largest_jwks_bytes"]),
+                               "%d bytes" % entry["total_bytes"]]))
     for name, error in sorted(results.get("errors", {}).items()):
         lines += ["", "Section %s failed: %s" % (name, error.splitlines()[0] if error else "")]
     lines += ["", "Reproduce: `make bench` (full run, writes `bench/results/latest.*`); smoke run: "
