@@ -156,7 +156,8 @@ def markdown(results):
     scale = sections.get("fleet_scale")
     if scale:
         lines += ["", "Cluster side of `kyma_publish` for large fleets (%s keys, in-process with cold key caches as in "
-                  "one playbook run: shard plan, `_jwks.plan` and discovery document per JWKS; sharded: %d hosts per shard; site keys: %d hosts per site):"
+                  "one playbook run: shard plan, `_jwks.plan` and discovery document per JWKS; sharded: %d hosts "
+                  "per shard; site keys: %d hosts per site):"
                   % (scale["key_type"], scale["hosts_per_shard"], scale["site_size"]), "",
                   "| Topology, hosts | Render CPU (median) | JWKS documents | Largest JWKS | All JWKS together |",
                   "|---|---|---|---|---|"]
