@@ -2,6 +2,7 @@
 # Run one pytest suite with the collections importable as ansible_collections.*:
 #
 #   scripts/run-pytest.sh tests/unit [pytest options...]
+#   scripts/run-pytest.sh tests/system/test_a.py tests/system/test_b.py [pytest options...]
 #
 # A suite whose directory does not exist (yet) is reported as SKIPPED. A suite that
 # exists but collects no test fails: an empty suite must not pass as a green one.
@@ -15,8 +16,8 @@ suite=$1
 shift
 
 cd "$SELFJWT_ROOT"
-if [ ! -d "$suite" ]; then
-    echo "SKIPPED $suite: the directory does not exist"
+if [ ! -e "$suite" ]; then
+    echo "SKIPPED $suite: it does not exist"
     exit 0
 fi
 
