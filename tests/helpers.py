@@ -123,3 +123,17 @@ def tree_state(root, mtime=False):
                 entry += (status.st_mtime_ns,)
             state[os.path.relpath(path, root)] = entry + (digest,)
     return state
+
+
+class SteppingClock(object):
+    """A stand-in for the ``time`` module of ``_keyring`` that moves 10 s on each reading.
+
+    Every run is a later moment; with zero windows every rotation step is due at once.
+    """
+
+    def __init__(self):
+        self.now = 1800000000.5
+
+    def time(self):
+        self.now += 10
+        return self.now

@@ -45,6 +45,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _keypair, _keyring, _token
 from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_keypair, jwt_keyring, jwt_token
+from helpers import SteppingClock  # pylint: disable=import-error
 
 ISSUER = "https://edge.example.com"
 #: The directory that holds ansible_collections/ (for the child processes' PYTHONPATH).
@@ -140,17 +141,6 @@ def test_disk_full_in_write_atomic_keeps_the_old_file(tmp_path, monkeypatch):
     assert os.listdir(str(tmp_path)) == ["key.pem"]
 
 
-class Clock(object):
-    """A clock for _keyring that moves 10 s on each reading: with zero windows every step is due at once."""
-
-    def __init__(self):
-        self.now = 1800000000.5
-
-    def time(self):
-        self.now += 10
-        return self.now
-
-
 #: jwt_keyring arguments with zero windows: a published next key may sign at once.
 ZERO_WINDOWS = {"propagation_window": 0, "token_max_lifetime": 0, "clock_skew": 0}
 
@@ -177,7 +167,7 @@ def test_disk_full_in_every_module(tmp_path, capsys, monkeypatch, module_name):
     module = {"jwt_keypair": jwt_keypair, "jwt_token": jwt_token, "jwks_publish": jwks_publish,
               "jwt_keyring-stage": jwt_keyring, "jwt_keyring-activate": jwt_keyring}[module_name]
     if module_name.startswith("jwt_keyring"):
-        monkeypatch.setattr(_keyring, "time", Clock())
+        monkeypatch.setattr(_keyring, "time", SteppingClock())
         settled = run_module(jwt_keyring, dict(ZERO_WINDOWS, path=key_path), capsys)
         if module_name == "jwt_keyring-activate":
             staged = run_module(jwt_keyring, dict(ZERO_WINDOWS, path=key_path, action="stage"), capsys)

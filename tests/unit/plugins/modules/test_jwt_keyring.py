@@ -17,6 +17,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring
 from ansible_collections.selfjwt.kyma.plugins.modules import jwt_keypair, jwt_keyring
+from helpers import SteppingClock  # pylint: disable=import-error
 
 PASSPHRASE = "a long machine-made passphrase 77aa"
 
@@ -38,20 +39,9 @@ def key(tmp_path, capsys):
     return path
 
 
-class Clock(object):
-    """A clock for _keyring that moves 10 s on each reading: every run is a later moment."""
-
-    def __init__(self):
-        self.now = 1800000000.5
-
-    def time(self):
-        self.now += 10
-        return self.now
-
-
 @pytest.fixture(autouse=True)
 def clock(monkeypatch):
-    fake = Clock()
+    fake = SteppingClock()
     monkeypatch.setattr(_keyring, "time", fake)
     return fake
 

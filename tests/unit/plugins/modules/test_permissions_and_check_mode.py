@@ -30,7 +30,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _keyring, _token
 from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_keypair, jwt_keyring, jwt_token
-from helpers import tree_state  # pylint: disable=import-error
+from helpers import SteppingClock, tree_state  # pylint: disable=import-error
 
 ISSUER = "https://edge.example.com"
 JWKS_URI = "http://edge-jwks.default.svc.cluster.local/jwks.json"
@@ -185,20 +185,9 @@ def test_check_mode_changes_nothing(used_tree, capsys):
 # jwt_keyring: private files whatever the umask, check mode changes nothing
 # --------------------------------------------------------------------------------------
 
-class Clock(object):
-    """A clock for _keyring that moves 10 s on each reading: with zero windows every step is due at once."""
-
-    def __init__(self):
-        self.now = 1800000000.5
-
-    def time(self):
-        self.now += 10
-        return self.now
-
-
 @pytest.fixture
 def ring_clock(monkeypatch):
-    monkeypatch.setattr(_keyring, "time", Clock())
+    monkeypatch.setattr(_keyring, "time", SteppingClock())
 
 
 def ring(capsys, path, action, check_mode=False, **args):
