@@ -184,7 +184,7 @@ def read_state(key_path):
     if data is None:
         return None
     try:
-        state = json.loads(data.decode("utf-8"))
+        state = _jose.parse_json(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise KeyringError("the key ring state %s is not valid JSON (%s): restore it from a backup, or move it away "
                            "to start a new ring from the key at %s (keys of an unfinished rotation are then no longer "
