@@ -205,7 +205,21 @@ def read_state(key_path):
     if len([entry for entry in state["keys"] if entry["state"] == ACTIVE]) > 1 or \
             len([entry for entry in state["keys"] if entry["state"] == NEXT]) > 1:
         raise KeyringError("the key ring state %s has more than one active or next key: restore it" % path)
+    for entry in state["keys"]:
+        _check_public_jwk(entry, path)
     return state
+
+
+def _check_public_jwk(entry, path):
+    """An entry's ``jwk`` is published as it is: it must be a valid public JWK named by the entry's kid."""
+    try:
+        _jose.jwk_to_public_key(entry["jwk"], "the public key of kid %r" % (entry["kid"],))
+    except _jose.JoseError as exc:
+        raise KeyringError("the key ring state %s is invalid: %s. Restore it, or move it away to start a new ring"
+                           % (path, exc))
+    if entry["jwk"].get("kid") != entry["kid"]:
+        raise KeyringError("the key ring state %s is invalid: the public key of kid %r is named %r. Restore it, or "
+                           "move it away to start a new ring" % (path, entry["kid"], entry["jwk"].get("kid")))
 
 
 def publish_jwks(key_path, jwk):

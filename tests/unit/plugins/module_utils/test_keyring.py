@@ -465,3 +465,29 @@ def test_stale_temporary_key_files_of_killed_writers_are_removed(key_path):
     _keyring.run(spec(key_path), "auto", Timing(W, L, S), now=T0)
     assert not os.path.exists(stale) and not os.path.exists(state_tmp)
     assert os.path.exists(fresh)   # may belong to a writer that is still running
+
+
+def _edit_state(key_path, edit):
+    path = _keyring.state_path(key_path)
+    state = json.loads(_files.read_bytes(path, "state").decode("utf-8"))
+    edit(state)
+    _files.write_atomic(path, json.dumps(state).encode("utf-8"))
+
+
+@pytest.mark.parametrize("edit, message", [
+    # A private member would be published and returned (jwks, kids) as it is.
+    (lambda jwk, other: jwk.update(d="pRiV-0123456789abcdef"), r"private or secret key material \(d\)"),
+    (lambda jwk, other: jwk.update(kty="oct", k="pRiV-0123456789abcdef"), "private or secret key material"),
+    (lambda jwk, other: jwk.pop("kid"), "is named None"),
+    (lambda jwk, other: jwk.update(other), "is named"),
+    (lambda jwk, other: jwk.update(crv="P-384"), "coordinates must be 48 bytes"),
+])
+def test_state_whose_jwk_is_not_the_entrys_public_key_is_refused(key_path, tmp_path, edit, message):
+    _keyring.run(spec(key_path), "auto", Timing(W, L, S), now=T0)
+    other = _jose.public_jwk(_jose.generate_private_key("ec"))
+    _edit_state(key_path, lambda state: edit(state["keys"][0]["jwk"], other))
+    with pytest.raises(KeyringError, match=message) as info:
+        _keyring.run(spec(key_path), "status", Timing(W, L, S), now=T0)
+    assert "pRiV" not in str(info.value)
+    with pytest.raises(KeyringError, match=message):
+        _keyring.publish_jwks(key_path, jwk_at(key_path))
