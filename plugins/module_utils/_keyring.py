@@ -88,14 +88,20 @@ def iso(epoch):
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+#: Times of a ring lie between 1970 and 9000: a later time plus a rotation window has no ISO 8601 text.
+_EARLIEST, _LATEST = datetime.datetime(1970, 1, 1), datetime.datetime(9000, 1, 1)
+
+
 def parse_iso(text, what="time"):
     if text is None:
         return None
     try:
         moment = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
     except (TypeError, ValueError):
-        raise KeyringError("%s %r is not a UTC time like 2026-01-31T12:00:00Z" % (what, text))
-    return int((moment - datetime.datetime(1970, 1, 1)).total_seconds())
+        moment = None
+    if moment is None or not _EARLIEST <= moment < _LATEST:
+        raise KeyringError("%s %r is not a UTC time like 2026-01-31T12:00:00Z (between 1970 and 9000)" % (what, text))
+    return int((moment - _EARLIEST).total_seconds())
 
 
 def _ceil(now):

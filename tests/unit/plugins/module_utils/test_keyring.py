@@ -491,3 +491,13 @@ def test_state_whose_jwk_is_not_the_entrys_public_key_is_refused(key_path, tmp_p
     assert "pRiV" not in str(info.value)
     with pytest.raises(KeyringError, match=message):
         _keyring.publish_jwks(key_path, jwk_at(key_path))
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59Z", "9000-01-01T00:00:00Z", "0001-01-01T00:00:00Z",
+                                    "1969-12-31T23:59:59Z"])
+def test_state_times_outside_1970_to_9000_are_refused(key_path, moment):
+    """A time near 9999 plus a window has no ISO 8601 text (OverflowError in next_step_at)."""
+    _keyring.run(spec(key_path), "auto", Timing(W, L, S), now=T0)
+    _edit_state(key_path, lambda state: state["keys"][0].update(activated_at=moment))
+    with pytest.raises(KeyringError, match="between 1970 and 9000"):
+        _keyring.run(spec(key_path), "status", Timing(W, L, S, max_key_age=10 ** 9), now=T0)
