@@ -68,6 +68,8 @@ DEFAULT_MAX_LIFETIME = 3600
 DEFAULT_TYP = "JWT"
 #: Tokens longer than this are refused: many HTTP servers limit a header line to 8 KiB.
 MAX_TOKEN_BYTES = 8192
+#: The last second an ``exp`` may name (9999-12-31T23:59:59Z): later times have no ISO 8601 text.
+MAX_EXPIRES_AT = 253402300799
 
 #: Keyword arguments of :func:`mint` that describe a token (everything except ``key`` and ``now``).
 TOKEN_OPTIONS = ("issuer", "subject", "audience", "expires_in", "max_lifetime", "not_before", "claims",
@@ -108,8 +110,8 @@ class TokenResult(object):
         """Decode (without verifying) a compact token into a TokenResult."""
         header, claims = _jose.decode_unverified(token)
         expires_at = claims.get("exp")
-        if not _is_int(expires_at):
-            raise JoseError("the token has no integer 'exp' claim")
+        if not _is_int(expires_at) or not 0 <= expires_at <= MAX_EXPIRES_AT:
+            raise JoseError("the token has no integer 'exp' claim between 1970 and 9999")
         return cls(token, header, claims, expires_at)
 
     @property
