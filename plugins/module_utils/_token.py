@@ -382,17 +382,26 @@ def resolve_gid(group):
     return _resolve(group, grp.getgrnam if grp else None, "gr_gid", "group")
 
 
+#: Numeric user and group ids the system calls take (-1, 2**32 - 1, means "unchanged" to chown).
+_MAX_ID = 2 ** 32 - 2
+_DECIMAL = re.compile(r"^[0-9]+\Z")
+
+
 def _resolve(value, lookup, field, what):
-    if value is None or _is_int(value):
+    if value is None:
         return value
     text = str(value)
-    if text.isdigit():
-        return int(text)
+    if _is_int(value) or _DECIMAL.match(text):
+        number = int(text)
+        if not 0 <= number <= _MAX_ID:
+            raise FileError("%s id %s is out of range: give a %s name or an id from 0 to %d"
+                            % (what, text, what, _MAX_ID))
+        return number
     if lookup is None:
         raise FileError("cannot look up %s %s on this platform: give a numeric id" % (what, text))
     try:
         return getattr(lookup(text), field)
-    except KeyError:
+    except (KeyError, ValueError):  # ValueError: a NUL character, which no name holds
         raise FileError("%s %s does not exist on this host: create it or give another %s" % (what, text, what))
 
 

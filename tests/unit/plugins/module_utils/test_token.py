@@ -714,3 +714,16 @@ def test_token_file_with_an_exp_outside_1970_to_9999_is_replaced(tmp_path, keys,
     assert changed and result.previous is None and result.reason
     with pytest.raises(_jose.JoseError, match="between 1970 and 9999"):
         _token.TokenResult.from_token(token)
+
+
+@pytest.mark.parametrize("value", ["x\0y", "\u00b2", 2 ** 32, -1, "99999999999999999999", 2 ** 70])
+def test_resolve_refuses_names_and_ids_no_system_call_takes(value):
+    """A group from the refresher configuration or a module option: FileError, not ValueError or OverflowError later."""
+    for resolve in (_token.resolve_uid, _token.resolve_gid):
+        with pytest.raises(_files.FileError, match="does not exist|out of range"):
+            resolve(value)
+
+
+def test_resolve_takes_names_and_ids():
+    assert _token.resolve_uid("root") == 0 and _token.resolve_gid(0) == 0 and _token.resolve_uid("0") == 0
+    assert _token.resolve_gid(None) is None and _token.resolve_uid(4294967294) == 4294967294
