@@ -219,13 +219,18 @@ def read_state(key_path):
 def _check_public_jwk(entry, path):
     """An entry's ``jwk`` is published as it is: it must be a valid public JWK named by the entry's kid."""
     try:
-        _jose.jwk_to_public_key(entry["jwk"], "the public key of kid %r" % (entry["kid"],))
+        normalized = _jose.jwk_to_public_key(entry["jwk"], "the public key of kid %r" % (entry["kid"],))[0]
     except _jose.JoseError as exc:
         raise KeyringError("the key ring state %s is invalid: %s. Restore it, or move it away to start a new ring"
                            % (path, exc))
     if entry["jwk"].get("kid") != entry["kid"]:
         raise KeyringError("the key ring state %s is invalid: the public key of kid %r is named %r. Restore it, or "
                            "move it away to start a new ring" % (path, entry["kid"], entry["jwk"].get("kid")))
+    if entry["jwk"] != normalized:
+        # The ring writes normalized JWKs (_jose.public_jwk); anything else would be published as it is.
+        raise KeyringError("the key ring state %s is invalid: the public key of kid %r is not a normalized public "
+                           "JWK (members %s). Restore it, or move it away to start a new ring"
+                           % (path, entry["kid"], ", ".join(sorted(repr(name) for name in entry["jwk"]))))
 
 
 def publish_jwks(key_path, jwk):

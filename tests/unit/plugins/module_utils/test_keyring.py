@@ -481,6 +481,10 @@ def _edit_state(key_path, edit):
     (lambda jwk, other: jwk.pop("kid"), "is named None"),
     (lambda jwk, other: jwk.update(other), "is named"),
     (lambda jwk, other: jwk.update(crv="P-384"), "coordinates must be 48 bytes"),
+    # Published as it is: members the ring never writes, values JSON has no text for.
+    (lambda jwk, other: jwk.update(__proto__=float("nan")), "not a normalized public JWK"),
+    (lambda jwk, other: jwk.update(key_ops=["sign"]), "not a normalized public JWK"),
+    (lambda jwk, other: jwk.update(x=jwk["x"] + "="), "not base64url"),
 ])
 def test_state_whose_jwk_is_not_the_entrys_public_key_is_refused(key_path, tmp_path, edit, message):
     _keyring.run(spec(key_path), "auto", Timing(W, L, S), now=T0)
