@@ -77,7 +77,7 @@ def secret_values(items):
                 found.append(text.strip())
             elif text.strip().startswith("{"):
                 try:
-                    visit(json.loads(text))
+                    visit(_jose.parse_json(text))
                 except ValueError:
                     pass
 
@@ -110,7 +110,7 @@ def _expand(item, label):
         text = item.decode("utf-8", "replace") if isinstance(item, bytes) else item
         if text.strip().startswith("{"):
             try:
-                value = json.loads(text)
+                value = _jose.parse_json(text)
             except ValueError as exc:
                 raise _jose.JoseError("%s is not valid JSON: %s" % (label, exc))
     if _is_jwks(value):
@@ -183,7 +183,7 @@ def parse_jwks(data, what="the JWKS"):
         if not text.strip():
             return []
         try:
-            value = json.loads(text)
+            value = _jose.parse_json(text)
         except ValueError as exc:
             raise _jose.JoseError("%s is not a JWKS: it is not valid JSON (%s); fix it or move it away, "
                                   "it was left unchanged" % (what, exc))
@@ -433,7 +433,7 @@ def check_discovery_existing(data, what="the discovery document"):
     if not text.strip():
         return text
     try:
-        value = json.loads(text)
+        value = _jose.parse_json(text)
     except ValueError as exc:
         raise _jose.JoseError("%s is not a JSON document (%s); fix it or move it away, it was left unchanged"
                               % (what, exc))

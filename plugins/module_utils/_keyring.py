@@ -88,14 +88,20 @@ def iso(epoch):
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+#: Times of a ring lie between 1970 and 9000: a later time plus a rotation window has no ISO 8601 text.
+_EARLIEST, _LATEST = datetime.datetime(1970, 1, 1), datetime.datetime(9000, 1, 1)
+
+
 def parse_iso(text, what="time"):
     if text is None:
         return None
     try:
         moment = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
     except (TypeError, ValueError):
-        raise KeyringError("%s %r is not a UTC time like 2026-01-31T12:00:00Z" % (what, text))
-    return int((moment - datetime.datetime(1970, 1, 1)).total_seconds())
+        moment = None
+    if moment is None or not _EARLIEST <= moment < _LATEST:
+        raise KeyringError("%s %r is not a UTC time like 2026-01-31T12:00:00Z (between 1970 and 9000)" % (what, text))
+    return int((moment - _EARLIEST).total_seconds())
 
 
 def _ceil(now):
@@ -184,7 +190,7 @@ def read_state(key_path):
     if data is None:
         return None
     try:
-        state = json.loads(data.decode("utf-8"))
+        state = _jose.parse_json(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise KeyringError("the key ring state %s is not valid JSON (%s): restore it from a backup, or move it away "
                            "to start a new ring from the key at %s (keys of an unfinished rotation are then no longer "
@@ -205,7 +211,26 @@ def read_state(key_path):
     if len([entry for entry in state["keys"] if entry["state"] == ACTIVE]) > 1 or \
             len([entry for entry in state["keys"] if entry["state"] == NEXT]) > 1:
         raise KeyringError("the key ring state %s has more than one active or next key: restore it" % path)
+    for entry in state["keys"]:
+        _check_public_jwk(entry, path)
     return state
+
+
+def _check_public_jwk(entry, path):
+    """An entry's ``jwk`` is published as it is: it must be a valid public JWK named by the entry's kid."""
+    try:
+        normalized = _jose.jwk_to_public_key(entry["jwk"], "the public key of kid %r" % (entry["kid"],))[0]
+    except _jose.JoseError as exc:
+        raise KeyringError("the key ring state %s is invalid: %s. Restore it, or move it away to start a new ring"
+                           % (path, exc))
+    if entry["jwk"].get("kid") != entry["kid"]:
+        raise KeyringError("the key ring state %s is invalid: the public key of kid %r is named %r. Restore it, or "
+                           "move it away to start a new ring" % (path, entry["kid"], entry["jwk"].get("kid")))
+    if entry["jwk"] != normalized:
+        # The ring writes normalized JWKs (_jose.public_jwk); anything else would be published as it is.
+        raise KeyringError("the key ring state %s is invalid: the public key of kid %r is not a normalized public "
+                           "JWK (members %s). Restore it, or move it away to start a new ring"
+                           % (path, entry["kid"], ", ".join(sorted(repr(name) for name in entry["jwk"]))))
 
 
 def publish_jwks(key_path, jwk):

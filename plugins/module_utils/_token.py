@@ -68,6 +68,8 @@ DEFAULT_MAX_LIFETIME = 3600
 DEFAULT_TYP = "JWT"
 #: Tokens longer than this are refused: many HTTP servers limit a header line to 8 KiB.
 MAX_TOKEN_BYTES = 8192
+#: The last second an ``exp`` may name (9999-12-31T23:59:59Z): later times have no ISO 8601 text.
+MAX_EXPIRES_AT = 253402300799
 
 #: Keyword arguments of :func:`mint` that describe a token (everything except ``key`` and ``now``).
 TOKEN_OPTIONS = ("issuer", "subject", "audience", "expires_in", "max_lifetime", "not_before", "claims",
@@ -108,8 +110,8 @@ class TokenResult(object):
         """Decode (without verifying) a compact token into a TokenResult."""
         header, claims = _jose.decode_unverified(token)
         expires_at = claims.get("exp")
-        if not _is_int(expires_at):
-            raise JoseError("the token has no integer 'exp' claim")
+        if not _is_int(expires_at) or not 0 <= expires_at <= MAX_EXPIRES_AT:
+            raise JoseError("the token has no integer 'exp' claim between 1970 and 9999")
         return cls(token, header, claims, expires_at)
 
     @property
@@ -380,17 +382,26 @@ def resolve_gid(group):
     return _resolve(group, grp.getgrnam if grp else None, "gr_gid", "group")
 
 
+#: Numeric user and group ids the system calls take (-1, 2**32 - 1, means "unchanged" to chown).
+_MAX_ID = 2 ** 32 - 2
+_DECIMAL = re.compile(r"^[0-9]+\Z")
+
+
 def _resolve(value, lookup, field, what):
-    if value is None or _is_int(value):
+    if value is None:
         return value
     text = str(value)
-    if text.isdigit():
-        return int(text)
+    if _is_int(value) or _DECIMAL.match(text):
+        number = int(text)
+        if not 0 <= number <= _MAX_ID:
+            raise FileError("%s id %s is out of range: give a %s name or an id from 0 to %d"
+                            % (what, text, what, _MAX_ID))
+        return number
     if lookup is None:
         raise FileError("cannot look up %s %s on this platform: give a numeric id" % (what, text))
     try:
         return getattr(lookup(text), field)
-    except KeyError:
+    except (KeyError, ValueError):  # ValueError: a NUL character, which no name holds
         raise FileError("%s %s does not exist on this host: create it or give another %s" % (what, text, what))
 
 

@@ -103,6 +103,13 @@ def _has_type(value, types):
     return False
 
 
+def _is_os_text(value):
+    try:
+        return b"\0" not in os.fsencode(value)
+    except UnicodeError:
+        return False
+
+
 def load_config(path):
     """Read and check the refresher configuration written by the edge_keys role."""
     try:
@@ -113,7 +120,7 @@ def load_config(path):
         raise RefresherError("the refresher configuration %s does not exist: run the selfjwt.kyma.edge_keys role "
                              "on this host, or pass --config" % path)
     try:
-        config = json.loads(data.decode("utf-8"))
+        config = _jose.parse_json(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise RefresherError("the refresher configuration %s is not valid JSON (%s): run the selfjwt.kyma.edge_keys "
                              "role again to rewrite it" % (path, exc))
@@ -127,7 +134,10 @@ def load_config(path):
         if not isinstance(values, dict):
             raise RefresherError("the refresher configuration %s lacks the object %r" % (path, section))
         for name, types in members.items():
-            value = values.get(name)
+            if name not in values:
+                raise RefresherError("%s.%s is missing in the refresher configuration %s: run the selfjwt.kyma.edge_keys "
+                                     "role again to rewrite it" % (section, name, path))
+            value = values[name]
             if not _has_type(value, types):
                 raise RefresherError("%s.%s in the refresher configuration %s must be %s, got %r"
                                      % (section, name, path, _type_name(types), value))
@@ -138,6 +148,13 @@ def load_config(path):
                              "'0600', got %r" % (path, config["token_file"]["mode"]))
     if not _has_type(config.get("user"), (str, int, None)):
         raise RefresherError("user in the refresher configuration %s must be a user name, a uid or null" % path)
+    # Paths and names: a NUL character or a lone surrogate would make the os functions raise ValueError.
+    names = [("user", config.get("user"))] + [("%s.%s" % (section, name), config[section][name])
+                                              for section in ("key", "token_file") for name in sorted(_SECTIONS[section])]
+    for name, value in names:
+        if isinstance(value, str) and not _is_os_text(value):
+            raise RefresherError("%s in the refresher configuration %s holds a NUL character or text that is not "
+                                 "UTF-8: run the selfjwt.kyma.edge_keys role again to rewrite it" % (name, path))
     scopes = config["token"]["scopes"]
     if not all(isinstance(scope, str) and scope and " " not in scope for scope in scopes):
         raise RefresherError("token.scopes in the refresher configuration %s must be a list of non-empty scope names "

@@ -531,3 +531,20 @@ def test_plan_output_is_the_json_of_its_keys(private_keys, cert_pem, cold):
     _jose.clear_caches()
     assert remembered == [_jose.thumbprint(dict(key, kid="other")) for key in keys]
     assert _jose.thumbprint(bare) in result["kids"]
+
+
+DEEP_JSON = "[" * 100000 + "]" * 100000
+
+
+def test_deeply_nested_published_documents_are_refused():
+    """Nesting deeper than the JSON decoder goes is a JoseError, not a RecursionError traceback."""
+    for text in (DEEP_JSON, '{"keys": %s}' % DEEP_JSON):
+        with pytest.raises(JoseError, match="not valid JSON"):
+            _jwks.parse_jwks(text.encode("ascii"))
+        with pytest.raises(JoseError, match="not valid JSON"):
+            _jwks.plan([], existing=text, allow_empty=True)
+        with pytest.raises(JoseError, match="not a JSON document"):
+            _jwks.check_discovery_existing(text.encode("ascii"))
+        with pytest.raises(JoseError, match="not valid JSON|neither a JWK"):
+            _jwks.collect_keys([text])
+    assert _jwks.secret_values(['{"d": %s}' % DEEP_JSON]) == []

@@ -415,3 +415,34 @@ def test_main_missing_dependencies(setup, monkeypatch):
     status, out, err = _main([], setup)
     assert status == 1 and out == ""
     assert "lacks PyJWT >= 2.4.0" in err and "edge_keys_install_dependencies=true" in err
+
+
+def test_load_config_refuses_deeply_nested_json(setup):
+    with open(setup["config_path"], "w") as handle:
+        handle.write('{"version": 1, "key": %s}' % ("[" * 100000 + "]" * 100000))
+    with pytest.raises(refresher.RefresherError, match="not valid JSON"):
+        refresher.load_config(setup["config_path"])
+
+
+@pytest.mark.parametrize("section, name", [("key", "kid"), ("key", "algorithm"), ("key", "passphrase_file"),
+                                           ("token", "audience"), ("token", "jku"), ("token_file", "group"),
+                                           ("token_file", "refresh_margin")])
+def test_load_config_refuses_a_missing_member(setup, section, name):
+    """Members that may be null must still be there: the refresher reads each of them."""
+    config = copy.deepcopy(setup["config"])
+    del config[section][name]
+    _write_config(setup, config)
+    with pytest.raises(refresher.RefresherError, match=r"%s\.%s is missing" % (section, name)):
+        refresher.load_config(setup["config_path"])
+
+
+@pytest.mark.parametrize("section, name, value", [
+    (None, "user", "edge\0svc"), ("key", "path", "/etc/x\0y"), ("key", "passphrase_file", "x\0y"),
+    ("token_file", "path", "token\0"), ("token_file", "group", "x\0y"), ("key", "path", "\ud800"),
+])
+def test_load_config_refuses_paths_and_names_no_system_call_takes(setup, section, name, value):
+    config = copy.deepcopy(setup["config"])
+    (config if section is None else config[section])[name] = value
+    _write_config(setup, config)
+    with pytest.raises(refresher.RefresherError, match="NUL character or text that is not UTF-8"):
+        refresher.load_config(setup["config_path"])
