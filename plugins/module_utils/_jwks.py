@@ -36,6 +36,7 @@ READ_LIMIT = 64 * 1024 * 1024
 MIN_SECRET_LENGTH = 8
 
 _KID = operator.itemgetter("kid")
+_PRIVATE_MEMBERS = frozenset(_jose.PRIVATE_JWK_MEMBERS)
 _URL = re.compile(r"^https?://[^\s/?#]+[^\s?#]*$")
 
 
@@ -43,11 +44,42 @@ _URL = re.compile(r"^https?://[^\s/?#]+[^\s?#]*$")
 # Keeping private material out of logs
 # --------------------------------------------------------------------------------------
 
-def secret_values(items):
-    """Strings in ``items`` (the raw ``keys`` input) that may be private key material.
+#: A private JWK member and its value in text that is not valid JSON (a broken JSON text, a Python dict
+#: printed as text): the value is taken up to its closing quote.
+_PRIVATE_MEMBER_TEXT = re.compile(r"""["'](?:%s|r|t)["']\s*:\s*["']([^"']+)["']"""
+                                  % "|".join(_jose.PRIVATE_JWK_MEMBERS))
+
+
+def _text(value):
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _pem_secret_values(text):
+    """The whole PEM private key text, its lines (the BEGIN line too), and parts that may show up alone.
+
+    Ansible masks a value only where it occurs whole. A caller may show the text line by
+    line, a list conversion splits it at commas (an encrypted PEM's headers hold commas),
+    and a path option cuts it at slashes (base64 holds them): each part is masked too.
+    """
+    found = [text.strip()]
+    for line in text.splitlines():
+        line = line.strip()
+        parts = [line] + line.split(",") + line.split("/")
+        parts += [line[:index] for index, char in enumerate(line) if char == "/"]
+        parts += [line[index + 1:] for index, char in enumerate(line) if char == "/"]
+        found.extend(part.strip() for part in parts if len(part.strip()) >= MIN_SECRET_LENGTH)
+    return found
+
+
+def secret_values(items, any_dict=True):
+    """Strings in ``items`` (module arguments in any form) that may be private key material.
 
     A caller that logs its input (Ansible logs module arguments) masks these values, so a
-    private JWK given by mistake is refused without its private members ever being shown.
+    private key given by mistake is refused without its private values ever being shown.
+    ``items`` is searched at any depth, in every form an argument can take before Ansible
+    converts it: lists, dicts (a JWK, a JWKS), JSON text of either, PEM private keys, and
+    text that is not valid JSON but names private JWK members. With ``any_dict=False`` only
+    dicts with a ``kty`` count as JWKs (for options where a member ``d`` may be innocent).
     """
     found = []
 
@@ -59,30 +91,46 @@ def secret_values(items):
             for member in value:
                 collect(member)
         elif value is not None and not isinstance(value, bool):
-            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+            text = _text(value) if isinstance(value, (str, bytes)) else str(value)
             if len(text) >= MIN_SECRET_LENGTH:
                 found.append(text)
 
-    def visit(item):
-        if isinstance(item, dict):
-            for name in _jose.PRIVATE_JWK_MEMBERS:
-                if name in item:
-                    collect(item[name])
-            if isinstance(item.get("keys"), list):
-                for key in item["keys"]:
-                    visit(key)
-        elif isinstance(item, (str, bytes)):
-            text = item.decode("utf-8", "replace") if isinstance(item, bytes) else item
-            if "PRIVATE KEY" in text:
-                found.append(text.strip())
-            elif text.strip().startswith("{"):
-                try:
-                    visit(json.loads(text))
-                except ValueError:
-                    pass
+    def visit_text(text, depth):
+        if "PRIVATE KEY" in text:
+            found.extend(_pem_secret_values(text))
+        if text.lstrip().startswith(("{", "[")):
+            try:
+                visit(json.loads(text), depth + 1)
+                return
+            except (ValueError, RecursionError):
+                pass
+        if any_dict or "kty" in text:
+            found.extend(value for value in _PRIVATE_MEMBER_TEXT.findall(text) if len(value) >= MIN_SECRET_LENGTH)
 
-    for item in items or []:
-        visit(item)
+    def visit(item, depth=0):
+        if depth > 64:
+            return
+        if isinstance(item, dict):
+            if (any_dict or "kty" in item) and not _PRIVATE_MEMBERS.isdisjoint(item):
+                for name in _jose.PRIVATE_JWK_MEMBERS:
+                    if name in item:
+                        collect(item[name])
+            values = item.values()
+        elif isinstance(item, (list, tuple)):
+            values = item
+        else:
+            values = (item,)
+        for value in values:
+            if isinstance(value, (str, bytes)):
+                text = _text(value)
+                # Only a PEM private key, JSON or a text that names members can hold private values;
+                # the common case, a key's number in base64url, holds none of them.
+                if "PRIVATE KEY" in text or '"' in text or "'" in text:
+                    visit_text(text, depth)
+            elif isinstance(value, (dict, list, tuple)):
+                visit(value, depth + 1)
+
+    visit(list(items or []))
     return sorted(set(found))
 
 
@@ -139,6 +187,37 @@ def _unique(entries):
             "give the keys distinct kids (the default kid, the key's RFC 7638 thumbprint, is unique)"
             % (kid, first_label, label))
     return dict((kid, jwk) for kid, (label, jwk) in by_kid.items())
+
+
+def key_list(value, what="keys"):
+    """The list of key inputs in ``value``, the ``keys`` option in any form it is given.
+
+    A list is taken as it is; one dict (a JWK or a JWKS), one JSON text of a JWK or JWKS,
+    and one PEM text are one element; a JSON text of a list is that list. A text is never
+    split at commas (Ansible's list conversion would cut a JSON text into pieces).
+    """
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, (str, bytes)):
+        text = _text(value)
+        if not text.strip():
+            return []
+        if text.lstrip().startswith("["):
+            try:
+                parsed = json.loads(text)
+            except ValueError as exc:
+                raise _jose.JoseError("%s is a text that starts like a JSON list but is not valid JSON (%s): give a "
+                                      "list of keys, or the JSON text of one" % (what, exc))
+            if not isinstance(parsed, list):
+                raise _jose.JoseError("%s must be a list of keys" % what)
+            return parsed
+        return [text]
+    raise _jose.JoseError("%s must be a list of keys (JWK dicts, JSON or PEM texts), got %s"
+                          % (what, type(value).__name__))
 
 
 def collect_keys(items, what="keys"):

@@ -413,6 +413,61 @@ def test_secret_values_of_public_keys_is_empty(jwks_, cert_pem):
     assert _jwks.secret_values([jwks_["ec"], cert_pem, "{broken", None]) == []
 
 
+@pytest.mark.parametrize("form", ["nested-lists", "python-text", "broken-json", "json-list", "jwks-in-text-in-list"])
+def test_secret_values_finds_a_private_jwk_in_every_form(jwks_, form):
+    jwk = dict(jwks_["ec"], d=SECRET)
+    item = {
+        "nested-lists": [[{"wrapped": [jwk]}]],
+        "python-text": str(jwk),
+        "broken-json": json.dumps(jwk)[:-1],
+        "json-list": json.dumps([jwks_["ed"], jwk]),
+        "jwks-in-text-in-list": [json.dumps({"keys": [jwk]})],
+    }[form]
+    assert SECRET in _jwks.secret_values([item])
+    assert SECRET in _jwks.secret_values([item], any_dict=False)
+
+
+def test_secret_values_masks_the_parts_a_pem_key_is_cut_into(private_keys):
+    pem = _jose.private_key_pem(private_keys["rsa"]).decode("ascii")
+    found = set(_jwks.secret_values([pem]))
+    for line in pem.splitlines():
+        assert line in found
+        # A path option cuts the text at slashes (dirname, basename), a list conversion at commas.
+        for part in line.split("/") + [line[:index] for index, char in enumerate(line) if char == "/"]:
+            assert len(part) < _jwks.MIN_SECRET_LENGTH or part in found
+
+
+def test_secret_values_outside_key_options_needs_a_kty(jwks_):
+    """In other options (claims, for example) a member named d is not taken for a private JWK member."""
+    assert _jwks.secret_values([{"d": "an innocent claim value"}], any_dict=False) == []
+    assert _jwks.secret_values(['{"d": "an innocent claim value"}'], any_dict=False) == []
+    assert _jwks.secret_values([{"d": "an innocent claim value"}]) == ["an innocent claim value"]
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, []), ([], []), ("", []), ("  ", []),
+    ({}, [{}]),
+    ([{"kty": "EC"}], [{"kty": "EC"}]),
+    ({"kty": "EC"}, [{"kty": "EC"}]),
+    ('{"kty": "EC"}', ['{"kty": "EC"}']),
+    ('  [{"kty": "EC"}, "pem"]', [{"kty": "EC"}, "pem"]),
+    ("-----BEGIN PUBLIC KEY-----\nA,B\n", ["-----BEGIN PUBLIC KEY-----\nA,B\n"]),
+])
+def test_key_list_takes_every_form(value, expected):
+    assert _jwks.key_list(value) == expected
+
+
+@pytest.mark.parametrize("value, message", [
+    (True, "keys must be a list of keys (JWK dicts, JSON or PEM texts), got bool"),
+    (5, "got int"),
+    ('[{"kty": "EC", "d": "%s"' % SECRET, "keys is a text that starts like a JSON list but is not valid JSON"),
+])
+def test_key_list_refuses_other_values_without_echo(value, message):
+    with pytest.raises(JoseError) as excinfo:
+        _jwks.key_list(value)
+    assert message in _error(excinfo) and SECRET not in _error(excinfo)
+
+
 # --------------------------------------------------------------------------------------
 # discovery and diff
 # --------------------------------------------------------------------------------------
