@@ -254,13 +254,18 @@ def parse_jwks(data, what="the JWKS"):
     Anything that is not a JSON object with a ``keys`` list is refused, so a file that is not
     a JWKS is never overwritten by mistake.
     """
+    return _load_jwks(data, what)[1]
+
+
+def _load_jwks(data, what):
+    """(the parsed JWKS dict or None, its raw key list or None); see :func:`parse_jwks`."""
     if data is None:
-        return None
+        return None, None
     value = data
     if isinstance(data, (bytes, str)):
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
         if not text.strip():
-            return []
+            return None, []
         try:
             value = json.loads(text)
         except ValueError as exc:
@@ -274,7 +279,41 @@ def parse_jwks(data, what="the JWKS"):
         if not isinstance(key, dict):
             raise _jose.JoseError("%s is not a JWKS: keys[%d] is not a JSON object; fix it or move it away, "
                                   "it was left unchanged" % (what, index))
-    return keys
+    return value, keys
+
+
+def _holds_private_text(value, depth=0):
+    """True if a string in ``value`` (at any depth) holds a PEM private key."""
+    if depth > 64:
+        return True
+    if isinstance(value, dict):
+        return any(_holds_private_text(item, depth + 1) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds_private_text(item, depth + 1) for item in value)
+    return isinstance(value, str) and "PRIVATE KEY" in value
+
+
+def undisclosed_members(value):
+    """Why an existing JWKS (parsed dict) may not be shown in a diff; [] when it holds public keys only.
+
+    Shown is only a JSON object whose one member is ``keys``, a list of JWKs with public
+    members only (``_jose.PUBLIC_JWK_MEMBERS``) holding text or lists of text, and no PEM
+    private key anywhere. Anything else may be a private file at the wrong path, so its
+    content is never printed; the result names what is unexpected (member names, never values).
+    """
+    if value is None:
+        return []
+    found = set("member %s" % name for name in value if name != "keys")
+    for key in value.get("keys") or []:
+        for name, member in key.items():
+            if name not in _jose.PUBLIC_JWK_MEMBERS:
+                found.add("key member %s" % name)
+            elif not (isinstance(member, str) or
+                      (isinstance(member, list) and all(isinstance(item, str) for item in member))):
+                found.add("key member %s that is not text" % name)
+    if _holds_private_text(value):
+        found.add("a PEM private key")
+    return sorted(found)
 
 
 def _kids(raw_keys):
@@ -404,9 +443,10 @@ def plan(keys=None, existing=None, revoke=None, merge=False, allow_empty=False, 
     """
     given = collect_keys(keys, what)
     revoke_set = set(_revoke_list(revoke))
-    old_raw = parse_jwks(existing, existing_what)
+    old_value, old_raw = _load_jwks(existing, existing_what)
     old_kids = _kids(old_raw)
     old_private = private_members(old_raw)
+    unexpected = [] if old_private else undisclosed_members(old_value)
     warnings = []
 
     final = {}
@@ -421,6 +461,11 @@ def plan(keys=None, existing=None, revoke=None, merge=False, allow_empty=False, 
     elif old_private:
         warnings.append("%s held private key material (members %s); it is replaced by public keys only now: "
                         "treat the keys it held as compromised" % (existing_what, ", ".join(old_private)))
+    if unexpected:
+        warnings.append("%s was not a JWKS of public keys only (it held %s); it is %s, and its previous content is "
+                        "not shown in the diff: if it held private key material, treat those keys as compromised"
+                        % (existing_what, ", ".join(unexpected[:10]),
+                           "merged as public keys only" if merge else "replaced by public keys only"))
 
     for kid in sorted(given):
         jwk = given[kid]
@@ -468,8 +513,8 @@ def plan(keys=None, existing=None, revoke=None, merge=False, allow_empty=False, 
         "size": size,
         "warnings": warnings,
         "before_kids": old_kids,
-        "before_document": None if existing is None or old_private else _as_text(existing),
-        "before_hidden": bool(old_private),
+        "before_document": None if existing is None or old_private or unexpected else _as_text(existing),
+        "before_hidden": bool(old_private or unexpected),
     }
 
 
@@ -504,20 +549,56 @@ def _as_text(value):
 # OpenID Connect discovery
 # --------------------------------------------------------------------------------------
 
-def check_discovery_existing(data, what="the discovery document"):
-    """Refuse to replace a file that is not a JSON object (it may be a wrong path)."""
+def _private_member_names(value, depth=0):
+    """Names of private JWK members in ``value`` (dicts at any depth)."""
+    names = set()
+    if depth > 64:
+        return names
+    if isinstance(value, dict):
+        names.update(name for name in _jose.PRIVATE_JWK_MEMBERS if name in value)
+        for item in value.values():
+            names.update(_private_member_names(item, depth + 1))
+    elif isinstance(value, list):
+        for item in value:
+            names.update(_private_member_names(item, depth + 1))
+    return names
+
+
+def check_discovery_existing(data, what="the existing file"):
+    """Refuse to diff or replace a file that is not an OpenID Connect discovery document.
+
+    An existing file must be empty, or a JSON object with ``issuer`` and ``jwks_uri`` texts
+    and nothing private (no JWK private members, no ``keys`` list, no PEM private key);
+    anything else may be another file at a wrong path (a private key, a JWK), so it is left
+    unchanged and its content is never shown. Returns the text of the file.
+    """
     if data is None:
         return None
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     if not text.strip():
         return text
+    advice = ("it was left unchanged and is not shown: check discovery_dest (it names the discovery document, "
+              "for example .well-known/openid-configuration below the JWKS server's directory), or move the file "
+              "away if it may be replaced")
     try:
         value = json.loads(text)
-    except ValueError as exc:
-        raise _jose.JoseError("%s is not a JSON document (%s); fix it or move it away, it was left unchanged"
-                              % (what, exc))
+    except (ValueError, RecursionError) as exc:
+        raise _jose.JoseError("%s is not a discovery document: it is not a JSON document (%s); %s"
+                              % (what, exc, advice))
     if not isinstance(value, dict):
-        raise _jose.JoseError("%s is not a JSON object; fix it or move it away, it was left unchanged" % what)
+        raise _jose.JoseError("%s is not a discovery document: it is not a JSON object; %s" % (what, advice))
+    private = sorted(_private_member_names(value))
+    if private or _holds_private_text(value):
+        raise _jose.JoseError("%s is not a discovery document: it holds private key material (%s); %s. If it is "
+                              "a key that was exposed, treat it as compromised"
+                              % (what, ", ".join("member %s" % name for name in private) or "a PEM private key",
+                                 advice))
+    if "keys" in value:
+        raise _jose.JoseError("%s is not a discovery document: it has a 'keys' member (a JWKS?); %s" % (what, advice))
+    missing = [name for name in ("issuer", "jwks_uri") if not isinstance(value.get(name), str)]
+    if missing:
+        raise _jose.JoseError("%s is not a discovery document: it lacks the text member(s) %s; %s"
+                              % (what, " and ".join(missing), advice))
     return text
 
 
@@ -574,7 +655,7 @@ def diff_entries(dest, result):
     """
     before = result["before_document"]
     if result["before_hidden"]:
-        before = "(previous content not shown: it held private key material)\n"
+        before = "(previous content not shown: it was not a JWKS of public keys only)\n"
     return [{
         "before_header": "%s (kids)" % dest,
         "after_header": "%s (kids)" % dest,

@@ -41,7 +41,9 @@ attributes:
     description: Can run in check mode and return the changed status and RV(added)/RV(removed) without writing anything.
     support: full
   diff_mode:
-    description: Returns the kids and the JSON text before and after (the JWKS is public data).
+    description:
+      - Returns the kids and the JSON text before and after (the JWKS is public data).
+      - A file that held anything but public keys is not shown (see O(dest) and O(discovery_dest)).
     support: full
   idempotent:
     description: A second run with the same options reports no change.
@@ -74,6 +76,9 @@ options:
       - Written atomically (a temporary file in the same directory, renamed over O(dest)), with mode V(0644)
         unless O(mode) says otherwise, since a JWKS is public.
       - An existing file that is not a JWKS (a JSON object with a C(keys) list) is refused and left unchanged.
+      - An existing JWKS that holds anything but public JWK members (private members such as C(d), other
+        members, a PEM private key) is never shown in the diff; it is replaced by the public keys (a warning
+        names what it held, never the values), and with O(merge=true) a JWKS with private members is refused.
       - When omitted, nothing is written and the task never reports C(changed).
     type: path
   current:
@@ -154,6 +159,9 @@ options:
       - Path of the discovery document to write (usually C(.well-known/openid-configuration) below the
         directory the JWKS server serves). Requires O(issuer) and O(jwks_uri).
       - Written atomically and deterministically like O(dest), with the same file attributes.
+      - An existing file must be empty or a discovery document (a JSON object with C(issuer) and C(jwks_uri)
+        texts and nothing private, so no private JWK members, no C(keys) list and no PEM private key). Anything else
+        may be another file at a wrong path, so it is refused, left unchanged and never shown in the diff.
     type: path
 notes:
   - Istio's istiod fetches the C(jwksUri) only about every 20 minutes. Publish a new key at least that long
@@ -422,7 +430,7 @@ def publish(module):
         if discovery_dest:
             _files.check_parent_dir(discovery_dest, "discovery document")
             discovery_old = _files.read_bytes(discovery_dest, "discovery document")
-            _jwks.check_discovery_existing(discovery_old, "discovery document %s" % discovery_dest)
+            _jwks.check_discovery_existing(discovery_old, "discovery_dest %s" % discovery_dest)
 
         changed = False
         if dest:

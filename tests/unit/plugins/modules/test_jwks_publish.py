@@ -353,6 +353,44 @@ def test_discovery_dest_that_is_no_json_is_left_alone(capsys, jwks_, tmp_path):
     assert read(str(disc)) == b"not json" and not dest.exists()
 
 
+@pytest.mark.parametrize("content", [
+    {"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "BBBB", "d": SECRET},
+    {"keys": [{"kty": "oct", "k": SECRET}]},
+    {"issuer": ISSUER, "jwks_uri": JWKS_URI, "signing_key": {"kty": "EC", "d": SECRET}},
+    {"issuer": ISSUER, "note": SECRET},
+])
+def test_discovery_dest_that_is_no_discovery_document_is_not_shown_or_replaced(capsys, jwks_, tmp_path, content):
+    disc = tmp_path / "openid-configuration"
+    disc.write_text(json.dumps(content))
+    before = read(str(disc))
+    for check_mode in (True, False):
+        result = run(capsys, check_mode=check_mode, diff=True, keys=[jwks_["ed"]], issuer=ISSUER,
+                     jwks_uri=JWKS_URI, discovery_dest=str(disc))
+        assert result["failed"] is True and "is not a discovery document" in result["msg"]
+        assert "left unchanged and is not shown" in result["msg"]
+        assert SECRET not in result["_raw"] and "diff" not in result
+        assert read(str(disc)) == before
+
+
+def test_discovery_dest_that_is_a_discovery_document_is_diffed_and_replaced(capsys, jwks_, tmp_path):
+    disc = tmp_path / "openid-configuration"
+    disc.write_text(json.dumps({"issuer": ISSUER, "jwks_uri": JWKS_URI + "?old"}))
+    result = run(capsys, diff=True, keys=[jwks_["ed"]], issuer=ISSUER, jwks_uri=JWKS_URI, discovery_dest=str(disc))
+    assert result["changed"] is True and "?old" in result["diff"][0]["before"]
+    assert json.loads(read(str(disc)))["jwks_uri"] == JWKS_URI
+
+
+def test_replacing_a_jwks_with_other_members_hides_it_in_the_diff(capsys, jwks_, tmp_path):
+    dest = tmp_path / "jwks.json"
+    dest.write_text(json.dumps({"keys": [dict(jwks_["ec"], private_pem="-----BEGIN PRIVATE KEY-----\n" + SECRET)],
+                                "secret": SECRET}))
+    result = run(capsys, check_mode=True, diff=True, keys=[jwks_["ed"]], dest=str(dest))
+    assert result["changed"] is True and SECRET not in result["_raw"]
+    assert "previous content not shown" in result["diff"][1]["before"]
+    assert any("not a JWKS of public keys only" in warning and "member secret" in warning
+               for warning in warnings_of(result))
+
+
 def test_replacing_a_file_with_private_material_hides_it_in_the_diff(capsys, jwks_, tmp_path):
     dest = tmp_path / "jwks.json"
     dest.write_text(json.dumps({"keys": [dict(jwks_["ec"], d=SECRET)]}))
