@@ -357,10 +357,9 @@ certificate_backup_file:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _keypair
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring
+from ansible_collections.selfjwt.kyma.plugins.module_utils._common import SecretMaskingModule
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, run_module
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
 from ansible_collections.selfjwt.kyma.plugins.module_utils._token import resolve_gid, resolve_uid
@@ -538,7 +537,7 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(
+    module = SecretMaskingModule(
         argument_spec=argument_spec(),
         supports_check_mode=True,
         add_file_common_args=True,

@@ -291,11 +291,9 @@ state_file:
   sample: /etc/selfjwt/signing.pem.ring.json
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring
-from ansible_collections.selfjwt.kyma.plugins.module_utils._common import run_module
+from ansible_collections.selfjwt.kyma.plugins.module_utils._common import SecretMaskingModule, run_module
 
 
 def argument_spec():
@@ -334,7 +332,7 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(
+    module = SecretMaskingModule(
         argument_spec=argument_spec(),
         supports_check_mode=True,
         required_if=[("action", "mark_published", ("published_kids",))],

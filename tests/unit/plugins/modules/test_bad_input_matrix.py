@@ -403,6 +403,12 @@ KEYPAIR_CASES = [
     ("old-passphrase-wrong", {"path": "{t}/keys/enc.pem", "passphrase": "new-passphrase-123",
                               "old_passphrase": "not-the-old-one"},
      ["could not be decrypted", "old_passphrase did not decrypt it either"]),
+    # a secret of an unexpected type: str() shows dict keys and escapes leaves, so Ansible's masking misses it
+    ("passphrase-dict", {"path": "{t}/keys/enc.pem", "passphrase": {PASSPHRASE: True}}, ["could not be decrypted"]),
+    ("passphrase-list-with-newline", {"path": "{t}/keys/enc.pem", "passphrase": [PASSPHRASE + "\n"]},
+     ["could not be decrypted"]),
+    # a private key where a path belongs
+    ("path-private-key-text", {"path": "@pem:ec_private"}, ["does not exist"]),
     # kid
     ("kid-empty", {"kid": ""}, ["kid '' is not allowed"]),
     ("kid-space", {"kid": "edge 01"}, ["kid 'edge 01' is not allowed", "A-Z a-z 0-9 . _ ~ -"]),
@@ -496,6 +502,14 @@ TOKEN_CASES = [
                                   "passphrase": "not it"}, ["passphrase is wrong"]),
     ("passphrase-wrong-file", {"private_key_path": "{t}/keys/enc.pem", "passphrase": "not it"},
      ["passphrase is wrong"]),
+    ("passphrase-list-with-newline", {"private_key_path": "{t}/keys/enc.pem", "passphrase": [PASSPHRASE + "\n"]},
+     ["passphrase is wrong"]),
+    ("passphrase-dict", {"private_key_path": "{t}/keys/enc.pem", "passphrase": {PASSPHRASE: None}},
+     ["passphrase is wrong"]),
+    # a private key where a path belongs, and key content of an unexpected type
+    ("key-path-private-key-text", {"private_key_path": "@pem:ec_private"}, ["does not exist"]),
+    ("key-content-in-a-list", {"private_key_path": DROP, "private_key_content": ["@pem:ec_private"]},
+     ["the private key content"]),
     # algorithm
     ("algorithm-none-upper", {"algorithm": "NONE"}, ["algorithm 'none' is refused"]),
     ("algorithm-hs512-lower", {"algorithm": "hs512"}, ["shared-secret (HMAC) algorithms"]),
@@ -593,6 +607,21 @@ JWKS_CASES = [
     ("keys-encrypted-private-pem", {"keys": ["@pem:enc_private"]}, ["is a private key"]),
     ("keys-jwks-text-with-private", {"keys": [Call(_jwks_text_with_private)]},
      ["keys[0].keys[1] contains private or secret key material (d)"]),
+    # keys: a private key in every form the option takes (masked before Ansible logs or converts it)
+    ("keys-one-private-dict", {"keys": Jwk("ec", d=SECRET)}, ["keys[0] contains private or secret key material (d)"]),
+    ("keys-private-json-text", {"keys": Call(lambda m: json.dumps(dict(m["jwk:ec"], d=SECRET)))},
+     ["keys[0] contains private or secret key material (d)"]),
+    ("keys-private-json-list-text", {"keys": Call(lambda m: json.dumps([m["jwk:ed"], dict(m["jwk:ec"], d=SECRET)]))},
+     ["keys[1] contains private or secret key material (d)"]),
+    ("keys-private-python-text", {"keys": Call(lambda m: str(dict(m["jwk:ec"], d=SECRET)))},
+     ["keys[0] is not valid JSON"]),
+    ("keys-private-broken-json-list", {"keys": '[{"kty": "EC", "crv": "P-256", "d": "%s", ' % SECRET},
+     ["keys is a text that starts like a JSON list but is not valid JSON"]),
+    ("keys-one-private-pem-text", {"keys": "@pem:ec_private"}, ["keys[0] is a private key: publish public keys only"]),
+    ("keys-one-rsa-pem-text", {"keys": "@pem:rsa_traditional"}, ["keys[0] is a private key"]),
+    ("keys-private-jwks-dict", {"keys": Call(lambda m: {"keys": [dict(m["jwk:ec"], d=SECRET)]})},
+     ["keys[0].keys[0] contains private or secret key material (d)"]),
+    ("keys-bool", {"keys": True}, ["keys must be a list of keys (JWK dicts, JSON or PEM texts), got bool"]),
     # keys: kty, curves, numbers
     ("keys-unknown-kty", {"keys": [Jwk("ec", kty="XYZ")]}, ["keys[0] has unknown kty 'XYZ': use RSA, EC or OKP"]),
     ("keys-missing-kty", {"keys": [Jwk("ec", kty=None)]}, ["has unknown kty None"]),
@@ -771,6 +800,8 @@ KEYRING_CASES = [
     ("passphrase-wrong", {"path": "{t}/ring/enc.pem", "passphrase": PASSPHRASE + "-not"},
      ["could not be decrypted", "Give the right passphrase"]),
     ("passphrase-for-plain-key", {"passphrase": PASSPHRASE}, ["is not encrypted, but a passphrase was given"]),
+    ("passphrase-dict", {"path": "{t}/ring/enc.pem", "passphrase": {PASSPHRASE: True}}, ["could not be decrypted"]),
+    ("path-private-key-text", {"path": "@pem:ec_private"}, ["does not exist"]),
     # keep_retired_keys, remove_private_keys
     ("keep-retired-keys-not-bool", {"keep_retired_keys": "maybe"}, ["keep_retired_keys", "not a valid boolean"]),
     ("remove-private-keys-not-bool", {"action": "revoke", "remove_private_keys": "perhaps"},

@@ -180,7 +180,7 @@ def test_backup_failure_is_a_clear_error(tmp_path, capsys, monkeypatch):
     def broken_copy(self, src, dest):
         raise IOError(28, "No space left on device")
 
-    monkeypatch.setattr(jwt_keypair.AnsibleModule, "preserved_copy", broken_copy)
+    monkeypatch.setattr(jwt_keypair.SecretMaskingModule, "preserved_copy", broken_copy)
     out, result = run_module(capsys, {"path": path, "regenerate": "always", "backup": True})
     assert result["failed"] is True and "cannot make a backup" in result["msg"]
     assert "nothing was changed" in result["msg"] and "Traceback" not in out
