@@ -15,10 +15,10 @@ description:
   - Checks the paths, names, accounts and schedule that the P(selfjwt.kyma.edge_keys#role) role writes into the
     token refresher's command (a Python script root may run), its systemd service and timer, and its cron line,
     and returns one message per value that is not safe there. An empty list means all is well.
-  - Paths must be absolute and names plain file names, of letters, digits and C(. _ - + @ , : ~) (and C(/) in
+  - Paths must be absolute and names plain file names, of letters, digits and C(. _ - + @ , ~) (and C(/) in
     paths) only; whitespace, newlines, C(%), C($), quotes and backslashes are syntax in those files, so they are
     refused rather than escaped. User and group names hold ASCII letters, digits and C(_ . -), unit names ASCII
-    letters, digits and C(: _ . -); the cron file's name only letters, digits, C(_) and C(-) (cron ignores
+    letters, digits, colons and C(_ . -); the cron file's name only letters, digits, C(_) and C(-) (cron ignores
     other files in C(/etc/cron.d)); the interval is a positive number of seconds.
   - Each message names the role variable to change (or the name given in O(names)).
 author:
@@ -53,7 +53,7 @@ _value:
   type: list
   elements: str
   sample:
-    - "edge_keys_token_dir '/var/lib/my tokens' holds a space; use an absolute path of letters, digits and . _ - + @ , : ~
+    - "edge_keys_token_dir '/var/lib/my tokens' holds a space; use an absolute path of letters, digits and . _ - + @ , ~
       and / (the token refresher's command, systemd unit and cron line carry it, where such characters are syntax)"
 """
 
