@@ -203,6 +203,21 @@ options:
       - Keep O(passphrase) in O(passphrase_file). Needs both.
     type: bool
     default: false
+  private_key_content:
+    description:
+      - A private key (PEM) to adopt instead of generating one, for a key that several hosts share (the site keys of
+        the P(selfjwt.kyma.edge_keys#role) role).
+      - When O(path) does not exist, these bytes are written there unchanged (an encrypted key stays encrypted),
+        atomically with mode V(0600) (or O(mode)) and the O(owner) and O(group) from the first byte. When O(path)
+        holds the same key (the same public key), nothing is written. When it holds another key, or one that
+        cannot be read, the module fails and changes nothing.
+      - The key must load (with O(passphrase) when it is encrypted), be able to sign JWTs and be of the requested
+        O(type), O(size) and O(curve); the rest (certificate, passphrase, attributes) is done as for a key on disk.
+      - Never returned, logged or shown in a diff. Ansible pipes a module's arguments to the host over the
+        connection when pipelining is on (C(ansible_pipelining=true)); otherwise it stages them in a temporary file
+        (mode V(0600)) under the controller's local temporary directory while it transfers the module.
+      - Needs O(state=present) and O(regenerate=fail) or O(regenerate=never).
+    type: str
 notes:
   - The key file is written in PKCS#8 PEM format. Existing keys in PKCS#1 (C(BEGIN RSA PRIVATE KEY)) or
     SEC1 (C(BEGIN EC PRIVATE KEY)) format are used as they are and not rewritten.
@@ -262,6 +277,15 @@ EXAMPLES = r"""
     curve: P-384
     regenerate: partial_idempotence
     backup: true
+
+- name: Adopt a key that the hosts of a site share (written only when the host has no key yet)
+  selfjwt.kyma.jwt_keypair:
+    path: /etc/selfjwt/signing.pem
+    private_key_content: "{{ site_key_pem }}"
+  no_log: true
+  vars:
+    # Pipe the module and its arguments to the host instead of staging them on the controller's disk.
+    ansible_pipelining: true
 
 - name: Remove a key and its certificate
   selfjwt.kyma.jwt_keypair:
@@ -357,7 +381,7 @@ certificate_backup_file:
 
 import os
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _keypair
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _keypair
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import SecretMaskingModule
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, run_module
@@ -385,6 +409,7 @@ def argument_spec():
         parent_mode=dict(type="raw"),
         passphrase_file=dict(type="path", no_log=False),
         store_passphrase=dict(type="bool", default=False, no_log=False),
+        private_key_content=dict(type="str", no_log=True),
     )
 
 
@@ -510,12 +535,94 @@ def _backup_function(module, key_path=None, key_mode=_keypair.KEY_MODE):
     return backup
 
 
+def _check_adoption_options(module, spec):
+    """O(private_key_content) goes with O(state=present) and a O(regenerate) that never makes a key."""
+    if module.params["private_key_content"] is None:
+        return
+    if spec.state != "present":
+        raise FileError("private_key_content needs state=present: remove it to remove the key")
+    if spec.regenerate not in ("fail", "never"):
+        raise FileError("private_key_content adopts the given key and never makes a new one: leave regenerate at "
+                        "fail (or set never), not %s" % spec.regenerate)
+
+
+def _adoption_pending(module, spec, key_mode):
+    """O(private_key_content): check the given key; write it when O(path) holds no key yet.
+
+    Returns None when there is nothing to adopt (no O(private_key_content), or O(path) already
+    holds that key), else the key's bytes: written (changed), or, in check mode, to be written.
+    Everything is checked before the first byte is written; another key at O(path) is never
+    replaced.
+    """
+    content = module.params["private_key_content"]
+    if content is None:
+        return None
+    data = content.encode("utf-8")
+    given = _jose.load_private_key(data, spec.passphrase, source="the key in private_key_content")
+    if not _jose.key_matches(given, spec.type, spec.size, spec.curve):
+        raise FileError("private_key_content holds %s, but type=%s was requested: set type, size and curve to match "
+                        "the key" % (_keypair._describe(_jose.key_description(given)), spec.type))
+
+    def adopt():
+        existing = _files.read_bytes(spec.path, "private key")
+        if existing is None:
+            if not module.check_mode:
+                _files.write_atomic(spec.path, data, key_mode, "private key", uid=resolve_uid(module.params["owner"]),
+                                    gid=resolve_gid(module.params["group"]))
+            return data
+        if existing == data or _same_key(existing, given, spec):
+            return None
+        raise FileError("the private key %s holds another key than private_key_content (kid %s), or one that cannot "
+                        "be read. Nothing was changed. Move the file away to adopt the given key, or keep the key "
+                        "the file holds" % (spec.path, _jose.key_thumbprint(given)))
+
+    if module.check_mode:
+        return adopt()
+    with _files.locked(spec.path):
+        return adopt()
+
+
+def _same_key(existing, given, spec):
+    """True when the PEM ``existing`` holds the key ``given`` (with either passphrase, if encrypted)."""
+    for passphrase in (spec.passphrase, spec.old_passphrase) if _jose.pem_is_encrypted(existing) else (None,):
+        try:
+            key = _jose.load_private_key(existing, passphrase, check=False)
+        except _jose.JoseError:
+            continue
+        try:
+            return _jose.jwk_key_members(key) == _jose.jwk_key_members(given)
+        except _jose.JoseError:
+            return False
+    return False
+
+
+def _adopted_in_check_mode(spec, data):
+    """The result of a check mode run that would write O(private_key_content): facts of the given key."""
+    backend = _keypair.KeypairBackend(spec, check_mode=True)
+    certificate = _files.read_bytes(spec.certificate_path, "certificate") if spec.certificate_path else None
+    backend.set_existing(data, certificate)
+    backend.plan()
+    result = backend.result()
+    result["changed"] = True
+    _key_was_absent(result)
+    return result
+
+
+def _key_was_absent(result):
+    """The diff of an adopted key: there was no key before (the certificate's facts stay)."""
+    before = {"state": "absent"}
+    if "certificate" in result["diff"]["before"]:
+        before["certificate"] = result["diff"]["before"]["certificate"]
+    result["diff"]["before"] = before
+
+
 def run(module):
     check_mode_option(module.params["mode"])
     spec = _keypair.KeypairSpec.from_params(module.params)
     if module.params["store_passphrase"] and not (module.params["passphrase_file"] and module.params["passphrase"]):
         raise FileError("store_passphrase needs passphrase_file and passphrase: set both, or set store_passphrase=false")
     _check_passphrase_file(module.params["passphrase_file"], spec.path, module.params["store_passphrase"])
+    _check_adoption_options(module, spec)
     key_mode = _creation_mode(module.params["mode"])
     backup = _backup_function(module, spec.path, key_mode)
     if spec.state == "absent":
@@ -523,13 +630,21 @@ def run(module):
         _passphrase_file(module, result)
         return result
     parent_changed = _ensure_parent(module, spec.path)
+    adopted = _adoption_pending(module, spec, key_mode)
+    if adopted is not None and module.check_mode:
+        result = _adopted_in_check_mode(spec, adopted)
+        _apply_file_attributes(module, result)
+        result["jwks"] = [result["jwk"]]
+        return result
     result = _keypair.ensure_present(
         spec, check_mode=module.check_mode, backup=backup, key_mode=key_mode,
         uid=resolve_uid(module.params["owner"]), gid=resolve_gid(module.params["group"]),
         # In check mode a directory that parent_mode would create does not exist yet.
         check_parent=not (module.check_mode and parent_changed and not os.path.isdir(os.path.dirname(
             os.path.abspath(spec.path)))))
-    result["changed"] = result["changed"] or parent_changed
+    result["changed"] = result["changed"] or parent_changed or adopted is not None
+    if adopted is not None:
+        _key_was_absent(result)
     _apply_file_attributes(module, result)
     _passphrase_file(module, result)
     result["jwks"] = _keyring.publish_jwks(spec.path, result["jwk"]) if result["jwk"] else []
