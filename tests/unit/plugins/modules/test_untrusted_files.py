@@ -114,9 +114,10 @@ def test_auto_rotation_does_not_delete_the_file_a_kid_points_to(host, capsys):
     before = read(state_file)
     result = run(jwt_keyring, {"path": host["key"], "action": "auto", "owner": "nobody", "propagation_window": 0,
                                "token_max_lifetime": 0, "clock_skew": 0}, capsys)
+    assert os.path.exists(host["victim"]), "root deleted the victim: %s" % result.get("performed")
+    assert read(host["victim"]) == SECRET
     assert result["failed"] is True
     assert "which is not an RFC 7638 thumbprint" in result["msg"] and "restore the state" in result["msg"].lower()
-    assert read(host["victim"]) == SECRET
     assert read(state_file) == before
 
 
@@ -124,8 +125,9 @@ def test_revoke_with_key_removal_does_not_delete_the_file_a_kid_points_to(host, 
     ring_with_a_traversal_kid(host)
     result = run(jwt_keyring, {"path": host["key"], "action": "revoke", "remove_private_keys": True,
                                "owner": "nobody"}, capsys)
-    assert result["failed"] is True and "not an RFC 7638 thumbprint" in result["msg"]
+    assert os.path.exists(host["victim"]), "root deleted the victim: %s" % result.get("performed")
     assert read(host["victim"]) == SECRET
+    assert result["failed"] is True and "not an RFC 7638 thumbprint" in result["msg"]
     assert os.path.exists(host["key"])
 
 
