@@ -267,8 +267,9 @@ def remove(path, what="file"):
     """
     check_path(path, what)
     if os.pardir in path.split(os.sep):
-        raise FileError("the path of %s %r contains '..': nothing was removed; a file of the key directory is "
-                        "removed by its own name only" % (what, path))
+        raise FileError("the path of %s %r contains '..': nothing was removed. Give the path without '..' (a "
+                        "file is removed by its own name in its directory, so that a name read from a file cannot "
+                        "reach another directory)" % (what, path))
     directory, name = os.path.split(os.path.abspath(path))
     try:
         dir_fd = os.open(directory or os.sep, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
