@@ -197,7 +197,7 @@ options:
         O(group) is not set. So with O(owner) and V(0750) the key's owner can read its key but cannot put
         files or links into the directory in which root writes.
       - An existing directory is left alone (its mode, owner and group are not changed) unless
-        O(parent_update=true).
+        O(parent_update=true). The module warns when O(owner) cannot enter such a directory.
       - Unset (the default), the directory must exist and is left alone.
       - Saves a separate M(ansible.builtin.file) task (a second module run per host) before this module.
     type: raw
@@ -378,11 +378,13 @@ certificate_backup_file:
 """
 
 import os
+import stat
 
 try:
+    import grp
     import pwd
 except ImportError:  # pragma: no cover - not on POSIX
-    pwd = None
+    grp = pwd = None
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -476,6 +478,37 @@ def _ensure_parent(module, path):
     return changed
 
 
+def _owner_can_enter(uid, status):
+    """True when the account ``uid`` may enter a directory with ``status`` (search permission)."""
+    if uid == 0:
+        return True
+    if status.st_uid == uid:
+        return bool(status.st_mode & stat.S_IXUSR)
+    try:
+        user = pwd.getpwuid(uid)
+    except KeyError:
+        return bool(status.st_mode & stat.S_IXOTH)
+    in_group = user.pw_gid == status.st_gid
+    if not in_group and grp is not None:
+        try:
+            in_group = user.pw_name in grp.getgrgid(status.st_gid).gr_mem
+        except KeyError:
+            in_group = False
+    return bool(status.st_mode & (stat.S_IXGRP if in_group else stat.S_IXOTH))
+
+
+def _warn_if_owner_cannot_enter(module, path):
+    """A key for an owner who cannot reach it (an existing directory that parent_mode left alone)."""
+    uid = resolve_uid(module.params["owner"])
+    directory = os.path.dirname(os.path.abspath(path))
+    if uid is None or module.check_mode or not os.path.isdir(directory):
+        return
+    if not _owner_can_enter(uid, os.stat(directory)):
+        module.warn("the owner %s cannot enter the key directory %s, so it cannot read its key: give the directory "
+                    "the owner's group with mode 0750 (parent_mode=0750 and parent_update=true; edge_keys: "
+                    "edge_keys_key_dir_update=true)" % (module.params["owner"], directory))
+
+
 def _check_passphrase_file(path, key_path, store):
     """Refuse an unusable O(passphrase_file) before anything is written."""
     if path is None:
@@ -564,6 +597,7 @@ def run(module):
         check_parent=not (module.check_mode and parent_changed and not os.path.isdir(os.path.dirname(
             os.path.abspath(spec.path)))))
     result["changed"] = result["changed"] or parent_changed
+    _warn_if_owner_cannot_enter(module, spec.path)
     _apply_file_attributes(module, result)
     _passphrase_file(module, result)
     owners = _files.trusted_owners(resolve_uid(module.params["owner"]))

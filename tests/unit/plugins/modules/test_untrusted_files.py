@@ -24,6 +24,7 @@ import pwd
 import stat
 
 import pytest
+from ansible.module_utils.common import warnings as module_warnings
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
@@ -48,6 +49,7 @@ def nobody():
 
 
 def run(module, args, capsys, check_mode=False):
+    module_warnings._global_warnings.clear()  # pylint: disable=protected-access
     args = dict(args, _ansible_check_mode=check_mode)
     with patch_module_args(args):
         with pytest.raises(SystemExit):
@@ -319,10 +321,26 @@ def test_an_existing_directory_is_not_given_away(tmp_path, capsys):
     status = os.stat(str(ssl))
     assert (status.st_uid, stat.S_IMODE(status.st_mode)) == (0, 0o755)
     assert os.stat(key).st_uid == nobody()
+    assert not result.get("warnings")
     result = run(jwt_keypair, {"path": key, "owner": "nobody", "parent_mode": "0750", "parent_update": True}, capsys)
     status = os.stat(str(ssl))
     assert result["changed"] is True
     assert (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)) == (0, pwd.getpwnam("nobody").pw_gid, 0o750)
+
+
+def test_an_owner_who_cannot_enter_an_existing_directory_is_warned(tmp_path, capsys):
+    private = tmp_path / "selfjwt"
+    private.mkdir(mode=0o700)
+    key = str(private / "signing.pem")
+    result = run(jwt_keypair, {"path": key, "owner": "nobody", "parent_mode": "0750"}, capsys)
+    assert result.get("failed") is None, result
+    warnings = json.dumps(result.get("warnings"))
+    assert "the owner nobody cannot enter the key directory %s" % private in warnings
+    assert "parent_update=true" in warnings
+    assert stat.S_IMODE(os.stat(str(private)).st_mode) == 0o700
+    result = run(jwt_keypair, {"path": key, "owner": "nobody", "parent_mode": "0750", "parent_update": True}, capsys)
+    assert result["changed"] is True and not result.get("warnings")
+    assert stat.S_IMODE(os.stat(str(private)).st_mode) == 0o750
 
 
 def test_a_created_directory_belongs_to_root_with_the_owners_group(tmp_path, capsys):
