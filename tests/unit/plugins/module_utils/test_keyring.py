@@ -416,7 +416,8 @@ def test_encrypted_ring_keys(tmp_path):
     (b"{", "not valid JSON"),
     (b'{"version": 9, "keys": []}', "not a version 1"),
     (b'{"version": 1, "keys": [{"kid": "a", "state": "odd", "jwk": {}}]}', "invalid key entry"),
-    (b'{"version": 1, "keys": [{"kid": "a", "state": "next", "jwk": {}, "staged_at": "yesterday"}]}', "UTC time"),
+    (b'{"version": 1, "keys": [{"kid": "%s", "state": "next", "jwk": {}, "staged_at": "yesterday"}]}' % (b"A" * 43),
+     "UTC time"),
     # Nested deeper than the JSON decoder goes: a KeyringError, not a RecursionError.
     (b'{"version": 1, "keys": ' + b"[" * 100000 + b"]" * 100000 + b"}", "not valid JSON"),
 ])

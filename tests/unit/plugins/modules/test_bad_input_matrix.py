@@ -36,7 +36,9 @@ import base64
 import hashlib
 import json
 import os
+import pwd
 import re
+import shutil
 import stat
 import traceback
 
@@ -191,6 +193,11 @@ def _ring_files(key, other, encrypted_pem):
         "duplicate-kid": _ring_state(active, dict(active, state="retiring")),
         "bad-time": _ring_state(dict(active, activated_at="yesterday")),
         "two-active": _ring_state(active, dict(nxt, state="active")),
+        # A kid that names a file outside the key directory (with "kid-path.pem." a directory).
+        "kid-path": _ring_state(active, {"kid": "/../../../victim/target", "state": "retiring", "jwk": {"kty": "EC"},
+                                         "deactivated_at": "2000-01-01T00:00:00Z"}),
+        "kid-short": _ring_state(active, dict(nxt, kid="edge-01", state="retiring",
+                                              deactivated_at="2000-01-01T00:00:00Z")),
     }
     files = {"ring/signing.pem": pem, "ring/signing.pem.ring.json": _ring_state(active)}
     for name, state in damaged.items():
@@ -347,6 +354,42 @@ def _state_directory(root):
     os.makedirs(os.path.join(root, "keys", "ec.pem" + _keyring.STATE_SUFFIX))
 
 
+def _nobody():
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("giving a file to another account needs root")
+    return pwd.getpwnam("nobody").pw_uid
+
+
+def _link(name, target):
+    """A prepare step: a symbolic link ``name`` (relative to the tree) to ``target`` ({t}: the tree)."""
+    def prepare(root):
+        os.symlink(target.replace("{t}", root), os.path.join(root, name))
+    return prepare
+
+
+def _foreign_copy(source, name, *extra):
+    """A prepare step: a copy of ``source`` (and of ``source + suffix`` for each of ``extra``) owned by nobody."""
+    def prepare(root):
+        uid = _nobody()
+        for suffix in ("",) + extra:
+            target = os.path.join(root, name + suffix)
+            shutil.copyfile(os.path.join(root, source + suffix), target)
+            os.chmod(target, 0o600)
+        os.chown(os.path.join(root, name + (extra[-1] if extra else "")), uid, -1)
+    return prepare
+
+
+def _shared_directory(root):
+    os.makedirs(os.path.join(root, "shared"))
+    os.chmod(os.path.join(root, "shared"), 0o1777)
+
+
+def _directory_of_nobody(root):
+    uid = _nobody()
+    os.makedirs(os.path.join(root, "nobodys"))
+    os.chown(os.path.join(root, "nobodys"), uid, -1)
+
+
 def _big_jwks(root):
     with open(os.path.join(root, "jwks", "big.json"), "wb") as handle:
         handle.write(b'{"keys": []}')
@@ -450,6 +493,24 @@ KEYPAIR_CASES = [
     ("parent-mode-invalid", {"path": "{t}/newdir/new.pem", "parent_mode": "0999"}, ["mode '0999' is neither octal"]),
     ("parent-mode-below-a-file", {"path": "{t}/plain.txt/keys/new.pem", "parent_mode": "0700"},
      ["{t}/plain.txt is not a directory"]),
+    ("parent-update-without-parent-mode", {"parent_update": True}, ["parent_update needs parent_mode"]),
+    ("parent-update-not-bool", {"parent_update": "always"}, ["parent_update", "not a valid boolean"]),
+    # files and directories that another account controls: no link followed, nothing of theirs used
+    ("path-symlink", {"path": "{t}/keys/link.pem"}, ["{t}/keys/link.pem is a symbolic link", "replace the link"],
+     _link("keys/link.pem", "{t}/keys/ec.pem")),
+    ("path-dangling-symlink", {"path": "{t}/keys/link.pem"}, ["is a symbolic link"],
+     _link("keys/link.pem", "{t}/made-through-the-link.pem")),
+    ("path-lock-symlink", {"path": "{t}/keys/new.pem"}, ["lock file {t}/keys/.new.pem.lock is a symbolic link"],
+     _link("keys/.new.pem.lock", "{t}/made-through-the-lock")),
+    ("path-foreign-owner", {"path": "{t}/keys/foreign.pem"},
+     ["{t}/keys/foreign.pem belongs to nobody", "another account may have put it there", "set owner"],
+     _foreign_copy("keys/ec.pem", "keys/foreign.pem")),
+    ("path-in-world-writable-directory", {"path": "{t}/shared/new.pem"},
+     ["can be written by its group or by others (mode 1777)", "chmod go-w"], _shared_directory),
+    ("path-in-directory-of-another-account", {"path": "{t}/nobodys/new.pem"},
+     ["belongs to nobody", "a directory of its own"], _directory_of_nobody),
+    ("certificate-path-symlink", {"path": "{t}/keys/ec.pem", "certificate_path": "{t}/keys/link.crt"},
+     ["certificate {t}/keys/link.crt is a symbolic link"], _link("keys/link.crt", "{t}/keys/cert.pem")),
     ("passphrase-file-directory", {"passphrase": "pw-1", "passphrase_file": "{t}/adir", "store_passphrase": True},
      ["passphrase file {t}/adir is a directory"]),
     ("store-passphrase-without-file", {"passphrase": "pw-1", "store_passphrase": True},
@@ -776,6 +837,25 @@ KEYRING_CASES = [
     ("state-bad-time", {"path": "{t}/ring/bad-time.pem"},
      ["activated_at of kid", "'yesterday' is not a UTC time like 2026-01-31T12:00:00Z"]),
     ("state-two-active", {"path": "{t}/ring/two-active.pem"}, ["has more than one active or next key"]),
+    ("state-kid-is-a-path", {"path": "{t}/ring/kid-path.pem"},
+     ["holds the kid '/../../../victim/target', which is not an RFC 7638 thumbprint", "nothing was changed"],
+     lambda root: os.makedirs(os.path.join(root, "ring", "kid-path.pem."))),
+    ("state-kid-not-a-thumbprint", {"path": "{t}/ring/kid-short.pem", "action": "revoke",
+                                    "remove_private_keys": True},
+     ["holds the kid 'edge-01', which is not an RFC 7638 thumbprint"]),
+    ("state-symlink", {"path": "{t}/ring/linked.pem"}, ["ring.json is a symbolic link", "replace the link"],
+     _link("ring/linked.pem.ring.json", "{t}/ring/signing.pem.ring.json")),
+    ("state-foreign-owner", {"path": "{t}/ring/foreign.pem"},
+     ["key ring state {t}/ring/foreign.pem.ring.json belongs to nobody", "set owner"],
+     _foreign_copy("ring/signing.pem", "ring/foreign.pem", _keyring.STATE_SUFFIX)),
+    ("key-foreign-owner", {"path": "{t}/ring/foreign.pem"}, ["{t}/ring/foreign.pem belongs to nobody"],
+     _foreign_copy("ring/signing.pem", "ring/foreign.pem")),
+    ("path-lock-symlink", {"path": "{t}/ring/signing.pem"},
+     ["lock file {t}/ring/.signing.pem.lock is a symbolic link"],
+     _link("ring/.signing.pem.lock", "{t}/made-through-the-lock")),
+    ("path-in-world-writable-directory", {"path": "{t}/shared/signing.pem"},
+     ["can be written by its group or by others (mode 1777)"], _shared_directory),
+    ("owner-unknown", {"owner": "no-such-user-matrix"}, ["user no-such-user-matrix does not exist"]),
     ("state-is-directory", {"path": "{t}/keys/ec.pem"},
      ["key ring state {t}/keys/ec.pem.ring.json is a directory, not a file"], _state_directory),
     ("state-without-key", {"path": "{t}/ring/keyless.pem"},
