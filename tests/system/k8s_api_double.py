@@ -10,10 +10,15 @@ No cluster runs where the tests run, so this double implements just what
 
 * discovery: ``/version``, ``/api``, ``/apis``, ``/api/v1``, ``/apis/apps/v1`` and
   ``/apis/gateway.kyma-project.io/{v2,v2alpha1,v1beta1}``;
-* ConfigMaps, Services, Deployments and APIRules in namespaces: GET (one object or a list,
-  with equality label selectors), POST, PUT, PATCH (``merge-patch+json``; a
+* Namespaces (cluster-scoped) and, in namespaces, ConfigMaps, Services, Deployments,
+  NetworkPolicies, PodDisruptionBudgets and APIRules: GET (one object or a list, with
+  equality label selectors), POST, PUT, PATCH (``merge-patch+json``; a
   ``strategic-merge-patch+json`` is treated as a merge patch, which is what such a patch
   does on custom resources) and DELETE, with ``dryRun=All`` (nothing is stored);
+* like the API server, it refuses to create an object in a namespace that does not exist
+  (404), also in a dry run: the namespaces in ``namespaces`` exist from the start (they are
+  not in the store), others once a Namespace object was created; a Namespace gets the label
+  ``kubernetes.io/metadata.name`` and ``status.phase: Active``;
 * objects in memory with ``uid``, ``resourceVersion`` (bumped on every real change, never on a
   no-op patch), ``generation`` (bumped when anything but metadata and status changes) and
   ``creationTimestamp``; ``status`` is owned by the simulated controllers (status subresource).
@@ -49,7 +54,8 @@ import yaml
 
 
 class Kind:
-    def __init__(self, group, version, plural, kind, short_names=(), status=False, versions=None):
+    def __init__(self, group, version, plural, kind, short_names=(), status=False, versions=None, namespaced=True):
+        self.namespaced = namespaced
         self.group = group
         self.version = version
         self.versions = versions or [version]
@@ -64,12 +70,18 @@ class Kind:
 
 
 KINDS = [
+    Kind("", "v1", "namespaces", "Namespace", ["ns"], status=True, namespaced=False),
     Kind("", "v1", "configmaps", "ConfigMap", ["cm"]),
     Kind("", "v1", "services", "Service", ["svc"], status=True),
     Kind("apps", "v1", "deployments", "Deployment", ["deploy"], status=True),
+    Kind("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", ["netpol"]),
+    Kind("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", ["pdb"], status=True),
     Kind("gateway.kyma-project.io", "v2", "apirules", "APIRule", status=True,
          versions=["v2", "v2alpha1", "v1beta1"]),
 ]
+
+#: Namespaces that exist in a fresh cluster (Kubernetes', Kyma's and Istio's own).
+INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "kyma-system", "istio-system")
 
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 KUBERNETES_VERSION = {"major": "1", "minor": "33", "gitVersion": "v1.33.0", "platform": "linux/amd64"}
@@ -123,7 +135,8 @@ class KubeApiDouble:
     """In-memory Kubernetes API for tests. Use as a context manager."""
 
     def __init__(self, ready_after_reads=1, lifetime=300, validators=None, never_ready=(),
-                 apirule_state="Ready", apirule_description="Reconciled successfully"):
+                 apirule_state="Ready", apirule_description="Reconciled successfully", namespaces=INITIAL_NAMESPACES):
+        self.namespaces = set(namespaces)
         self.ready_after_reads = ready_after_reads
         self.never_ready = set(never_ready)
         self.apirule_state = apirule_state
@@ -221,8 +234,14 @@ class KubeApiDouble:
             kind, version = self._kind(match)
             namespace = match.group("namespace")
             name = match.group("name")
-            if namespace is None:
+            if kind.namespaced and namespace is None:
                 raise ApiError(404, "NotFound", "only namespaced requests are served by this double")
+            if not kind.namespaced:
+                if namespace is not None:
+                    raise ApiError(404, "NotFound", "%s is cluster-scoped" % kind.kind)
+                namespace = ""
+            elif method == "POST" and not self._namespace_exists(namespace):
+                raise ApiError(404, "NotFound", 'namespaces "%s" not found' % namespace, "namespaces", namespace)
             if match.group("sub") and method != "GET":
                 raise ApiError(405, "MethodNotAllowed", "status is written by the simulated controllers only")
             if method == "GET":
@@ -239,6 +258,9 @@ class KubeApiDouble:
             if method == "DELETE" and name:
                 return 200, self._delete(kind, version, namespace, name, dry_run)
             raise ApiError(405, "MethodNotAllowed", "%s is not supported on %s" % (method, path))
+
+    def _namespace_exists(self, name):
+        return name in self.namespaces or ("Namespace", "", name) in self.objects
 
     @staticmethod
     def _json(body):
@@ -288,10 +310,11 @@ class KubeApiDouble:
                 return None
             resources = []
             for kind in kinds:
-                resources.append({"name": kind.plural, "singularName": kind.kind.lower(), "namespaced": True,
+                resources.append({"name": kind.plural, "singularName": kind.kind.lower(), "namespaced": kind.namespaced,
                                   "kind": kind.kind, "verbs": VERBS, "shortNames": kind.short_names})
                 if kind.status:
-                    resources.append({"name": kind.plural + "/status", "singularName": "", "namespaced": True,
+                    resources.append({"name": kind.plural + "/status", "singularName": "",
+                                      "namespaced": kind.namespaced,
                                       "kind": kind.kind, "verbs": ["get", "patch", "update"]})
             return {"kind": "APIResourceList", "apiVersion": "v1",
                     "groupVersion": kinds[0].api_version(version), "resources": resources}
@@ -359,19 +382,32 @@ class KubeApiDouble:
         obj.pop("status", None)
         obj["metadata"] = dict(metadata, namespace=namespace, uid=str(uuid.uuid4()), generation=1,
                                creationTimestamp=_timestamp(_now()))
+        if not kind.namespaced:
+            del obj["metadata"]["namespace"]
+        if kind.kind == "Namespace":
+            obj["metadata"]["labels"] = dict(obj["metadata"].get("labels") or {},
+                                             **{"kubernetes.io/metadata.name": name})
         for field in ("resourceVersion", "managedFields", "deletionTimestamp"):
             obj["metadata"].pop(field, None)
         if dry_run:
             obj["metadata"]["resourceVersion"] = ""
-            obj["status"] = self._initial_status(kind, obj)
+            self._set_status(obj, self._initial_status(kind, obj))
             self._record("create", kind, namespace, name, True, obj)
             return self._present(kind, version, obj)
         obj["metadata"]["resourceVersion"] = str(next(self._rv))
-        obj["status"] = self._initial_status(kind, obj)
+        self._set_status(obj, self._initial_status(kind, obj))
         self.objects[key] = obj
         self._written(kind, key)
         self._record("create", kind, namespace, name, False, obj)
         return self._present(kind, version, obj)
+
+    @staticmethod
+    def _set_status(obj, status):
+        """Kinds without a status (ConfigMap, NetworkPolicy) have no status field at all."""
+        if status is None:
+            obj.pop("status", None)
+        else:
+            obj["status"] = status
 
     def _update(self, kind, version, namespace, name, new, dry_run, verb):
         key = (kind.kind, namespace, name)
@@ -457,6 +493,11 @@ class KubeApiDouble:
             return status
         if kind.kind == "Service":
             return {"loadBalancer": {}}
+        if kind.kind == "Namespace":
+            return {"phase": "Active"}
+        if kind.kind == "PodDisruptionBudget":
+            return {"observedGeneration": obj["metadata"]["generation"], "disruptionsAllowed": 0,
+                    "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}
         return None
 
     def _written(self, kind, key):

@@ -52,7 +52,7 @@ ADDED = 1000
 SHARDS = 24
 MAX_KEYS, MAX_BYTES = 1000, 524288
 CONFIGMAP_MAX = 1048576
-ISSUER = "http://edge-jwks.default.svc.cluster.local"
+ISSUER = "http://edge-jwks.selfjwt-system.svc.cluster.local"
 JWKS_URI = ISSUER + "/.well-known/jwks.json"
 SAMPLES = 12
 

@@ -27,18 +27,27 @@ import yaml
 import kyma_publish_support as support
 from k8s_api_double import KubeApiDouble
 
-#: The role's default namespace for the JWKS server (kyma-system is managed by Kyma itself).
-NAMESPACE = "default"
+#: The role's default namespace for the JWKS server: one of its own, which the role creates.
+NAMESPACE = "selfjwt-system"
 APIRULE = ("APIRule", "default", "edge-api")
+NAMESPACE_OBJECT = ("Namespace", "", NAMESPACE)
+NETWORK_POLICY = ("NetworkPolicy", NAMESPACE, "edge-jwks")
 CONFIGMAP = ("ConfigMap", NAMESPACE, "edge-jwks")
 SERVICE = ("Service", NAMESPACE, "edge-jwks")
+PDB = ("PodDisruptionBudget", NAMESPACE, "edge-jwks")
 DEPLOYMENT = ("Deployment", NAMESPACE, "edge-jwks")
 ISSUER = "http://edge-jwks.%s.svc.cluster.local" % NAMESPACE
+
+#: The kinds of the first apply, in the order the role must create them: the namespace, the
+#: policy before the server it fences in, the server, the APIRule last.
+APPLY_ORDER = ["Namespace", "NetworkPolicy", "ConfigMap", "Service", "PodDisruptionBudget", "Deployment", "APIRule"]
 
 
 def _validators():
     check = support.kubernetes_validator()
-    return {"APIRule": support.ApiRuleValidator(), "ConfigMap": check, "Service": check, "Deployment": check}
+    validators = dict((kind, check) for kind in APPLY_ORDER if kind != "APIRule")
+    validators["APIRule"] = support.ApiRuleValidator()
+    return validators
 
 
 def _setup(workdir, api, hosts, extra_vars=None):
@@ -100,12 +109,14 @@ def _index(events, verb, kind):
 
 def test_check_mode_uses_server_side_dry_run_and_stores_nothing(sequence):
     step = sequence["check_empty"]
-    assert step["recap"]["failed"] == 0
+    assert step["recap"]["failed"] == 0, step["output"][-4000:]
     assert step["store"] == {}
     assert _writes(step["events"]) == []
     dry = _writes(step["events"], dry_run=True)
-    assert [(e["verb"], e["kind"]) for e in dry] == [
-        ("create", "ConfigMap"), ("create", "Service"), ("create", "Deployment"), ("create", "APIRule")]
+    # The API server cannot dry-run objects in a namespace that does not exist yet (the double
+    # refuses them like it does), so the role dry-runs the namespace and the APIRule only, and says so.
+    assert [(e["verb"], e["kind"]) for e in dry] == [("create", "Namespace"), ("create", "APIRule")]
+    assert "the namespace %s does not exist yet" % NAMESPACE in " ".join(step["output"].split())
 
 
 # --------------------------------------------------------------------------------------
@@ -115,11 +126,10 @@ def test_check_mode_uses_server_side_dry_run_and_stores_nothing(sequence):
 def test_first_apply_creates_the_objects_in_order(sequence):
     step = sequence["first"]
     assert step["recap"]["failed"] == 0
-    assert step["recap"]["changed"] == 4
-    assert set(step["store"]) == {CONFIGMAP, SERVICE, DEPLOYMENT, APIRULE}
+    assert step["recap"]["changed"] == len(APPLY_ORDER)
+    assert set(step["store"]) == {NAMESPACE_OBJECT, NETWORK_POLICY, CONFIGMAP, SERVICE, PDB, DEPLOYMENT, APIRULE}
     creates = [(e["verb"], e["kind"]) for e in _writes(step["events"])]
-    assert creates == [("create", "ConfigMap"), ("create", "Service"), ("create", "Deployment"),
-                       ("create", "APIRule")]
+    assert creates == [("create", kind) for kind in APPLY_ORDER]
 
 
 def test_jwks_server_is_available_before_the_apirule_exists(sequence):
@@ -139,6 +149,16 @@ def test_role_waits_until_the_apirule_is_ready(sequence):
 
 def test_applied_objects_match_the_rendered_templates(sequence):
     store = sequence["first"]["store"]
+    namespace = store[NAMESPACE_OBJECT]["metadata"]["labels"]
+    assert namespace["istio-injection"] == "disabled"
+    assert namespace["pod-security.kubernetes.io/enforce"] == "restricted"
+    selector = store[DEPLOYMENT]["spec"]["selector"]
+    assert store[NETWORK_POLICY]["spec"]["podSelector"] == selector
+    assert store[NETWORK_POLICY]["spec"]["ingress"][0]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}},
+         "podSelector": {"matchLabels": {"app": "istiod"}}}]
+    assert store[NETWORK_POLICY]["spec"]["egress"] == []
+    assert store[PDB]["spec"]["selector"] == selector and store[PDB]["spec"]["maxUnavailable"] == 1
     apirule = store[APIRULE]
     rule = apirule["spec"]["rules"][0]
     assert rule["jwt"]["authentications"] == [{"issuer": ISSUER, "jwksUri": ISSUER + "/.well-known/jwks.json"}]
@@ -191,8 +211,8 @@ def test_changed_jwks_updates_only_the_configmap_and_the_pod_checksum(sequence):
     assert step["recap"]["changed"] == 2
     writes = [(e["verb"], e["kind"]) for e in _writes(step["events"])]
     assert writes == [("patch", "ConfigMap"), ("patch", "Deployment")]
-    assert after[APIRULE] == before[APIRULE]
-    assert after[SERVICE] == before[SERVICE]
+    for key in (APIRULE, SERVICE, NAMESPACE_OBJECT, NETWORK_POLICY, PDB):
+        assert after[key] == before[key], key
 
     jwks = json.loads(after[CONFIGMAP]["data"]["jwks.json"])
     assert sequence["new_kid"] in [k["kid"] for k in jwks["keys"]]
@@ -221,7 +241,8 @@ def test_role_waits_for_the_rollout_of_the_new_jwks(sequence):
 
 def test_client_discovered_the_apis_it_uses(sequence):
     paths = set(r["path"] for r in sequence["requests"])
-    assert {"/version", "/apis", "/api/v1", "/apis/apps/v1", "/apis/gateway.kyma-project.io/v2"} <= paths
+    assert {"/version", "/apis", "/api/v1", "/apis/apps/v1", "/apis/networking.k8s.io/v1", "/apis/policy/v1",
+            "/apis/gateway.kyma-project.io/v2"} <= paths
 
 
 # --------------------------------------------------------------------------------------
@@ -250,3 +271,16 @@ def test_apirule_in_error_fails_with_the_gateway_description(tmp_path):
         text = " ".join(run.stdout.split())
         assert "APIRule default/edge-api is Error: " + description in text
         assert api.get_object(*APIRULE)["status"]["state"] == "Error"
+
+
+def test_objects_are_not_applied_into_a_namespace_that_does_not_exist(tmp_path):
+    """Without the role's Namespace (kyma_publish_jwks_namespace_create=false) the namespace must exist: the
+    API server (and the double) refuses the first object in it, and nothing after it is applied."""
+    support.collections_path()
+    hosts = support.fleet(("ec",))[0]
+    with KubeApiDouble(validators=_validators(), lifetime=300) as api:
+        inventory, playbook = _setup(tmp_path, api, hosts, {"kyma_publish_jwks_namespace_create": False})
+        run = support.run_playbook(playbook, inventory, tmp_path, expect_rc=2)
+        assert 'namespaces \\"%s\\" not found' % NAMESPACE in run.stdout or \
+            'namespaces "%s" not found' % NAMESPACE in run.stdout, run.stdout[-4000:]
+        assert api.snapshot() == {}

@@ -40,7 +40,9 @@ import yaml
 import kyma_publish_support as support
 from kyma_publish_support import ISTIO_INJECT
 
-DEFAULT_SERVICE_URL = "http://edge-jwks.default.svc.cluster.local"
+DEFAULT_NAMESPACE = "selfjwt-system"
+DEFAULT_SERVICE_URL = "http://edge-jwks.%s.svc.cluster.local" % DEFAULT_NAMESPACE
+DIGEST = "sha256:" + "0123456789abcdef" * 4
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
 
 #: Variable sets that must render. "group" picks the inventory group of edge hosts.
@@ -56,6 +58,13 @@ CASES = {
                                           "limits": {"cpu": "200m", "memory": "96Mi"}},
         "kyma_publish_rollout_on_change": False,
         "kyma_publish_labels": {"team": "edge", "example.com/tier": "backend"},
+        "kyma_publish_cluster_domain": "cluster.example",
+        "kyma_publish_server_image": "docker.io/nginxinc/nginx-unprivileged@" + DIGEST,
+        "kyma_publish_network_policy_from": [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}},
+             "podSelector": {"matchLabels": {"app": "istiod"}}},
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+        ],
         "kyma_publish_apirule_name": "orders-api",
         "kyma_publish_apirule_namespace": "shop",
         "kyma_publish_apirule_host": "orders.example.com",
@@ -86,6 +95,15 @@ CASES = {
         "selfjwt_audience": ["edge-api", "orders"],
     },
     "claims_match": {"group": "edge_claims"},
+    "unfenced": {
+        # A namespace managed elsewhere, no NetworkPolicy, the image pinned by digest, one replica.
+        "kyma_publish_jwks_namespace": "platform",
+        "kyma_publish_jwks_namespace_create": False,
+        "kyma_publish_network_policy": False,
+        "kyma_publish_server_replicas": 1,
+        "kyma_publish_server_image": "registry.example.com:5000/mirror/nginx-unprivileged:1.28.0-alpine@" + DIGEST,
+    },
+
     "skip_without_keys": {"group": "edge_nokeys", "kyma_publish_skip_hosts_without_keys": True},
 }
 
@@ -118,6 +136,18 @@ REFUSALS = {
     "empty_group": ({"group": "edge_empty"}, "has no hosts"),
     "claims_mismatch": ({"group": "edge_badclaims"}, "mint tokens that the APIRule would reject"),
     "private_key_offered": ({"group": "edge_private"}, "priv-01 (kid priv-01-ec: members d)"),
+    "cluster_domain_injection": ({"kyma_publish_cluster_domain": "cluster.local;}"},
+                                 "kyma_publish_cluster_domain \"cluster.local;}\" is not valid"),
+    "short_digest": ({"kyma_publish_server_image": "nginx@sha256:abc"}, "a digest must be sha256:"),
+    "image_with_space": ({"kyma_publish_server_image": "nginx:1 --privileged"}, "must be an image reference"),
+    "empty_policy_peers": ({"kyma_publish_network_policy_from": []}, "An empty list would admit everyone"),
+    "namespace_of_the_workload": ({"kyma_publish_jwks_namespace": "default"},
+                                  "must be a namespace of the JWKS server alone"),
+    "namespace_of_a_rule_service": ({"kyma_publish_jwks_namespace": "legacy",
+                                     "kyma_publish_apirule_rules": [
+                                         {"path": "/a", "methods": ["GET"],
+                                          "service": {"name": "old", "namespace": "legacy", "port": 80}}]},
+                                    "must be a namespace of the JWKS server alone"),
 }
 
 
@@ -248,9 +278,20 @@ def apirule_validator():
 
 def expected_service_url(values):
     name = values.get("kyma_publish_jwks_name", "edge-jwks")
-    namespace = values.get("kyma_publish_jwks_namespace", "default")
+    namespace = values.get("kyma_publish_jwks_namespace", DEFAULT_NAMESPACE)
     port = values.get("kyma_publish_jwks_service_port", 80)
-    return "http://%s.%s.svc.cluster.local%s" % (name, namespace, "" if port == 80 else ":%d" % port)
+    domain = values.get("kyma_publish_cluster_domain", "cluster.local")
+    return "http://%s.%s.svc.%s%s" % (name, namespace, domain, "" if port == 80 else ":%d" % port)
+
+
+def expected_manifests(values):
+    """The manifests a case renders, in apply order."""
+    off = set()
+    if not values.get("kyma_publish_jwks_namespace_create", True):
+        off.add("namespace.yaml")
+    if not values.get("kyma_publish_network_policy", True):
+        off.add("jwks-networkpolicy.yaml")
+    return [name for name in support.MANIFESTS if name not in off]
 
 
 def expected_issuer(values):
@@ -292,8 +333,8 @@ def test_every_case_renders_the_files_and_a_second_run_changes_nothing(rendered)
     for name in CASES:
         case = rendered[name]
         files = sorted(p.name for p in case["dir"].iterdir())
-        assert files == sorted(list(support.MANIFESTS) + ["kustomization.yaml", "jwks.json",
-                                                          "openid-configuration"]), (name, files)
+        assert files == sorted(expected_manifests(CASES[name]) + ["kustomization.yaml", "jwks.json",
+                                                                  "openid-configuration"]), (name, files)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -308,7 +349,9 @@ def test_apirule_is_valid_against_the_crd_and_its_cel_rules(rendered, apirule_va
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("version", support.KUBERNETES_VERSIONS)
 def test_builtin_objects_are_valid_kubernetes_objects(rendered, case, version):
-    for name in ("jwks-configmap.yaml", "jwks-service.yaml", "jwks-deployment.yaml"):
+    names = [n for n in expected_manifests(CASES[case]) if n != "apirule.yaml"]
+    assert "jwks-pdb.yaml" in names
+    for name in names:
         obj = support.load_manifest(rendered[case]["dir"] / name)
         assert support.kubernetes_errors(obj, version) == [], name
 
@@ -323,8 +366,9 @@ def test_apirule_points_at_the_served_jwks(rendered, case):
 
     # The Service's cluster-local URL, from the Service object itself.
     port = service["spec"]["ports"][0]["port"]
-    url_from_service = "http://%s.%s.svc.cluster.local%s" % (
-        service["metadata"]["name"], service["metadata"]["namespace"], "" if port == 80 else ":%d" % port)
+    url_from_service = "http://%s.%s.svc.%s%s" % (
+        service["metadata"]["name"], service["metadata"]["namespace"],
+        values.get("kyma_publish_cluster_domain", "cluster.local"), "" if port == 80 else ":%d" % port)
     assert url_from_service == service_url
 
     for rule in apirule["spec"]["rules"]:
@@ -551,10 +595,81 @@ def test_audience_defaults_from_selfjwt_audience(rendered):
     assert "authorizations" not in defaults["spec"]["rules"][0]["jwt"]
 
 
-def test_kustomization_lists_the_manifests_in_apply_order(rendered):
-    kustomization = yaml.safe_load((rendered["defaults"]["dir"] / "kustomization.yaml").read_text())
+@pytest.mark.parametrize("case", ["defaults", "unfenced"])
+def test_kustomization_lists_the_manifests_in_apply_order(rendered, case):
+    kustomization = yaml.safe_load((rendered[case]["dir"] / "kustomization.yaml").read_text())
     assert kustomization["kind"] == "Kustomization"
-    assert kustomization["resources"] == list(support.MANIFESTS)
+    assert kustomization["resources"] == expected_manifests(CASES[case])
+    assert kustomization["resources"][-1] == "apirule.yaml"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_jwks_server_is_fenced_in(rendered, case):
+    """Its own namespace without sidecar injection, a NetworkPolicy that admits only istiod (or the
+    configured peers) to the server's port and lets the server connect nowhere, and a PodDisruptionBudget."""
+    values = CASES[case]
+    objects = support.load_rendered(rendered[case]["dir"])
+    deployment = objects["jwks-deployment.yaml"]
+    namespace = values.get("kyma_publish_jwks_namespace", DEFAULT_NAMESPACE)
+    selector = deployment["spec"]["selector"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    for name, obj in objects.items():
+        if name not in ("apirule.yaml", "namespace.yaml"):
+            assert obj["metadata"]["namespace"] == namespace, name
+
+    if values.get("kyma_publish_jwks_namespace_create", True):
+        labels = objects["namespace.yaml"]["metadata"]["labels"]
+        assert objects["namespace.yaml"]["metadata"]["name"] == namespace
+        assert labels["istio-injection"] == "disabled"
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+        assert namespace != objects["apirule.yaml"]["metadata"]["namespace"]
+    else:
+        assert "namespace.yaml" not in objects
+
+    if values.get("kyma_publish_network_policy", True):
+        policy = objects["jwks-networkpolicy.yaml"]["spec"]
+        assert policy["podSelector"] == selector
+        assert all(pod_labels.get(k) == v for k, v in policy["podSelector"]["matchLabels"].items())
+        assert policy["policyTypes"] == ["Ingress", "Egress"]
+        assert policy["egress"] == []
+        assert len(policy["ingress"]) == 1
+        peers = policy["ingress"][0]["from"]
+        assert peers == values.get("kyma_publish_network_policy_from", [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}},
+             "podSelector": {"matchLabels": {"app": "istiod"}}}])
+        assert peers and all(peer for peer in peers)  # an empty peer list or peer would admit everyone
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert policy["ingress"][0]["ports"] == [{"protocol": "TCP", "port": container["ports"][0]["containerPort"]}]
+    else:
+        assert "jwks-networkpolicy.yaml" not in objects
+
+    pdb = objects["jwks-pdb.yaml"]["spec"]
+    assert pdb["selector"] == selector
+    assert pdb["maxUnavailable"] == 1
+
+
+@pytest.mark.parametrize("case", ["unfenced", "custom"])
+def test_image_pinned_by_digest_is_rendered_as_given(rendered, case):
+    deployment = support.load_manifest(rendered[case]["dir"] / "jwks-deployment.yaml")
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == CASES[case]["kyma_publish_server_image"]
+    assert image.endswith("@" + DIGEST)
+
+
+def test_switched_off_manifests_are_removed(workdir, fleet_inventory, rendered):
+    """A namespace or policy rendered earlier does not stay behind for a GitOps tool to keep applying."""
+    inventory = fleet_inventory[0]
+    outdir = workdir / "switched-off"
+    playbook = workdir / "switched-off.yml"
+    plays = []
+    for values in ({}, {"kyma_publish_jwks_namespace_create": False, "kyma_publish_network_policy": False}):
+        plays.append({"name": "render", "hosts": "localhost", "gather_facts": False,
+                      "roles": [{"role": "selfjwt.kyma.kyma_publish", "vars": _role_vars(values, outdir)}]})
+    playbook.write_text(yaml.safe_dump(plays))
+    support.run_playbook(playbook, inventory, workdir)
+    assert not (outdir / "namespace.yaml").exists()
+    assert not (outdir / "jwks-networkpolicy.yaml").exists()
+    assert (outdir / "jwks-pdb.yaml").exists()
 
 
 # --------------------------------------------------------------------------------------
@@ -678,6 +793,19 @@ def test_apirule_validator_rejects_invalid_objects(rendered, apirule_validator, 
     broken = copy.deepcopy(apirule)
     mutate(broken)
     assert apirule_validator.errors(broken) != []
+
+
+@pytest.mark.parametrize("name, mutate", [
+    ("jwks-networkpolicy.yaml", lambda p: p["spec"]["ingress"][0].__setitem__("from", [{"pods": {}}])),
+    ("jwks-pdb.yaml", lambda p: p["spec"].__setitem__("maxUnavailable", [1])),
+    ("namespace.yaml", lambda n: n["metadata"].__setitem__("labels", {"istio-injection": False})),
+], ids=["policy_unknown_peer", "pdb_list", "namespace_label_not_string"])
+def test_kubernetes_validate_rejects_invalid_new_objects(rendered, name, mutate):
+    obj = support.load_manifest(rendered["defaults"]["dir"] / name)
+    assert support.kubernetes_errors(obj, support.KUBERNETES_VERSIONS[-1]) == []
+    broken = copy.deepcopy(obj)
+    mutate(broken)
+    assert support.kubernetes_errors(broken, support.KUBERNETES_VERSIONS[-1]) != []
 
 
 @pytest.mark.parametrize("mutate", [

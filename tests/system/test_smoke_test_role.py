@@ -15,6 +15,8 @@ import re
 import subprocess
 import sys
 import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt as pyjwt
 import pytest
@@ -152,6 +154,8 @@ def run_role(env, name, url, check_mode=False, **role_vars):
         "smoke_test_claims": {"scope": "orders.read"},
         "smoke_test_propagation_timeout": 2,
         "smoke_test_retry_delay": 1,
+        # The stand-in listens on plain http on 127.0.0.1, like the demo's.
+        "smoke_test_allow_http": True,
         "ansible_python_interpreter": sys.executable,
     }
     variables.update(role_vars)
@@ -293,4 +297,111 @@ def test_bad_variables_are_refused(env, bad_vars, message):
                                    **dict((k, v) for k, v in bad_vars.items() if k != "smoke_test_url"))
     assert rc != 0
     assert message in output
+    assert results is None
+
+
+def test_plain_http_is_refused_without_the_opt_in(env):
+    """Tokens signed by the host's key never cross plain http unless smoke_test_allow_http says so."""
+    with Gateway(env, "plain", jwks_of((KID, env["key"]))) as gateway:
+        rc, output, results = run_role(env, "plain", gateway.process.url + "/api/ping", smoke_test_allow_http=False)
+        log = gateway.process.log()
+    assert rc != 0
+    assert "is plain http: the smoke test would send tokens signed by this host's key in clear text" in \
+        " ".join(output.split())
+    assert results is None
+    assert " -> " not in log  # not a single request reached the gateway
+
+
+class _Recorder:
+    """An endpoint that records every request's token with its arrival time and answers like the
+    gateway: 403 without a token, 200 for a token of the host's key with the right issuer that has
+    not expired (from the second such request on, so the role must try again), 401 otherwise."""
+
+    def __init__(self, public_key):
+        self.public_key = public_key
+        self.seen = []
+        self.accepted = 0
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):  # noqa: N802  pylint: disable=invalid-name
+                header = self.headers.get("Authorization", "")
+                token = header[len("Bearer "):] if header.startswith("Bearer ") else None
+                status = recorder.answer(token)
+                body = b"recorded\n"
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, fmt, *args):  # pylint: disable=arguments-differ
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def answer(self, token):
+        self.seen.append((time.time(), token))
+        if token is None:
+            return 403
+        try:
+            pyjwt.decode(token, self.public_key, algorithms=["ES256"], issuer=ISS, audience=AUD, leeway=0)
+        except pyjwt.InvalidTokenError:
+            return 401
+        self.accepted += 1
+        return 200 if self.accepted >= 2 else 401
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d/api/ping" % self.server.server_address[1]
+
+
+def test_every_token_lives_just_long_enough_for_its_request(env):
+    needs_issued_at()
+    request_timeout, delay, skew = 5, 1, 60
+    with _Recorder(env["key"].public_key()) as recorder:
+        rc, output, results = run_role(env, "lifetimes", recorder.url, smoke_test_request_timeout=request_timeout,
+                                       smoke_test_retry_delay=delay, smoke_test_propagation_timeout=30)
+        seen = list(recorder.seen)
+    assert rc == 0, output[-4000:]
+    assert by_check(results) == ALL_GOOD
+    claims = [(arrived, pyjwt.decode(token, options={"verify_signature": False}))
+              for arrived, token in seen if token is not None]
+    valid = [c for _arrived, c in claims if c["iss"] == ISS and c["exp"] - c["iat"] > 1]
+    wrong_issuer = [c for _arrived, c in claims if c["iss"] != ISS]
+    expired = [(arrived, c) for arrived, c in claims if c["exp"] - c["iat"] == 1]
+    assert len(wrong_issuer) == 1 and len(expired) == 1
+    # The valid check was repeated with a fresh token each time (the first one was refused).
+    valid_jtis = [c["jti"] for c in valid]
+    assert len(valid_jtis) == len(set(valid_jtis)) >= 2 + 2  # two valid attempts, bad_signature, unknown_key
+    # A valid token covers its request plus the time between minting and sending it; the
+    # others a request and its two repetitions.
+    attempts = [c for c in valid if c["exp"] - c["iat"] <= request_timeout + 30]
+    assert len(attempts) >= 2
+    refusal_lifetime = 3 * request_timeout + 2 * delay + 30
+    for token_claims in valid + wrong_issuer:
+        assert 1 < token_claims["exp"] - token_claims["iat"] <= refusal_lifetime, token_claims
+    # The expired token expired long ago, beyond twice the clock skew the gateway allows.
+    arrived, token_claims = expired[0]
+    assert token_claims["exp"] < arrived - 2 * skew
+
+
+@pytest.mark.parametrize("bad_vars, message", [
+    ({"smoke_test_expired_age": 120}, "smoke_test_expired_age more than twice smoke_test_clock_skew"),
+    ({"smoke_test_token_lifetime": 0}, "smoke_test_token_lifetime unset or >= 1"),
+])
+def test_token_settings_that_cannot_hold_are_refused(env, bad_vars, message):
+    rc, output, results = run_role(env, "badtokens", "http://127.0.0.1:9/api", **bad_vars)
+    assert rc != 0
+    assert message in " ".join(output.split())
     assert results is None
