@@ -116,6 +116,19 @@ def _jwks_rows(jwks):
                     _fmt(value), "-", "~10 (linear)", "linear" if value and value < 12.5 else "not linear"])
 
 
+def _publish_role_rows(section):
+    ratio = section["ratio"]
+    sizes = section["sizes"]
+    yield _row(["`kyma_publish` role in ansible-playbook, render, %s / %s hosts (%s shards of ~%d hosts), CPU of the "
+                "whole run (%s / %s s)"
+                % ("{:,}".format(ratio["large"]), "{:,}".format(ratio["small"]),
+                   " / ".join(str(sizes[str(size)]["shards"]) for size in (ratio["large"], ratio["small"])),
+                   section["hosts_per_shard"], _fmt(sizes[str(ratio["large"])]["cpu_seconds"]["median"], 1),
+                   _fmt(sizes[str(ratio["small"])]["cpu_seconds"]["median"], 1)),
+                _fmt(ratio["cpu"]), _paired(ratio["paired"]), "<= %s (linear ~10)" % _fmt(section["target"], 0),
+                ratio["verdict"]])
+
+
 def _refresher_rows(refresher):
     for name, entry in sorted(refresher["ratios"].items()):
         yield _row(["Token refresher, fresh process, CPU: %s (wall %sx)" % (name, _fmt(entry["wall"]["ratio"])),
@@ -139,7 +152,7 @@ def markdown(results):
              "|---|---|---|---|---|"]
     sections = results["sections"]
     for name, rows in (("mint", _mint_rows), ("tasks", _task_rows), ("fleet", _fleet_rows), ("jwks", _jwks_rows),
-                       ("refresher", _refresher_rows)):
+                       ("refresher", _refresher_rows), ("publish_role", _publish_role_rows)):
         if name in sections:
             lines.extend(rows(sections[name]))
     jwks = sections.get("jwks")

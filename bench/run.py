@@ -12,6 +12,7 @@ Sections (each interleaves its candidates and reports medians, p10-p90 and ratio
   jwks       JWKS assembly with 100 / 1,000 / 10,000 keys; JWKS bytes per key
   refresher  selfjwt-token vs node jsonwebtoken, fresh processes
   fleet_scale  kyma_publish's cluster side for 1k / 10k hosts: per-host, sharded, site keys
+  publish_role the whole kyma_publish role in ansible-playbook over 1k / 10k hosts (render mode)
 
 Results: bench/results/latest.{json,md,png} (``--quick``: quick.{json,md,png}). Benchmarks
 are not tests: nothing here fails on a slow result, only on a wrong one.
@@ -36,7 +37,7 @@ sys.path.insert(0, HERE)
 import harness  # noqa: E402  pylint: disable=wrong-import-position
 import report  # noqa: E402  pylint: disable=wrong-import-position
 
-SECTIONS = ("mint", "tasks", "jwks", "refresher", "fleet", "fleet_scale")
+SECTIONS = ("mint", "tasks", "jwks", "refresher", "fleet", "fleet_scale", "publish_role")
 
 
 def ensure_plotting():
@@ -200,6 +201,9 @@ def run_section(name, args, rng, results, stem):
     if name == "fleet_scale":
         import fleet_scale
         return fleet_scale.run(args.quick, rng)
+    if name == "publish_role":
+        import publish_role
+        return publish_role.run(args.quick, rng)
     import fleet
 
     sizes = tuple(int(size) for size in args.fleet_sizes.split(",")) if args.fleet_sizes else None
