@@ -12,6 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pytest
 from ansible.module_utils import _internal as _ansible_module_internal
+from ansible.module_utils import basic as _ansible_basic
 from ansible.module_utils.common import warnings as _ansible_warnings
 
 
@@ -29,3 +30,14 @@ def _like_a_module_process(request, monkeypatch):
     _ansible_warnings._global_warnings.clear()
     _ansible_warnings._global_deprecations.clear()
     yield
+
+
+@pytest.fixture
+def syslog_sent(monkeypatch):
+    """The messages a module sends to syslog (AnsibleModule logs its arguments there)."""
+    # Without the systemd bindings, AnsibleModule.log() goes to syslog(3), i.e. /dev/log.
+    assert _ansible_basic.HAS_SYSLOG and not _ansible_basic.has_journal
+    sent = []
+    monkeypatch.setattr(_ansible_basic.syslog, "openlog", lambda *args: None)
+    monkeypatch.setattr(_ansible_basic.syslog, "syslog", lambda *args: sent.append(args[-1]))
+    return sent

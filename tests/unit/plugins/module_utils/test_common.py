@@ -26,14 +26,6 @@ SPEC = {
 }
 
 
-@pytest.fixture
-def syslog_sent(monkeypatch):
-    assert basic.HAS_SYSLOG and not basic.has_journal
-    sent = []
-    monkeypatch.setattr(basic.syslog, "openlog", lambda *args: None)
-    monkeypatch.setattr(basic.syslog, "syslog", lambda *args: sent.append(args[-1]))
-    return sent
-
 
 def run(capsys, module_class, args):
     """Build the module (which logs its arguments), then exit; (result, stdout)."""

@@ -142,18 +142,6 @@ def test_private_pem_is_refused_and_never_echoed(capsys, tmp_path):
     assert pem.splitlines()[1] not in result["_raw"]
 
 
-@pytest.fixture
-def syslog_sent(monkeypatch):
-    """The messages the module sends to syslog (AnsibleModule logs its arguments there)."""
-    from ansible.module_utils import basic  # pylint: disable=import-outside-toplevel
-
-    # Without the systemd bindings, AnsibleModule.log() goes to syslog(3), i.e. /dev/log.
-    assert basic.HAS_SYSLOG and not basic.has_journal
-    sent = []
-    monkeypatch.setattr(basic.syslog, "openlog", lambda *args: None)
-    monkeypatch.setattr(basic.syslog, "syslog", lambda *args: sent.append(args[-1]))
-    return sent
-
 
 def _private_ec_jwk():
     key = _jose.generate_private_key("ec")
