@@ -25,7 +25,7 @@ import jwks_bench
 SIZES = (1000, 10000)
 HOSTS_PER_SHARD = 420
 SITE_SIZE = 20
-ISSUER = "http://edge-jwks.default.svc.cluster.local"
+ISSUER = "http://edge-jwks.selfjwt-system.svc.cluster.local"
 JWKS_URI = ISSUER + "/.well-known/jwks.json"
 TOPOLOGIES = ("per-host", "sharded", "site")
 

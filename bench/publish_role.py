@@ -28,7 +28,7 @@ import jwks_bench
 SIZES = (1000, 10000)
 QUICK_SIZES = (100, 1000)
 HOSTS_PER_SHARD = 420
-ISSUER = "http://edge-jwks.default.svc.cluster.local"
+ISSUER = "http://edge-jwks.selfjwt-system.svc.cluster.local"
 TARGET = 12.0
 
 

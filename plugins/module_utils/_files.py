@@ -61,9 +61,16 @@ class FileError(Exception):
 
 
 def check_path(path, what="file"):
-    """Refuse a path that no file can have (the os functions raise ValueError for those)."""
+    """Refuse a path that no file can have (the os functions raise ValueError for those), and key text.
+
+    A PEM private key given where a path belongs must not become a file name (directory
+    listings would show it), whatever directories its base64 text happens to name.
+    """
     if (b"\0" if isinstance(path, bytes) else "\0") in path:
         raise FileError("the path of %s %r contains a NUL byte: give a valid path" % (what, path))
+    if (b"PRIVATE KEY-----" if isinstance(path, bytes) else "PRIVATE KEY-----") in path:
+        raise FileError("the path of %s holds a PEM private key, not a path: give the path of a file (key content "
+                        "goes into an option of its own, such as private_key_content)" % what)
     return path
 
 

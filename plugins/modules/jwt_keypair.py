@@ -471,6 +471,7 @@ def _ensure_parent(module, path):
     a directory this module did not make may be shared (/etc/ssl), and handing it to another
     account or changing its mode would break other software or open it to others.
     """
+    _files.check_path(path, "private key")
     mode = module.params["parent_mode"]
     if mode is None:
         if module.params["parent_update"]:

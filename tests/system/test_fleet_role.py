@@ -31,7 +31,7 @@ from ansible_collections.selfjwt.kyma.plugins.module_utils import _fleet
 FLEET = 10000
 SHARDS = 24
 SITES, SITE_SIZE = 50, 20
-ISSUER = "http://edge-jwks.default.svc.cluster.local"
+ISSUER = "http://edge-jwks.selfjwt-system.svc.cluster.local"
 JWKS_URI = ISSUER + "/.well-known/jwks.json"
 AUDIENCE = "edge-api"
 

@@ -810,7 +810,7 @@ def test_each_form_reached_the_module_as_given_and_was_refused(syslog_run):
         result = returned[name]
         assert result["failed"] is True and message in result["msg"], (name, result["msg"])
     assert 'current={"keys": [{' in logged[5]
-    assert returned["token_pem_as_path"]["failed"] and "does not exist" in returned["token_pem_as_path"]["msg"]
+    assert returned["token_pem_as_path"]["failed"] and "holds a PEM private key, not a path" in returned["token_pem_as_path"]["msg"]
     assert returned["keypair_passphrase_list"]["failed"]
     assert "could not be decrypted" in returned["keypair_passphrase_list"]["msg"]
 

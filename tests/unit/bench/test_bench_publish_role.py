@@ -35,7 +35,9 @@ def test_the_bench_inventory_is_sharded_like_the_role_plans_it(publish_role):
     assert all(len(facts["edge_keys_public_jwks"]) == 1 for facts in hosts.values())
     settings = {
         "edge_group": "edge", "skip_hosts_without_keys": False, "extra_keys": [], "shard_count": 3, "shard_groups": {},
-        "shard_overrides": {}, "jwks_name": "edge-jwks", "jwks_namespace": "default", "jwks_service_port": 80,
+        "shard_overrides": {}, "jwks_name": "edge-jwks", "jwks_namespace": "selfjwt-system",
+        "jwks_namespace_create": True, "jwks_service_port": 80, "server_image": "nginx", "network_policy": False,
+        "network_policy_from": [],
         "cluster_domain": "cluster.local", "issuer": publish_role.ISSUER,
         "jwks_uri": publish_role.ISSUER + "/.well-known/jwks.json", "server_port": 8080, "server_user": 101,
         "server_replicas": 2, "max_keys": 1000, "max_bytes": 524288, "budget_warn_percent": 50,

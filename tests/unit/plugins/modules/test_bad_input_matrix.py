@@ -451,7 +451,7 @@ KEYPAIR_CASES = [
     ("passphrase-list-with-newline", {"path": "{t}/keys/enc.pem", "passphrase": [PASSPHRASE + "\n"]},
      ["could not be decrypted"]),
     # a private key where a path belongs
-    ("path-private-key-text", {"path": "@pem:ec_private"}, ["does not exist"]),
+    ("path-private-key-text", {"path": "@pem:ec_private"}, ["holds a PEM private key, not a path"]),
     # kid
     ("kid-empty", {"kid": ""}, ["kid '' is not allowed"]),
     ("kid-space", {"kid": "edge 01"}, ["kid 'edge 01' is not allowed", "A-Z a-z 0-9 . _ ~ -"]),
@@ -589,7 +589,7 @@ TOKEN_CASES = [
     ("passphrase-dict", {"private_key_path": "{t}/keys/enc.pem", "passphrase": {PASSPHRASE: None}},
      ["passphrase is wrong"]),
     # a private key where a path belongs, and key content of an unexpected type
-    ("key-path-private-key-text", {"private_key_path": "@pem:ec_private"}, ["does not exist"]),
+    ("key-path-private-key-text", {"private_key_path": "@pem:ec_private"}, ["holds a PEM private key, not a path"]),
     ("key-content-in-a-list", {"private_key_path": DROP, "private_key_content": ["@pem:ec_private"]},
      ["the private key content"]),
     # algorithm
@@ -902,7 +902,7 @@ KEYRING_CASES = [
      ["could not be decrypted", "Give the right passphrase"]),
     ("passphrase-for-plain-key", {"passphrase": PASSPHRASE}, ["is not encrypted, but a passphrase was given"]),
     ("passphrase-dict", {"path": "{t}/ring/enc.pem", "passphrase": {PASSPHRASE: True}}, ["could not be decrypted"]),
-    ("path-private-key-text", {"path": "@pem:ec_private"}, ["does not exist"]),
+    ("path-private-key-text", {"path": "@pem:ec_private"}, ["holds a PEM private key, not a path"]),
     # keep_retired_keys, remove_private_keys
     ("keep-retired-keys-not-bool", {"keep_retired_keys": "maybe"}, ["keep_retired_keys", "not a valid boolean"]),
     ("remove-private-keys-not-bool", {"action": "revoke", "remove_private_keys": "perhaps"},
