@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Unit tests of the token refresher program that the edge_keys role installs on edge hosts."""
+"""Unit tests of the token refresher program (module_utils/_refresher.py) that
+selfjwt.kyma.token_refresher installs on edge hosts as selfjwt_refresher.py."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -11,7 +12,6 @@ __metaclass__ = type
 
 import copy
 import errno
-import importlib.util
 import io
 import json
 import os
@@ -21,20 +21,9 @@ import jwt
 import pytest
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _refresher as refresher
 
-PROGRAM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..",
-                       "roles", "edge_keys", "files", "selfjwt_refresher.py")
 ISSUER = "http://edge-jwks.kyma-system.svc.cluster.local"
-
-
-def _load_program():
-    spec = importlib.util.spec_from_file_location("selfjwt_refresher", PROGRAM)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-refresher = _load_program()
 
 
 @pytest.fixture(scope="module")
