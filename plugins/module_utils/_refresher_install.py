@@ -643,10 +643,8 @@ def _text(data):
     return "" if data is None else data.decode("utf-8", "replace")
 
 
-def install(params, names=None, check_mode=False):
-    """Install or update everything; returns the module result (with a ``diff`` list)."""
-    settings = Settings(params, names)
-    files = entries(settings)
+def _apply(settings, files, check_mode):
+    """Make the directories and install the files; returns (changed paths, diff, units changed)."""
     diff = []
     changed_paths = []
     units_changed = False
@@ -669,12 +667,64 @@ def install(params, names=None, check_mode=False):
         else:
             diff.append({"before_header": entry.path, "after_header": entry.path,
                          "before": _text(before), "after": _text(entry.data)})
+    return changed_paths, diff, units_changed
+
+
+def check_parents(settings, files):
+    """Every file goes into a directory that exists or that the installation makes."""
+    made = set(path for path, _mode, _uid, _gid, _private in directories(settings))
+    for entry in files:
+        parent = os.path.dirname(entry.path)
+        if parent not in made and not os.path.isdir(parent):
+            raise FileError("the directory %s for %s does not exist: create it first (for a cron file: install "
+                            "cron), or choose another path" % (parent, entry.path))
+
+
+def check_key(settings, check_mode):
+    """Load the key (with its passphrase) and sign once, before anything is written.
+
+    A key that is missing, damaged, encrypted without a passphrase file, or that does not fit
+    the algorithm or kid fails here, so the installation is not left with a refresher that
+    cannot sign. In check mode a key that does not exist yet (a new host) is fine.
+    """
+    key_conf = settings.config["key"]
+    if _files.read_bytes(key_conf["path"], what="private key file") is None:
+        if check_mode:
+            return
+        raise FileError("private key file %s does not exist: create it with selfjwt.kyma.jwt_keypair first, or fix "
+                        "%s" % (key_conf["path"], settings.names("key_path")))
+    passphrase = None
+    if key_conf["passphrase_file"]:
+        # Read as this process (root, usually): the refresher itself checks the file's owner and mode.
+        data = _files.read_bytes(key_conf["passphrase_file"], what="passphrase file", limit=4096)
+        if data is None:
+            if check_mode:
+                return
+            raise FileError("the passphrase file %s does not exist: let selfjwt.kyma.jwt_keypair store the passphrase "
+                            "(store_passphrase=true), or fix %s" % (key_conf["passphrase_file"],
+                                                                    settings.names("passphrase_file")))
+        passphrase = data.decode("utf-8", "replace").rstrip("\r\n") or None
+    key = _token.load_key(path=key_conf["path"], passphrase=passphrase)
+    _token.mint(key, **_refresher.token_options(settings.config))
+
+
+def install(params, names=None, check_mode=False):
+    """Install or update everything; returns the module result (with a ``diff`` list)."""
+    settings = Settings(params, names)
+    files = entries(settings)
+    check_parents(settings, files)
+    check_key(settings, check_mode)
+    # A dry pass first: whatever is in the way (a link, a directory where a file goes) is
+    # refused before anything is written.
+    changed_paths, diff, units_changed = _apply(settings, files, check_mode=True)
+    if changed_paths and not check_mode:
+        changed_paths, diff, units_changed = _apply(settings, files, check_mode=False)
 
     token = _token_status(settings, check_mode)
     if token["changed"]:
         diff.append({"prepared": "token file %s: %s\n" % (settings.token_file, token["reason"])})
     minute, cron_user, job = cron_job(settings)
-    result = {
+    return {
         "changed": bool(changed_paths) or token["changed"],
         "changed_paths": changed_paths,
         "units_changed": units_changed,
@@ -689,7 +739,6 @@ def install(params, names=None, check_mode=False):
         "cron": {"minute": minute, "user": cron_user, "job": job} if settings.scheduler == "cron" else None,
         "diff": diff,
     }
-    return result
 
 
 def _token_status(settings, check_mode):
