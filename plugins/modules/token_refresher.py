@@ -19,7 +19,7 @@ description:
   - 'The refresher is the collection''s own signing code: the program and the C(_jose), C(_files) and C(_token)
     module_utils that this module process carries, written unchanged below O(lib_dir). It needs only Python,
     C(cryptography) and C(PyJWT) on the host, not Ansible.'
-  - Writes the configuration C(<lib_dir>/refresher.json) (claims and paths, never a secret: an encrypted key's
+  - Writes the configuration C(<lib_dir>/refresher.json) (claims and paths, never a secret; an encrypted key's
     passphrase is read from O(passphrase_file)), the command C(<bin_dir>/<command_name>), and for the scheduler
     a systemd service and timer C(<systemd_unit_dir>/<unit_name>.service) and C(.timer) or the cron file
     O(cron_file). Then it keeps the token file C(<token_dir>/<token_filename>) fresh as the command does, as the
@@ -89,7 +89,7 @@ options:
     type: path
   issuer:
     description:
-      - The C(iss) claim: an http(s) URL equal to the APIRule's jwt issuer.
+      - The C(iss) claim, an http(s) URL equal to the jwt issuer of the APIRule.
     type: str
     required: true
   subject:
@@ -217,8 +217,9 @@ options:
     default: /etc/cron.d/selfjwt-token
   option_names:
     description:
-      - What error messages call the options, for example the role variables that set them
-        (V({issuer: edge_keys_issuer})). Options not named here are called by their own names.
+      - What error messages call the options, for example the role variables that set them, as a dictionary of
+        option names to names (the role M(selfjwt.kyma.edge_keys) maps O(issuer) to C(edge_keys_issuer)).
+      - Options not named here are called by their own names.
     type: dict
     default: {}
 notes:
@@ -228,9 +229,6 @@ notes:
 seealso:
   - module: selfjwt.kyma.jwt_keypair
   - module: selfjwt.kyma.jwt_token
-  - name: Role selfjwt.kyma.edge_keys
-    description: Runs this module on every edge host.
-    link: https://github.com/selfjwt/kyma/blob/main/roles/edge_keys/README.md
 """
 
 EXAMPLES = r"""
