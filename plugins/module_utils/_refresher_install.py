@@ -174,8 +174,8 @@ class Settings(object):
             _absolute(params["passphrase_file"], name("passphrase_file"))
         self.scheduler = params["scheduler"]
         if self.scheduler not in SCHEDULERS:
-            raise InstallError("%s must be one of %s, got %r" % (name("scheduler"), ", ".join(SCHEDULERS),
-                                                                   self.scheduler))
+            raise InstallError("%s must be one of %s, got %r"
+                               % (name("scheduler"), ", ".join(SCHEDULERS), self.scheduler))
         self.service_manager = service_manager()
         if self.scheduler == "auto":
             self.scheduler = "systemd" if self.service_manager == "systemd" else "cron"

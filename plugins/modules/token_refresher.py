@@ -359,7 +359,7 @@ def argument_spec():
         jku=dict(type="str"),
         token_dir=dict(type="path", default="/var/lib/selfjwt"),
         token_filename=dict(type="str", default="token"),
-        token_group=dict(type="str"),
+        token_group=dict(type="str", no_log=False),
         refresh_margin=dict(type="int"),
         owner=dict(type="str"),
         group=dict(type="str"),
