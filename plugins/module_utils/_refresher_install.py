@@ -52,6 +52,7 @@ except ImportError:  # pragma: no cover - not on POSIX
     pwd = None
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _refresher, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils._edge_settings import scheduler_period
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
 
 #: Present on a host whose service manager is systemd (what sd_booted(3) checks).
@@ -144,15 +145,6 @@ def cron_minute(interval):
     """The minute field for an interval in seconds: cron runs at most once a minute."""
     period = max(1, (interval + 59) // 60)
     return "*" if period == 1 else "*/%d" % period
-
-
-def scheduler_period(scheduler, interval):
-    """Seconds between two runs of the refresher with this scheduler (None without one)."""
-    if scheduler == "cron":
-        return max(1, (interval + 59) // 60) * 60
-    if scheduler == "systemd":
-        return interval
-    return None
 
 
 def _join(directory, name):
