@@ -47,7 +47,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, rsa, x2551
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _keyring, _token
 from ansible_collections.selfjwt.kyma.plugins.modules import (jwks_publish, jwt_keypair, jwt_keyring, jwt_token,
-                                                             token_refresher)
+                                                              token_refresher)
 from helpers import tree_state  # pylint: disable=import-error
 
 ISSUER = "https://edge.example.com"
