@@ -695,6 +695,12 @@ def check_key(settings, check_mode):
             raise FileError("the passphrase file %s does not exist: let selfjwt.kyma.jwt_keypair store the passphrase "
                             "(store_passphrase=true), or fix %s" % (key_conf["passphrase_file"],
                                                                     settings.names("passphrase_file")))
+        mode = stat.S_IMODE(os.stat(key_conf["passphrase_file"]).st_mode)
+        if mode & 0o077 and not check_mode:
+            # The refresher refuses it (read_passphrase): refuse it before anything is written.
+            raise FileError("the passphrase file %s has mode %04o, so others may read it; the refresher refuses to "
+                            "use it: run 'chmod 600 %s' (selfjwt.kyma.jwt_keypair writes it with mode 0600)"
+                            % (key_conf["passphrase_file"], mode, key_conf["passphrase_file"]))
         passphrase = data.decode("utf-8", "replace").rstrip("\r\n") or None
     key = _token.load_key(path=key_conf["path"], passphrase=passphrase)
     _token.mint(key, **_refresher.token_options(settings.config))
@@ -742,7 +748,15 @@ def _token_status(settings, check_mode):
         # Check mode on a new host: the key, its passphrase file or the token directory are not there yet.
         return {"changed": True, "reason": "a new token would be written once the key and the token directory exist",
                 "warning": None}
-    facts, warning = first_token(config, check_mode=check_mode)
+    try:
+        facts, warning = first_token(config, check_mode=check_mode)
+    except (_refresher.RefresherError, _jose.JoseError, FileError) as exc:
+        if not check_mode:
+            raise
+        # Check mode predicts: what stops the refresher now (a passphrase file with a mode that the
+        # key task of the same run corrects, say) is reported, not fatal; a real run stops there.
+        return {"changed": True, "reason": "a new token would be written, if the refresher can: %s" % exc,
+                "warning": None}
     status = dict(facts)
     status["warning"] = warning
     if status.get("reason") is None and status["changed"]:

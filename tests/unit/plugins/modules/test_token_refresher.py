@@ -432,3 +432,25 @@ def test_run_as_root_the_first_token_is_written_as_the_owner(capsys, ec_key, mon
         assert again["changed"] is False and again["token_status"]["source"] == "kept"
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_check_mode_reports_what_stops_the_refresher_and_a_real_run_fails_on_it(host, capsys, ec_key):
+    """A passphrase file that others may read (the key task of the same run would fix its mode)."""
+    passphrase = "check mode passphrase 51c2"
+    key_path = host["key_path"]
+    _files.write_atomic(key_path, ec_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(passphrase.encode())), mode=0o600)
+    passphrase_file = key_path + ".passphrase"
+    _files.write_atomic(passphrase_file, passphrase.encode(), mode=0o600)
+    args = dict(host, passphrase_file=passphrase_file)
+    run_module(capsys, args)
+    os.chmod(passphrase_file, 0o644)
+    out, result = run_module(capsys, args, check_mode=True)
+    assert "failed" not in result and result["token_status"]["changed"] is True
+    assert "has mode 0644, so others may read it" in result["token_status"]["reason"]
+    assert passphrase not in out
+    before = tree_state(root_of(host), mtime=True)
+    _out, result = run_module(capsys, dict(args, audience="billing-api"))
+    assert result["failed"] is True and "has mode 0644, so others may read it" in result["msg"]
+    assert tree_state(root_of(host), mtime=True) == before
