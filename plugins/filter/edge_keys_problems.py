@@ -15,6 +15,10 @@ description:
   - Checks the variables of the role C(selfjwt.kyma.edge_keys) that must agree (claims, lifetimes, refresh margin
     and scheduler period, stored passphrase, systemd unit directory) and returns one message per problem, each
     naming the role variable to set. An empty list means nothing is wrong.
+  - With O(refresher), it also checks the values that reach the token refresher's command, systemd units and cron
+    line (paths, file names, accounts, unit name, interval) against the allow-list of the module
+    C(selfjwt.kyma.token_refresher), so a value that is syntax there (whitespace, a newline, V(%), V($), quotes,
+    V(:) in a path) is refused before anything is written.
   - The role runs it in one task before anything is written on a host.
 author:
   - selfjwt.kyma maintainers (@selfjwt)
@@ -25,6 +29,14 @@ options:
         key's passphrase would be stored.
     type: dict
     required: true
+  refresher:
+    description:
+      - The refresher settings to check, by setting (V(key_dir), V(key_filename), V(token_dir), V(token_filename),
+        V(bin_dir), V(command_name), V(lib_dir), V(python), V(user), V(group), V(token_group), V(unit_name),
+        V(unit_dir), V(cron_file), V(interval)); settings not given are not checked. Messages name the
+        C(edge_keys_*) role variable of each.
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -47,14 +59,21 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _edge_settings
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _edge_settings, _refresher_install
 
 
-def edge_keys_problems(variables):
+def edge_keys_problems(variables, refresher=None):
     if not isinstance(variables, dict):
         raise AnsibleFilterError("edge_keys_problems expects a dictionary of role variables, got %s"
                                  % type(variables).__name__)
-    return _edge_settings.role_problems(variables)
+    if refresher is not None and not isinstance(refresher, dict):
+        raise AnsibleFilterError("edge_keys_problems expects a dictionary of refresher settings, got %s"
+                                 % type(refresher).__name__)
+    try:
+        found = _refresher_install.problems(dict(refresher or {}))
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc))
+    return _edge_settings.role_problems(variables) + found
 
 
 class FilterModule(object):

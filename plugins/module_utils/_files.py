@@ -12,6 +12,15 @@ token refresher) writes files exactly as the modules do: into a temporary file i
 directory created with mode 0600, flushed and fsync'ed, then renamed over the target, so a
 reader sees the old file or the new one and never a partial file, and a secret is never
 readable by others, not even for a moment.
+
+Every file of a key or token directory may have been put there by a less privileged account
+(the key's owner, or anyone when the directory is shared), so the primitives here follow no
+symbolic link at the final component of a path: reads and locks open with ``O_NOFOLLOW`` and
+check with ``fstat`` that they got a regular file (:func:`open_nofollow`, :func:`read_file`),
+writes rename a new file over the name (:func:`write_atomic`), removals unlink a single name
+relative to a descriptor of its directory and refuse ``..`` (:func:`remove`), backups are
+written from bytes already read that way (:func:`write_backup`), and :func:`check_owner` and
+:func:`check_private_dir` refuse files and directories of other accounts.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -31,6 +40,21 @@ try:
 except ImportError:  # pragma: no cover - not on POSIX
     fcntl = None
 
+try:
+    import pwd
+except ImportError:  # pragma: no cover - not on POSIX
+    pwd = None
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+#: Opening a FIFO planted at a path must not block the run.
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_NOCTTY = getattr(os, "O_NOCTTY", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+#: errno values of open(O_NOFOLLOW) on a symbolic link (Linux: ELOOP; some BSDs: EMLINK, EFTYPE).
+_SYMLINK_ERRORS = tuple(code for code in (getattr(errno, "ELOOP", None), getattr(errno, "EMLINK", None),
+                                          getattr(errno, "EFTYPE", None)) if code is not None)
+
 
 class FileError(Exception):
     """A file could not be read or written; the message says which and why."""
@@ -43,21 +67,131 @@ def check_path(path, what="file"):
     return path
 
 
-def read_bytes(path, what="file", limit=1024 * 1024):
-    """Content of ``path`` or None when it does not exist; FileError on anything else odd."""
+def account_name(uid):
+    """``name (uid N)`` of a numeric user id, or ``uid N`` when it has no name."""
+    if pwd is not None:
+        try:
+            return "%s (uid %d)" % (pwd.getpwuid(uid).pw_name, uid)
+        except KeyError:
+            pass
+    return "uid %d" % uid
+
+
+def trusted_owners(*uids):
+    """The accounts whose files a run may use: root, the running account and ``uids`` (None ignored)."""
+    owners = set([0])
+    if hasattr(os, "geteuid"):
+        owners.add(os.geteuid())
+    owners.update(uid for uid in uids if uid is not None)
+    return frozenset(owners)
+
+
+def _names(owners):
+    return ", ".join(account_name(uid) for uid in sorted(owners))
+
+
+def check_owner(status, owners, path, what="file"):
+    """Refuse a file (``status`` of it) that belongs to none of ``owners`` (None: no check)."""
+    if owners is None or status.st_uid in owners:
+        return
+    raise FileError("%s %s belongs to %s, not to %s: another account may have put it there, so it is not used. "
+                    "Check where it comes from; then remove it, or give it to the right account (chown), or set "
+                    "owner to the account it belongs to" % (what, path, account_name(status.st_uid), _names(owners)))
+
+
+def _symlink_error(path, what):
+    return FileError("%s %s is a symbolic link, and links are not followed at key, certificate, state, lock and "
+                     "token paths (another account could point them anywhere): replace the link with the file "
+                     "itself, or remove it" % (what, path))
+
+
+def open_nofollow(path, what="file", flags=os.O_RDONLY, mode=0o600):
+    """``(fd, stat result)`` of the regular file ``path``, or ``(None, None)`` when it does not exist.
+
+    A symbolic link at ``path`` is refused (O_NOFOLLOW), and so is anything but a regular file
+    (directory, FIFO, device, socket); a FIFO does not block the open (O_NONBLOCK).
+    """
     check_path(path, what)
-    if os.path.isdir(path):
-        raise FileError("%s %s is a directory, not a file: give the path of a file" % (what, path))
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(limit + 1)
-    except IOError as exc:
+        fd = os.open(path, flags | _NOFOLLOW | _CLOEXEC | _NONBLOCK | _NOCTTY, mode)
+    except OSError as exc:
         if exc.errno == errno.ENOENT:
-            return None
+            return None, None
+        if exc.errno in _SYMLINK_ERRORS and os.path.islink(path):
+            raise _symlink_error(path, what)
+        if exc.errno == errno.EISDIR:
+            raise FileError("%s %s is a directory, not a file: give the path of a file" % (what, path))
         raise FileError("cannot read %s %s: %s" % (what, path, exc.strerror or exc))
+    try:
+        status = os.fstat(fd)
+        if stat.S_ISDIR(status.st_mode):
+            raise FileError("%s %s is a directory, not a file: give the path of a file" % (what, path))
+        if not stat.S_ISREG(status.st_mode):
+            raise FileError("%s %s is not a regular file (a FIFO, device or socket): remove it, or give the path "
+                            "of a file" % (what, path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, status
+
+
+def read_file(path, what="file", limit=1024 * 1024, owners=None):
+    """``(content, stat result)`` of the regular file ``path``, ``(None, None)`` when it does not exist.
+
+    No symbolic link is followed (see :func:`open_nofollow`); with ``owners`` (a set of uids,
+    see :func:`trusted_owners`) a file of another account is refused (:func:`check_owner`).
+    """
+    fd, status = open_nofollow(path, what)
+    if fd is None:
+        return None, None
+    try:
+        check_owner(status, owners, path, what)
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except (IOError, OSError) as exc:
+        raise FileError("cannot read %s %s: %s" % (what, path, getattr(exc, "strerror", None) or exc))
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
     if len(data) > limit:
         raise FileError("%s %s is larger than %d bytes: it is not what it should be" % (what, path, limit))
-    return data
+    return data, status
+
+
+def read_bytes(path, what="file", limit=1024 * 1024, owners=None):
+    """Content of ``path`` or None when it does not exist; FileError on anything else odd (see :func:`read_file`)."""
+    return read_file(path, what, limit, owners)[0]
+
+
+def check_private_dir(path, owners, what="file"):
+    """Refuse to keep ``what`` at ``path`` when an account outside ``owners`` can change its directory.
+
+    The directory must belong to one of ``owners`` (see :func:`trusted_owners`) and must not be
+    writable by its group or by others, sticky bit or not: in a shared directory another
+    account can put a key, a link or a lock file under the name before the run does, and a
+    private key has no business there. Returns the directory.
+    """
+    check_path(path, what)
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    try:
+        status = os.stat(directory)
+    except OSError as exc:
+        raise FileError("cannot inspect the directory %s of %s %s: %s" % (directory, what, path, exc.strerror or exc))
+    if status.st_uid not in owners:
+        raise FileError("the directory %s of %s %s belongs to %s, not to %s: that account can put files and links "
+                        "there. Keep the file in a directory of its own that root (or the running account) owns, such "
+                        "as /etc/selfjwt" % (directory, what, path, account_name(status.st_uid), _names(owners)))
+    if status.st_mode & 0o022:
+        raise FileError("the directory %s of %s %s can be written by its group or by others (mode %04o), so other "
+                        "accounts can put files and links there: remove their write permission (chmod go-w %s) or "
+                        "keep the file in a directory of its own, such as /etc/selfjwt"
+                        % (directory, what, path, stat.S_IMODE(status.st_mode), directory))
+    return directory
 
 
 def check_parent_dir(path, what="file"):
@@ -125,15 +259,62 @@ def _fsync_dir(parent):
 
 
 def remove(path, what="file"):
-    """Remove ``path``; True when something was removed."""
+    """Remove the file ``path``; True when something was removed.
+
+    The last name of ``path`` is unlinked relative to a descriptor of its directory (a link is
+    removed, never followed); a path with a ``..`` component is refused, so a name read from a
+    file (a kid) can never reach outside the directory it was meant for.
+    """
     check_path(path, what)
+    if os.pardir in path.split(os.sep):
+        raise FileError("the path of %s %r contains '..': nothing was removed. Give the path without '..' (a "
+                        "file is removed by its own name in its directory, so that a name read from a file cannot "
+                        "reach another directory)" % (what, path))
+    directory, name = os.path.split(os.path.abspath(path))
     try:
-        os.unlink(path)
+        dir_fd = os.open(directory or os.sep, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
     except OSError as exc:
         if exc.errno == errno.ENOENT:
             return False
         raise FileError("cannot remove %s %s: %s" % (what, path, exc.strerror or exc))
+    try:
+        try:
+            status = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return False
+            raise
+        if stat.S_ISDIR(status.st_mode):
+            raise FileError("%s %s is a directory, not a file: nothing was removed; remove it yourself if it "
+                            "should go" % (what, path))
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return False
+        raise FileError("cannot remove %s %s: %s" % (what, path, exc.strerror or exc))
+    finally:
+        os.close(dir_fd)
     return True
+
+
+def backup_name(path):
+    """The name of a backup copy of ``path``, as AnsibleModule.backup_local() names it."""
+    return "%s.%s.%s" % (path, os.getpid(), time.strftime("%Y-%m-%d@%H:%M:%S~"))
+
+
+def write_backup(path, data, mode, what="file", uid=None, gid=None):
+    """Write ``data`` (the content of ``path``, read with :func:`read_file`) to a backup beside it.
+
+    The copy is made from bytes already read without following links, never by opening
+    ``path`` again, and is written like every file here (:func:`write_atomic`, ``mode`` from
+    the first byte). Returns the path of the copy.
+    """
+    copy = backup_name(path)
+    try:
+        write_atomic(copy, data, mode, "backup of the %s" % what, uid=uid, gid=gid)
+    except FileError as exc:
+        raise FileError("cannot make a backup of %s %s (%s); nothing was changed" % (what, path, exc))
+    return copy
 
 
 #: Errors of a lock file in a directory that this process cannot write to (read-only mount, no permission).
@@ -179,17 +360,52 @@ def remove_stale_temp_files(path, older_than=STALE_TEMP_SECONDS, now=None):
     return removed
 
 
+def _lock_error(lock_path, reason):
+    return FileError("lock file %s %s: another account may have put it there; remove it (the next run makes a new "
+                     "one)" % (lock_path, reason))
+
+
+def _check_lock(fd, lock_path, parent):
+    """Refuse a lock file that is not an ordinary, single-named file of a trusted account."""
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode):
+        raise _lock_error(lock_path, "is not a regular file")
+    if status.st_nlink != 1:
+        raise _lock_error(lock_path, "has %d names (hard links)" % status.st_nlink)
+    owners = trusted_owners(os.stat(parent).st_uid)
+    if status.st_uid not in owners:
+        raise _lock_error(lock_path, "belongs to %s, not to %s" % (account_name(status.st_uid), _names(owners)))
+
+
 def _open_lock(lock_path, parent):
-    """A descriptor of the lock file, or None when the directory cannot be written by this process."""
+    """A descriptor of the lock file, or None when the directory cannot be written by this process.
+
+    Opened with O_NOFOLLOW (a link planted at the lock's name is refused, never followed and
+    never created at its target) and checked with fstat: a regular file with one name, owned
+    by root, the running account or the owner of the directory.
+    """
+    flags = os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC | _NONBLOCK | _NOCTTY
+    fd = None
     try:
-        return os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(lock_path, flags, 0o600)
     except OSError as exc:
+        if exc.errno in _SYMLINK_ERRORS and os.path.islink(lock_path):
+            raise _symlink_error(lock_path, "lock file")
         if not (exc.errno in _READ_ONLY_ERRORS and not os.access(parent, os.W_OK)):
             raise FileError("cannot create lock file %s: %s" % (lock_path, exc.strerror or exc))
+    if fd is None:
+        try:
+            fd = os.open(lock_path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | _NONBLOCK | _NOCTTY)
+        except OSError as exc:
+            if exc.errno in _SYMLINK_ERRORS and os.path.islink(lock_path):
+                raise _symlink_error(lock_path, "lock file")
+            return None
     try:
-        return os.open(lock_path, os.O_RDONLY)
-    except OSError:
-        return None
+        _check_lock(fd, lock_path, parent)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 @contextlib.contextmanager
@@ -197,7 +413,10 @@ def locked(path):
     """Hold an exclusive advisory lock tied to ``path`` (a ``.lock`` file beside it).
 
     Two runs against the same key or token path are serialized, so they never both generate
-    a key. The lock file stays; it holds no data. Once the lock is held, temporary files that
+    a key. The lock file stays; it holds no data. It lives in the directory of ``path``: in a
+    key directory of root's (as edge_keys makes it) only root can create it; where another
+    account can write the directory, a link, FIFO, hard link or foreign file planted under its
+    name is refused (see _open_lock()), so the worst such an account can do is hold the lock. Once the lock is held, temporary files that
     a killed writer of ``path`` left behind are removed (see remove_stale_temp_files()).
 
     In a directory that this process cannot write to (a read-only mount, or a directory of

@@ -98,6 +98,19 @@ class JoseError(Exception):
     """A problem with keys, JWKs or tokens, with a message fit for the user."""
 
 
+def parse_json(text):
+    """``json.loads(text)`` for text from outside (files, tokens, options): ValueError for anything not JSON.
+
+    The decoder raises RecursionError, not ValueError, for a document nested deeper than the
+    interpreter's recursion limit (``[[[...]]]``, a few kilobytes): every reader catches
+    ValueError, so that case is turned into one.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("the JSON text is nested too deeply")
+
+
 def missing_dependencies():
     """Return a list of (requirement, traceback) for every missing or unusable dependency."""
     missing = []
@@ -774,7 +787,7 @@ def key_input_to_jwk(item, what="key"):
             raise JoseError("%s is a private key: publish public keys only" % what)
         if data.startswith(b"{"):
             try:
-                return jwk_to_public_key(json.loads(data.decode("utf-8")), what)[0]
+                return jwk_to_public_key(parse_json(data.decode("utf-8")), what)[0]
             except ValueError as exc:
                 raise JoseError("%s is not valid JSON: %s" % (what, exc))
         if b"-----BEGIN CERTIFICATE-----" in data:
@@ -1100,8 +1113,8 @@ def decode_unverified(token):
     if len(parts) != 3:
         raise JoseError("not a compact JWS token")
     try:
-        header = json.loads(b64url_decode(parts[0], "token header").decode("utf-8"))
-        claims = json.loads(b64url_decode(parts[1], "token claims").decode("utf-8"))
+        header = parse_json(b64url_decode(parts[0], "token header").decode("utf-8"))
+        claims = parse_json(b64url_decode(parts[1], "token claims").decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise JoseError("token is not valid JSON: %s" % exc)
     if not isinstance(header, dict) or not isinstance(claims, dict):

@@ -36,6 +36,7 @@ READ_LIMIT = 64 * 1024 * 1024
 MIN_SECRET_LENGTH = 8
 
 _KID = operator.itemgetter("kid")
+_PRIVATE_MEMBERS = frozenset(_jose.PRIVATE_JWK_MEMBERS)
 _URL = re.compile(r"^https?://[^\s/?#]+[^\s?#]*$")
 
 
@@ -43,11 +44,42 @@ _URL = re.compile(r"^https?://[^\s/?#]+[^\s?#]*$")
 # Keeping private material out of logs
 # --------------------------------------------------------------------------------------
 
-def secret_values(items):
-    """Strings in ``items`` (the raw ``keys`` input) that may be private key material.
+#: A private JWK member and its value in text that is not valid JSON (a broken JSON text, a Python dict
+#: printed as text): the value is taken up to its closing quote.
+_PRIVATE_MEMBER_TEXT = re.compile(r"""["'](?:%s|r|t)["']\s*:\s*["']([^"']+)["']"""
+                                  % "|".join(_jose.PRIVATE_JWK_MEMBERS))
+
+
+def _text(value):
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _pem_secret_values(text):
+    """The whole PEM private key text, its lines (the BEGIN line too), and parts that may show up alone.
+
+    Ansible masks a value only where it occurs whole. A caller may show the text line by
+    line, a list conversion splits it at commas (an encrypted PEM's headers hold commas),
+    and a path option cuts it at slashes (base64 holds them): each part is masked too.
+    """
+    found = [text.strip()]
+    for line in text.splitlines():
+        line = line.strip()
+        parts = [line] + line.split(",") + line.split("/")
+        parts += [line[:index] for index, char in enumerate(line) if char == "/"]
+        parts += [line[index + 1:] for index, char in enumerate(line) if char == "/"]
+        found.extend(part.strip() for part in parts if len(part.strip()) >= MIN_SECRET_LENGTH)
+    return found
+
+
+def secret_values(items, any_dict=True):
+    """Strings in ``items`` (module arguments in any form) that may be private key material.
 
     A caller that logs its input (Ansible logs module arguments) masks these values, so a
-    private JWK given by mistake is refused without its private members ever being shown.
+    private key given by mistake is refused without its private values ever being shown.
+    ``items`` is searched at any depth, in every form an argument can take before Ansible
+    converts it: lists, dicts (a JWK, a JWKS), JSON text of either, PEM private keys, and
+    text that is not valid JSON but names private JWK members. With ``any_dict=False`` only
+    dicts with a ``kty`` count as JWKs (for options where a member ``d`` may be innocent).
     """
     found = []
 
@@ -59,30 +91,46 @@ def secret_values(items):
             for member in value:
                 collect(member)
         elif value is not None and not isinstance(value, bool):
-            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+            text = _text(value) if isinstance(value, (str, bytes)) else str(value)
             if len(text) >= MIN_SECRET_LENGTH:
                 found.append(text)
 
-    def visit(item):
-        if isinstance(item, dict):
-            for name in _jose.PRIVATE_JWK_MEMBERS:
-                if name in item:
-                    collect(item[name])
-            if isinstance(item.get("keys"), list):
-                for key in item["keys"]:
-                    visit(key)
-        elif isinstance(item, (str, bytes)):
-            text = item.decode("utf-8", "replace") if isinstance(item, bytes) else item
-            if "PRIVATE KEY" in text:
-                found.append(text.strip())
-            elif text.strip().startswith("{"):
-                try:
-                    visit(json.loads(text))
-                except ValueError:
-                    pass
+    def visit_text(text, depth):
+        if "PRIVATE KEY" in text:
+            found.extend(_pem_secret_values(text))
+        if text.lstrip().startswith(("{", "[")):
+            try:
+                visit(_jose.parse_json(text), depth + 1)
+                return
+            except ValueError:
+                pass
+        if any_dict or "kty" in text:
+            found.extend(value for value in _PRIVATE_MEMBER_TEXT.findall(text) if len(value) >= MIN_SECRET_LENGTH)
 
-    for item in items or []:
-        visit(item)
+    def visit(item, depth=0):
+        if depth > 64:
+            return
+        if isinstance(item, dict):
+            if (any_dict or "kty" in item) and not _PRIVATE_MEMBERS.isdisjoint(item):
+                for name in _jose.PRIVATE_JWK_MEMBERS:
+                    if name in item:
+                        collect(item[name])
+            values = item.values()
+        elif isinstance(item, (list, tuple)):
+            values = item
+        else:
+            values = (item,)
+        for value in values:
+            if isinstance(value, (str, bytes)):
+                text = _text(value)
+                # Only a PEM private key, JSON or a text that names members can hold private values;
+                # the common case, a key's number in base64url, holds none of them.
+                if "PRIVATE KEY" in text or '"' in text or "'" in text:
+                    visit_text(text, depth)
+            elif isinstance(value, (dict, list, tuple)):
+                visit(value, depth + 1)
+
+    visit(list(items or []))
     return sorted(set(found))
 
 
@@ -110,7 +158,7 @@ def _expand(item, label):
         text = item.decode("utf-8", "replace") if isinstance(item, bytes) else item
         if text.strip().startswith("{"):
             try:
-                value = json.loads(text)
+                value = _jose.parse_json(text)
             except ValueError as exc:
                 raise _jose.JoseError("%s is not valid JSON: %s" % (label, exc))
     if _is_jwks(value):
@@ -139,6 +187,37 @@ def _unique(entries):
             "give the keys distinct kids (the default kid, the key's RFC 7638 thumbprint, is unique)"
             % (kid, first_label, label))
     return dict((kid, jwk) for kid, (label, jwk) in by_kid.items())
+
+
+def key_list(value, what="keys"):
+    """The list of key inputs in ``value``, the ``keys`` option in any form it is given.
+
+    A list is taken as it is; one dict (a JWK or a JWKS), one JSON text of a JWK or JWKS,
+    and one PEM text are one element; a JSON text of a list is that list. A text is never
+    split at commas (Ansible's list conversion would cut a JSON text into pieces).
+    """
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, (str, bytes)):
+        text = _text(value)
+        if not text.strip():
+            return []
+        if text.lstrip().startswith("["):
+            try:
+                parsed = _jose.parse_json(text)
+            except ValueError as exc:
+                raise _jose.JoseError("%s is a text that starts like a JSON list but is not valid JSON (%s): give a "
+                                      "list of keys, or the JSON text of one" % (what, exc))
+            if not isinstance(parsed, list):
+                raise _jose.JoseError("%s must be a list of keys" % what)
+            return parsed
+        return [text]
+    raise _jose.JoseError("%s must be a list of keys (JWK dicts, JSON or PEM texts), got %s"
+                          % (what, type(value).__name__))
 
 
 def collect_keys(items, what="keys"):
@@ -175,15 +254,20 @@ def parse_jwks(data, what="the JWKS"):
     Anything that is not a JSON object with a ``keys`` list is refused, so a file that is not
     a JWKS is never overwritten by mistake.
     """
+    return _load_jwks(data, what)[1]
+
+
+def _load_jwks(data, what):
+    """(the parsed JWKS dict or None, its raw key list or None); see :func:`parse_jwks`."""
     if data is None:
-        return None
+        return None, None
     value = data
     if isinstance(data, (bytes, str)):
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
         if not text.strip():
-            return []
+            return None, []
         try:
-            value = json.loads(text)
+            value = _jose.parse_json(text)
         except ValueError as exc:
             raise _jose.JoseError("%s is not a JWKS: it is not valid JSON (%s); fix it or move it away, "
                                   "it was left unchanged" % (what, exc))
@@ -195,7 +279,41 @@ def parse_jwks(data, what="the JWKS"):
         if not isinstance(key, dict):
             raise _jose.JoseError("%s is not a JWKS: keys[%d] is not a JSON object; fix it or move it away, "
                                   "it was left unchanged" % (what, index))
-    return keys
+    return value, keys
+
+
+def _holds_private_text(value, depth=0):
+    """True if a string in ``value`` (at any depth) holds a PEM private key."""
+    if depth > 64:
+        return True
+    if isinstance(value, dict):
+        return any(_holds_private_text(item, depth + 1) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds_private_text(item, depth + 1) for item in value)
+    return isinstance(value, str) and "PRIVATE KEY" in value
+
+
+def undisclosed_members(value):
+    """Why an existing JWKS (parsed dict) may not be shown in a diff; [] when it holds public keys only.
+
+    Shown is only a JSON object whose one member is ``keys``, a list of JWKs with public
+    members only (``_jose.PUBLIC_JWK_MEMBERS``) holding text or lists of text, and no PEM
+    private key anywhere. Anything else may be a private file at the wrong path, so its
+    content is never printed; the result names what is unexpected (member names, never values).
+    """
+    if value is None:
+        return []
+    found = set("member %s" % name for name in value if name != "keys")
+    for key in value.get("keys") or []:
+        for name, member in key.items():
+            if name not in _jose.PUBLIC_JWK_MEMBERS:
+                found.add("key member %s" % name)
+            elif not (isinstance(member, str) or
+                      (isinstance(member, list) and all(isinstance(item, str) for item in member))):
+                found.add("key member %s that is not text" % name)
+    if _holds_private_text(value):
+        found.add("a PEM private key")
+    return sorted(found)
 
 
 def _kids(raw_keys):
@@ -325,9 +443,10 @@ def plan(keys=None, existing=None, revoke=None, merge=False, allow_empty=False, 
     """
     given = collect_keys(keys, what)
     revoke_set = set(_revoke_list(revoke))
-    old_raw = parse_jwks(existing, existing_what)
+    old_value, old_raw = _load_jwks(existing, existing_what)
     old_kids = _kids(old_raw)
     old_private = private_members(old_raw)
+    unexpected = [] if old_private else undisclosed_members(old_value)
     warnings = []
 
     final = {}
@@ -342,6 +461,11 @@ def plan(keys=None, existing=None, revoke=None, merge=False, allow_empty=False, 
     elif old_private:
         warnings.append("%s held private key material (members %s); it is replaced by public keys only now: "
                         "treat the keys it held as compromised" % (existing_what, ", ".join(old_private)))
+    if unexpected:
+        warnings.append("%s was not a JWKS of public keys only (it held %s); it is %s, and its previous content is "
+                        "not shown in the diff: if it held private key material, treat those keys as compromised"
+                        % (existing_what, ", ".join(unexpected[:10]),
+                           "merged as public keys only" if merge else "replaced by public keys only"))
 
     for kid in sorted(given):
         jwk = given[kid]
@@ -389,8 +513,8 @@ def plan(keys=None, existing=None, revoke=None, merge=False, allow_empty=False, 
         "size": size,
         "warnings": warnings,
         "before_kids": old_kids,
-        "before_document": None if existing is None or old_private else _as_text(existing),
-        "before_hidden": bool(old_private),
+        "before_document": None if existing is None or old_private or unexpected else _as_text(existing),
+        "before_hidden": bool(old_private or unexpected),
     }
 
 
@@ -425,20 +549,56 @@ def _as_text(value):
 # OpenID Connect discovery
 # --------------------------------------------------------------------------------------
 
-def check_discovery_existing(data, what="the discovery document"):
-    """Refuse to replace a file that is not a JSON object (it may be a wrong path)."""
+def _private_member_names(value, depth=0):
+    """Names of private JWK members in ``value`` (dicts at any depth)."""
+    names = set()
+    if depth > 64:
+        return names
+    if isinstance(value, dict):
+        names.update(name for name in _jose.PRIVATE_JWK_MEMBERS if name in value)
+        for item in value.values():
+            names.update(_private_member_names(item, depth + 1))
+    elif isinstance(value, list):
+        for item in value:
+            names.update(_private_member_names(item, depth + 1))
+    return names
+
+
+def check_discovery_existing(data, what="the existing file"):
+    """Refuse to diff or replace a file that is not an OpenID Connect discovery document.
+
+    An existing file must be empty, or a JSON object with ``issuer`` and ``jwks_uri`` texts
+    and nothing private (no JWK private members, no ``keys`` list, no PEM private key);
+    anything else may be another file at a wrong path (a private key, a JWK), so it is left
+    unchanged and its content is never shown. Returns the text of the file.
+    """
     if data is None:
         return None
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     if not text.strip():
         return text
+    advice = ("it was left unchanged and is not shown: check discovery_dest (it names the discovery document, "
+              "for example .well-known/openid-configuration below the JWKS server's directory), or move the file "
+              "away if it may be replaced")
     try:
-        value = json.loads(text)
+        value = _jose.parse_json(text)
     except ValueError as exc:
-        raise _jose.JoseError("%s is not a JSON document (%s); fix it or move it away, it was left unchanged"
-                              % (what, exc))
+        raise _jose.JoseError("%s is not a discovery document: it is not a JSON document (%s); %s"
+                              % (what, exc, advice))
     if not isinstance(value, dict):
-        raise _jose.JoseError("%s is not a JSON object; fix it or move it away, it was left unchanged" % what)
+        raise _jose.JoseError("%s is not a discovery document: it is not a JSON object; %s" % (what, advice))
+    private = sorted(_private_member_names(value))
+    if private or _holds_private_text(value):
+        raise _jose.JoseError("%s is not a discovery document: it holds private key material (%s); %s. If it is "
+                              "a key that was exposed, treat it as compromised"
+                              % (what, ", ".join("member %s" % name for name in private) or "a PEM private key",
+                                 advice))
+    if "keys" in value:
+        raise _jose.JoseError("%s is not a discovery document: it has a 'keys' member (a JWKS?); %s" % (what, advice))
+    missing = [name for name in ("issuer", "jwks_uri") if not isinstance(value.get(name), str)]
+    if missing:
+        raise _jose.JoseError("%s is not a discovery document: it lacks the text member(s) %s; %s"
+                              % (what, " and ".join(missing), advice))
     return text
 
 
@@ -495,7 +655,7 @@ def diff_entries(dest, result):
     """
     before = result["before_document"]
     if result["before_hidden"]:
-        before = "(previous content not shown: it held private key material)\n"
+        before = "(previous content not shown: it was not a JWKS of public keys only)\n"
     return [{
         "before_header": "%s (kids)" % dest,
         "after_header": "%s (kids)" % dest,

@@ -170,7 +170,10 @@ class KeypairBackend(object):
     def __init__(self, spec, check_mode=False, backup=None, key_mode=KEY_MODE, uid=None, gid=None):
         self.spec = spec.validate()
         self.check_mode = check_mode
-        self._backup = backup
+        self._backup = backup or write_backup
+        #: Accounts whose key and certificate files are used: root, the running account, ``uid``.
+        self.owners = _files.trusted_owners(uid)
+        self.existing_status = {}
         self.key_mode = key_mode
         self.uid = uid
         self.gid = gid
@@ -210,10 +213,12 @@ class KeypairBackend(object):
 
     def load_existing(self):
         """Read the files named by the spec (FileError when they cannot be read)."""
-        key_bytes = _files.read_bytes(self.spec.path, "private key")
+        key_bytes, self.existing_status[self.spec.path] = _files.read_file(
+            self.spec.path, "private key", owners=self.owners)
         certificate_bytes = None
         if self.spec.certificate_path:
-            certificate_bytes = _files.read_bytes(self.spec.certificate_path, "certificate")
+            certificate_bytes, self.existing_status[self.spec.certificate_path] = _files.read_file(
+                self.spec.certificate_path, "certificate", owners=self.owners)
         self.set_existing(key_bytes, certificate_bytes)
 
     def _load_existing_key(self):
@@ -380,11 +385,12 @@ class KeypairBackend(object):
         spec = self.spec
         write_certificate = self.certificate_pem is not None
         write_key = self.key_pem is not None
-        if spec.backup and self._backup is not None:
+        if spec.backup:
             if write_certificate and self.existing_certificate_bytes is not None:
-                self.certificate_backup_file = self._backup(spec.certificate_path)
+                self.certificate_backup_file = self._backup(
+                    spec.certificate_path, self.existing_certificate_bytes, CERTIFICATE_MODE, "certificate")
             if write_key and self.existing_key_bytes is not None:
-                self.backup_file = self._backup(spec.path)
+                self.backup_file = self._backup(spec.path, self.existing_key_bytes, self.key_mode, "private key")
         if write_certificate:
             self._write(spec.certificate_path, self.certificate_pem, CERTIFICATE_MODE, "certificate")
         if write_key:
@@ -409,14 +415,12 @@ class KeypairBackend(object):
         """write_atomic() with the final owner and group set before the file appears.
 
         Without a requested owner or group, a file replaced by root keeps those of the old
-        file, so a service account that reads the key does not lose access to it.
+        file (as read by load_existing(), never through a link), so a service account that
+        reads the key does not lose access to it.
         """
         uid, gid = self.uid, self.gid
         if (uid is None or gid is None) and _geteuid() == 0:
-            try:
-                current = os.stat(path)
-            except OSError:
-                current = None
+            current = self.existing_status.get(path)
             if current is not None:
                 uid = current.st_uid if uid is None else uid
                 gid = current.st_gid if gid is None else gid
@@ -494,6 +498,11 @@ class KeypairBackend(object):
         return result
 
 
+def write_backup(path, data, mode, what):
+    """The default backup of a key or certificate file: the bytes read from it, beside it (see _files)."""
+    return _files.write_backup(path, data, mode, what)
+
+
 def _geteuid():
     return os.geteuid() if hasattr(os, "geteuid") else -1
 
@@ -537,18 +546,25 @@ def _lock_unless(check_mode, path):
 def ensure_present(spec, check_mode=False, backup=None, key_mode=KEY_MODE, uid=None, gid=None, check_parent=True):
     """Make sure the key (and certificate) exist as the spec says; returns the result dict.
 
-    ``backup`` is a callable that copies a file aside and returns the copy's path (the
-    module passes ``AnsibleModule.backup_local``); it is used when ``spec.backup`` is true.
-    ``key_mode``, ``uid`` and ``gid`` are given to new files before their first byte is
-    written (see :meth:`KeypairBackend._write`); the caller applies the remaining attributes.
-    ``check_parent=False`` (check mode only: a directory the caller would create) plans as if
-    the files did not exist instead of refusing a missing directory.
+    ``backup(path, data, mode, what)`` writes the copy of a file that is replaced when
+    ``spec.backup`` is true and returns its path (default :func:`write_backup`: from the bytes
+    already read, never by opening the path again). ``key_mode``, ``uid`` and ``gid`` are given
+    to new files before their first byte is written (see :meth:`KeypairBackend._write`); the
+    caller applies the remaining attributes. ``check_parent=False`` (check mode only: a
+    directory the caller would create) plans as if the files did not exist instead of refusing
+    a missing directory.
+
+    Files and directories of other accounts are refused before anything is read: the key and
+    the certificate must belong to root, the running account or ``uid``, and so must their
+    directories, which nobody else may write (:func:`_files.check_private_dir`).
     """
     backend = KeypairBackend(spec, check_mode=check_mode, backup=backup, key_mode=key_mode, uid=uid, gid=gid)
     if check_parent:
         _files.check_parent_dir(spec.path, "private key")
+        _files.check_private_dir(spec.path, backend.owners, "private key")
         if spec.certificate_path:
             _files.check_parent_dir(spec.certificate_path, "certificate")
+            _files.check_private_dir(spec.certificate_path, backend.owners, "certificate")
     with _lock_unless(check_mode, spec.path):
         backend.load_existing()
         backend.plan()
@@ -556,8 +572,13 @@ def ensure_present(spec, check_mode=False, backup=None, key_mode=KEY_MODE, uid=N
         return backend.result()
 
 
-def ensure_absent(spec, check_mode=False, backup=None):
-    """Remove the key file and the certificate (when certificate_path is set)."""
+def ensure_absent(spec, check_mode=False, backup=None, uid=None):
+    """Remove the key file and the certificate (when certificate_path is set).
+
+    Files are removed by name relative to their directory (never through a link); a backup
+    is written from the bytes read without following links, and only of regular files of
+    root, the running account or ``uid``.
+    """
     spec.validate()
     paths = [(spec.path, "private key")]
     if spec.certificate_path:
@@ -572,7 +593,7 @@ def ensure_absent(spec, check_mode=False, backup=None):
     # Without its directory there is no key, and no place for a lock file either.
     can_lock = os.path.isdir(os.path.dirname(os.path.abspath(spec.path)))
     with _lock_unless(check_mode or not can_lock, spec.path):
-        backend = KeypairBackend(spec, check_mode=check_mode)
+        backend = KeypairBackend(spec, check_mode=check_mode, uid=uid)
         try:
             backend.load_existing()
             before = backend.diff_before
@@ -583,11 +604,19 @@ def ensure_absent(spec, check_mode=False, backup=None):
         result["diff"] = {"before": before if existing else {"state": "absent"}, "after": {"state": "absent"}}
         if check_mode or not existing:
             return result
-        if spec.backup and backup is not None:
+        if spec.backup:
+            backup = backup or write_backup
             for path, what in existing:
-                if os.path.isfile(path):
+                # The bytes of a regular file of a trusted account; a link or a foreign file is
+                # removed without a copy (its content is not the key's).
+                try:
+                    data, status = _files.read_file(path, what, owners=backend.owners)
+                except _files.FileError:
+                    continue
+                if data is not None:
                     name = "backup_file" if path == spec.path else "certificate_backup_file"
-                    result[name] = backup(path)
+                    mode = backend.key_mode if path == spec.path else CERTIFICATE_MODE
+                    result[name] = backup(path, data, mode, what)
         for path, what in existing:
             _files.remove(path, what)
     return result

@@ -33,6 +33,13 @@ lock jwt_keypair takes too), in an order chosen so that a run killed between any
 leaves a state that the next run completes (:meth:`Ring.reconcile`): the key at ``<path>``
 is always either the active key or a ``next`` key that was published long enough ago, and
 the state never loses a key before it may be retired.
+
+The key directory, the state and the kid-named files may be writable by the key's owner, a
+less privileged account than the root that rotates: everything read from them is untrusted.
+Every kid in the state must be an RFC 7638 thumbprint (:func:`check_kid`), so a kid never
+names a file outside the key directory; files of accounts other than root, the running
+account and the key's owner are refused; no link is followed, and files are removed by name
+relative to the directory (``_files``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -88,14 +95,20 @@ def iso(epoch):
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+#: Times of a ring lie between 1970 and 9000: a later time plus a rotation window has no ISO 8601 text.
+_EARLIEST, _LATEST = datetime.datetime(1970, 1, 1), datetime.datetime(9000, 1, 1)
+
+
 def parse_iso(text, what="time"):
     if text is None:
         return None
     try:
         moment = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
     except (TypeError, ValueError):
-        raise KeyringError("%s %r is not a UTC time like 2026-01-31T12:00:00Z" % (what, text))
-    return int((moment - datetime.datetime(1970, 1, 1)).total_seconds())
+        moment = None
+    if moment is None or not _EARLIEST <= moment < _LATEST:
+        raise KeyringError("%s %r is not a UTC time like 2026-01-31T12:00:00Z (between 1970 and 9000)" % (what, text))
+    return int((moment - _EARLIEST).total_seconds())
 
 
 def _ceil(now):
@@ -163,8 +176,23 @@ def state_path(key_path):
     return key_path + STATE_SUFFIX
 
 
+def check_kid(kid, where="the key ring"):
+    """Refuse a kid that is not an RFC 7638 SHA-256 thumbprint (43 base64url characters).
+
+    The ring names key files ``<path>.<kid>``: only such a kid is a safe part of a file name.
+    """
+    if not isinstance(kid, str) or not _THUMBPRINT.match(kid):
+        shown = repr(kid) if not isinstance(kid, str) or len(kid) <= 64 else repr(kid[:64]) + "..."
+        raise KeyringError("%s holds the kid %s, which is not an RFC 7638 thumbprint (43 characters A-Z, a-z, 0-9, "
+                           "- and _), the only kid a key ring uses: nothing was changed. Restore the state from a "
+                           "backup, or move it away to start a new ring from the key at the signing path"
+                           % (where, shown))
+    return kid
+
+
 def key_file(key_path, kid):
-    return "%s.%s" % (key_path, kid)
+    """``<key_path>.<kid>``; KeyringError unless ``kid`` is a thumbprint (never a path)."""
+    return "%s.%s" % (key_path, check_kid(kid))
 
 
 class FileIO(object):
@@ -177,14 +205,19 @@ class FileIO(object):
         return _files.remove(path, what)
 
 
-def read_state(key_path):
-    """The ring state beside ``key_path`` (dict), or None when the key has no ring."""
+def read_state(key_path, owners=None):
+    """The ring state beside ``key_path`` (dict), or None when the key has no ring.
+
+    The state is untrusted input (the key's owner can write it): it is read without following
+    a link, refused when it belongs to none of ``owners`` (uids, see ``_files.trusted_owners``;
+    None: no check), and every entry is checked, its kid with :func:`check_kid`.
+    """
     path = state_path(key_path)
-    data = _files.read_bytes(path, "key ring state")
+    data = _files.read_bytes(path, "key ring state", owners=owners)
     if data is None:
         return None
     try:
-        state = json.loads(data.decode("utf-8"))
+        state = _jose.parse_json(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise KeyringError("the key ring state %s is not valid JSON (%s): restore it from a backup, or move it away "
                            "to start a new ring from the key at %s (keys of an unfinished rotation are then no longer "
@@ -199,16 +232,36 @@ def read_state(key_path):
                 or entry["kid"] in seen):
             raise KeyringError("the key ring state %s holds an invalid key entry: restore it, or move it away to "
                                "start a new ring" % path)
+        check_kid(entry["kid"], "the key ring state %s" % path)
         seen.add(entry["kid"])
         for name in TIME_FIELDS:
             parse_iso(entry.get(name), "%s of kid %s in %s" % (name, entry["kid"], path))
     if len([entry for entry in state["keys"] if entry["state"] == ACTIVE]) > 1 or \
             len([entry for entry in state["keys"] if entry["state"] == NEXT]) > 1:
         raise KeyringError("the key ring state %s has more than one active or next key: restore it" % path)
+    for entry in state["keys"]:
+        _check_public_jwk(entry, path)
     return state
 
 
-def publish_jwks(key_path, jwk):
+def _check_public_jwk(entry, path):
+    """An entry's ``jwk`` is published as it is: it must be a valid public JWK named by the entry's kid."""
+    try:
+        normalized = _jose.jwk_to_public_key(entry["jwk"], "the public key of kid %r" % (entry["kid"],))[0]
+    except _jose.JoseError as exc:
+        raise KeyringError("the key ring state %s is invalid: %s. Restore it, or move it away to start a new ring"
+                           % (path, exc))
+    if entry["jwk"].get("kid") != entry["kid"]:
+        raise KeyringError("the key ring state %s is invalid: the public key of kid %r is named %r. Restore it, or "
+                           "move it away to start a new ring" % (path, entry["kid"], entry["jwk"].get("kid")))
+    if entry["jwk"] != normalized:
+        # The ring writes normalized JWKs (_jose.public_jwk); anything else would be published as it is.
+        raise KeyringError("the key ring state %s is invalid: the public key of kid %r is not a normalized public "
+                           "JWK (members %s). Restore it, or move it away to start a new ring"
+                           % (path, entry["kid"], ", ".join(sorted(repr(name) for name in entry["jwk"]))))
+
+
+def publish_jwks(key_path, jwk, owners=None):
     """The public JWKs to publish for the key at ``key_path`` whose JWK is ``jwk``.
 
     Without a ring that is ``[jwk]``. With a ring: ``jwk`` (unless the ring revoked or
@@ -216,7 +269,7 @@ def publish_jwks(key_path, jwk):
     wins: it may carry a certificate). Reads only the state file; jwt_keypair calls it so
     that edge_keys publishes every generation, also when no rotation runs.
     """
-    state = read_state(key_path)
+    state = read_state(key_path, owners)
     if state is None:
         return [jwk] if jwk else []
     result, kids = [], set()
@@ -242,7 +295,7 @@ class Ring(object):
     passphrase, algorithm; ``path`` is the signing key path). Use :func:`run`.
     """
 
-    def __init__(self, spec, timing, now=None, check_mode=False, keep_retired=False, io=None):
+    def __init__(self, spec, timing, now=None, check_mode=False, keep_retired=False, io=None, owner=None):
         if spec.kid is not None:
             raise KeyringError("a key ring names every key by its RFC 7638 thumbprint: leave kid unset (each "
                                "generation needs its own kid)")
@@ -263,6 +316,9 @@ class Ring(object):
         self._signing_bytes = None
         self._owner = (None, None)
         self._key_mode = _keypair.KEY_MODE
+        #: The key's owner (uid or None); files of accounts other than it, root and the running one are refused.
+        self.owner = owner
+        self.owners = _files.trusted_owners(owner)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -270,7 +326,7 @@ class Ring(object):
         return _jose.load_private_key(data, self.spec.passphrase, source=source)
 
     def load(self):
-        data = _files.read_bytes(self.path, "private key")
+        data, status = _files.read_file(self.path, "private key", owners=self.owners)
         if data is not None:
             self._signing_bytes = data
             try:
@@ -283,11 +339,10 @@ class Ring(object):
                     "replace it, make a new key with selfjwt.kyma.jwt_keypair (regenerate=full_idempotence) and "
                     "publish it before it signs (playbooks/rotate.yml)" % exc)
             self.signing_kid = _jose.key_thumbprint(self._signing_key)
-            status = os.stat(self.path)
             self._key_mode = status.st_mode & 0o7777
             if hasattr(os, "geteuid") and os.geteuid() == 0:
-                self._owner = (status.st_uid, status.st_gid)
-        self.state = read_state(self.path)
+                self._owner = (status.st_uid if self.owner is None else self.owner, status.st_gid)
+        self.state = read_state(self.path, self.owners)
         self.before = self.summary() if self.state is not None else []
 
     def entry(self, kid):
@@ -442,7 +497,11 @@ class Ring(object):
 
     def _adopt_orphan(self, kid, path):
         """A key file without state entry: a stage killed before it recorded the key."""
-        data = _files.read_bytes(path, "private key")
+        try:
+            data = _files.read_bytes(path, "private key", owners=self.owners)
+        except _files.FileError as exc:
+            self.warnings.append("%s; left alone" % exc)
+            return
         try:
             key = self._load_key(data, "the private key %s" % path)
             matches = _jose.key_thumbprint(key) == kid
@@ -536,7 +595,7 @@ class Ring(object):
         if self.activation_problem() is not None:
             return False
         path = key_file(self.path, nxt["kid"])
-        data = _files.read_bytes(path, "next private key")
+        data = _files.read_bytes(path, "next private key", owners=self.owners)
         if data is None:
             raise KeyringError("the private key of the next key %s is missing (%s): run again to stage a new one"
                                % (nxt["kid"], path))
@@ -573,7 +632,7 @@ class Ring(object):
             entry["state"] = RETIRED
             entry["retired_at"] = iso(self.now)
             path = key_file(self.path, entry["kid"])
-            if self.keep_retired and os.path.exists(path):
+            if self.keep_retired and os.path.lexists(path):
                 entry["backup_file"] = path
             self._did("retire", entry["kid"])
             # State first: a run killed before the removal leaves a file the next run removes.
@@ -695,7 +754,7 @@ def _locked_unless(unlocked, path):
 
 
 def run(spec, action="auto", timing=None, published_kids=None, remove_private_keys=False, keep_retired=False,
-        now=None, check_mode=False, io=None):
+        now=None, check_mode=False, io=None, owner=None):
     """Run one action on the ring of ``spec.path``; returns the result dict.
 
     ``action``: ``status`` (read only), ``auto`` (every due step: retire, activate, and stage
@@ -704,6 +763,10 @@ def run(spec, action="auto", timing=None, published_kids=None, remove_private_ke
     ``published_kids`` was published just now), ``activate`` (refuses unless due),
     ``retire`` (due keys only) or ``revoke`` (every key of the ring; with
     ``remove_private_keys`` the private keys are deleted too).
+
+    ``owner`` (uid or None) is the account that owns the key files (edge_keys_owner): the
+    files of the ring and their directory must belong to it, root or the running account,
+    and the directory must not be writable by others (``_files.check_private_dir``).
     """
     if action not in ACTIONS:
         raise KeyringError("action must be one of %s, got %r" % (", ".join(ACTIONS), action))
@@ -713,8 +776,9 @@ def run(spec, action="auto", timing=None, published_kids=None, remove_private_ke
         raise KeyringError("published_kids is only used with action=mark_published")
     timing = timing or Timing()
     ring = Ring(spec, timing, now=now, check_mode=check_mode or action == "status", keep_retired=keep_retired,
-                io=io)
+                io=io, owner=owner)
     _files.check_parent_dir(spec.path, "private key")
+    _files.check_private_dir(spec.path, ring.owners, "private key")
     with _locked_unless(check_mode or action == "status", spec.path):
         ring.load()
         if action != "revoke" or ring.state is None:

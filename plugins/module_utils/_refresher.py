@@ -107,6 +107,13 @@ def _has_type(value, types):
     return False
 
 
+def _is_os_text(value):
+    try:
+        return b"\0" not in os.fsencode(value)
+    except UnicodeError:
+        return False
+
+
 def load_config(path):
     """Read and check the refresher configuration written by the edge_keys role."""
     try:
@@ -117,7 +124,7 @@ def load_config(path):
         raise RefresherError("the refresher configuration %s does not exist: run the selfjwt.kyma.edge_keys role "
                              "on this host, or pass --config" % path)
     try:
-        config = json.loads(data.decode("utf-8"))
+        config = _jose.parse_json(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise RefresherError("the refresher configuration %s is not valid JSON (%s): run the selfjwt.kyma.edge_keys "
                              "role again to rewrite it" % (path, exc))
@@ -131,7 +138,10 @@ def load_config(path):
         if not isinstance(values, dict):
             raise RefresherError("the refresher configuration %s lacks the object %r" % (path, section))
         for name, types in members.items():
-            value = values.get(name)
+            if name not in values:
+                raise RefresherError("%s.%s is missing in the refresher configuration %s: run the selfjwt.kyma.edge_keys "
+                                     "role again to rewrite it" % (section, name, path))
+            value = values[name]
             if not _has_type(value, types):
                 raise RefresherError("%s.%s in the refresher configuration %s must be %s, got %r"
                                      % (section, name, path, _type_name(types), value))
@@ -142,6 +152,13 @@ def load_config(path):
                              "'0600', got %r" % (path, config["token_file"]["mode"]))
     if not _has_type(config.get("user"), (str, int, None)):
         raise RefresherError("user in the refresher configuration %s must be a user name, a uid or null" % path)
+    # Paths and names: a NUL character or a lone surrogate would make the os functions raise ValueError.
+    names = [("user", config.get("user"))] + [("%s.%s" % (section, name), config[section][name])
+                                              for section in ("key", "token_file") for name in sorted(_SECTIONS[section])]
+    for name, value in names:
+        if isinstance(value, str) and not _is_os_text(value):
+            raise RefresherError("%s in the refresher configuration %s holds a NUL character or text that is not "
+                                 "UTF-8: run the selfjwt.kyma.edge_keys role again to rewrite it" % (name, path))
     scopes = config["token"]["scopes"]
     if not all(isinstance(scope, str) and scope and " " not in scope for scope in scopes):
         raise RefresherError("token.scopes in the refresher configuration %s must be a list of non-empty scope names "
@@ -178,13 +195,14 @@ def token_options(config):
 
 
 def read_passphrase(path):
-    """The key's passphrase from a file that only its owner may read."""
+    """The key's passphrase from a file that only its owner may read (no symbolic link followed)."""
     try:
-        status = os.stat(path)
-    except OSError as exc:
-        raise RefresherError("cannot read the passphrase file %s: %s" % (path, exc.strerror or exc))
-    if not stat.S_ISREG(status.st_mode):
-        raise RefresherError("the passphrase file %s is not a regular file" % path)
+        # The mode and owner below are those of the file read (fstat of the open file), not of a link's target.
+        data, status = _files.read_file(path, what="passphrase file", limit=4096)
+    except _files.FileError as exc:
+        raise RefresherError(str(exc))
+    if data is None:
+        raise RefresherError("cannot read the passphrase file %s: it does not exist" % path)
     if stat.S_IMODE(status.st_mode) & 0o077:
         raise RefresherError("the passphrase file %s has mode %04o, so others may read it; refusing to use it: "
                              "run 'chmod 600 %s' (the selfjwt.kyma.edge_keys role writes it with mode 0600)"
@@ -192,10 +210,6 @@ def read_passphrase(path):
     if hasattr(os, "geteuid") and status.st_uid != os.geteuid():
         raise RefresherError("the passphrase file %s belongs to uid %d, not to the user running %s (uid %d): run the "
                              "refresher as the key's owner" % (path, status.st_uid, PROG, os.geteuid()))
-    try:
-        data = _files.read_bytes(path, what="passphrase file", limit=4096)
-    except _files.FileError as exc:
-        raise RefresherError(str(exc))
     passphrase = (data or b"").decode("utf-8").rstrip("\r\n")
     if not passphrase:
         raise RefresherError("the passphrase file %s is empty" % path)
@@ -300,13 +314,18 @@ def switch_user(config):
 
 
 def key_readable(config):
-    """False only when this user may not read the private key (as opposed to a missing key)."""
+    """False only when this user may not read the private key (as opposed to a missing key).
+
+    The key is opened without following a symbolic link (``_files.open_nofollow``).
+    """
     try:
-        with open(config["key"]["path"], "rb"):
-            return True
-    except (IOError, OSError) as exc:
-        # A missing or broken key is reported by the minting path, with what to do about it.
-        return exc.errno not in (errno.EACCES, errno.EPERM)
+        fd, _status = _files.open_nofollow(config["key"]["path"], what="private key file")
+    except _files.FileError as exc:
+        # A missing, linked or broken key is reported by the minting path, with what to do about it.
+        return getattr(exc.__context__, "errno", None) not in (errno.EACCES, errno.EPERM)
+    if fd is not None:
+        os.close(fd)
+    return True
 
 
 def run(config, check=False, force=False, now=None):

@@ -22,11 +22,11 @@ refresher signs with exactly the code the modules sign with. The installed files
 each other, the standard library, cryptography and PyJWT: the refresher runs on a host
 without Ansible.
 
-The command holds no user value as code: its code is the same on every host, and it reads the
-library directory and the configuration path from its own last line, a JSON comment
-(:func:`command_text`). Every value that reaches the command's first line, a systemd unit or the
-cron line is refused when it holds a character those formats treat specially
-(:func:`check_unit_values`).
+The command holds no user value as code: it names the library directory and the configuration
+only as Python string literals (:func:`command_text`). Every value that reaches the command's
+first line, a systemd unit or the cron line is checked against an allow-list first
+(:func:`problems`, which the edge_keys role also runs through the filter
+``selfjwt.kyma.edge_keys_problems`` before anything is written): nothing needs escaping.
 
 Everything is checked before anything is written; then the directories, the files (each
 written atomically, :func:`put_file`) and the first token (the refresher's own code,
@@ -72,43 +72,266 @@ class InstallError(Exception):
 # Values that reach the command, the systemd units and the cron line
 # --------------------------------------------------------------------------------------
 
-#: Characters that a path, a user or group name, a command or unit name, the Python path or the
-#: schedule may hold where they are written into a systemd unit, a cron line or the first line
-#: of the command. systemd splits ExecStart= at whitespace and ';', expands '%' specifiers and
-#: '$' variables and reads quotes and backslashes; cron ends the command at an unescaped '%'
-#: and the entry at a newline; a shebang line ends at a newline and splits at whitespace.
-_UNIT_SAFE_CHARACTERS = re.compile(r"[A-Za-z0-9_./@+:-]")
-_UNIT_SAFE_FIRST = re.compile(r"[A-Za-z0-9_/]")
-_CHARACTER_NAMES = {" ": "a space", "\t": "a tab", "\n": "a newline", "\r": "a carriage return", "%": "'%'",
-                    "$": "'$'", ";": "';'", "\\": "a backslash", '"': "a double quote", "'": "a single quote"}
+#: The settings a refresher installation takes, and the edge_keys role variable of each: the
+#: name messages give unless the caller passes others (a module passes its option names).
+ROLE_VARIABLES = {
+    "key_dir": "edge_keys_key_dir",
+    "key_filename": "edge_keys_key_filename",
+    "token_dir": "edge_keys_token_dir",
+    "token_filename": "edge_keys_token_filename",
+    "bin_dir": "edge_keys_refresher_bin_dir",
+    "command_name": "edge_keys_refresher_command_name",
+    "lib_dir": "edge_keys_refresher_lib_dir",
+    "python": "edge_keys_refresher_python",
+    "user": "edge_keys_owner",
+    "group": "edge_keys_group",
+    "token_group": "edge_keys_token_group",
+    "unit_name": "edge_keys_refresher_unit_name",
+    "unit_dir": "edge_keys_refresher_systemd_unit_dir",
+    "cron_file": "edge_keys_refresher_cron_file",
+    "interval": "edge_keys_refresher_interval",
+}
+
+#: How each setting is checked. "path": an absolute path; "name": one file name; "account": a
+#: user or group name or number; "unit": a systemd unit name; "seconds": a positive integer.
+#: Settings marked optional may be empty (None or ""), which means "not used".
+KINDS = {
+    "key_dir": ("path", False),
+    "key_filename": ("name", False),
+    "token_dir": ("path", False),
+    "token_filename": ("name", False),
+    "bin_dir": ("path", False),
+    "command_name": ("name", False),
+    "lib_dir": ("path", False),
+    "python": ("path", False),
+    "user": ("account", True),
+    "group": ("account", True),
+    "token_group": ("account", True),
+    "unit_name": ("unit", False),
+    "unit_dir": ("path", False),
+    "cron_file": ("cron_file", True),
+    "interval": ("seconds", False),
+}
+
+#: Characters besides letters and digits that a path or name may hold: none of them means
+#: anything to the words of a cron line, systemd's unit file syntax or a #! line. Not ":", which
+#: separates the directories of systemd's unit search path.
+PUNCTUATION = "._-+@,~"
+ALLOWED_TEXT = "letters, digits and %s" % " ".join(PUNCTUATION)
+
+#: systemd unit names: ASCII letters, digits and ":-_." (systemd.unit(5)); "@" would make the
+#: unit a template instance, "\\" starts an escape.
+_UNIT_NAME = re.compile(r"^[A-Za-z0-9:_.-]+$")
+#: Longest unit name without its suffix: systemd allows 255 characters with ".service".
+MAX_UNIT_NAME = 255 - len(".service")
+#: User and group names (or numbers) as useradd and systemd's User= take them.
+_ACCOUNT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+MAX_ACCOUNT = 256
+#: Debian's and Ubuntu's cron read only files in /etc/cron.d whose names match this (run-parts
+#: naming); others are ignored without a word.
+_CRON_FILE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+_CHARACTER_NAMES = {
+    " ": "a space",
+    "\t": "a tab",
+    "\n": "a newline",
+    "\r": "a carriage return",
+    "%": "'%' (systemd and cron expand it)",
+    "$": "'$' (systemd expands it)",
+    "\\": "a backslash (systemd reads it as an escape)",
+    "\"": "a double quote",
+    "'": "a single quote",
+    ";": "';'",
+    "#": "'#'",
+    "\x00": "a NUL character",
+}
 
 
-def check_unit_values(values):
-    """Refuse values that a systemd unit, a cron line or a shebang line cannot hold safely.
+def _describe_character(character):
+    if character in _CHARACTER_NAMES:
+        return _CHARACTER_NAMES[character]
+    if character.isspace():
+        return "a white space character (U+%04X)" % ord(character)
+    if not character.isprintable():
+        return "a control character (U+%04X)" % ord(character)
+    return repr(character)
 
-    ``values`` is a list of ``(name, value)``: ``name`` is what the message calls the setting
-    (the role variable), ``value`` a string, a number or None (None and "" are skipped: unset).
-    Allowed are ASCII letters, digits and ``_ . / @ + : -``, and the first character must be
-    a letter, a digit, ``_`` or ``/`` (systemd reads ``- @ : + !`` at the start of ExecStart=
-    as flags). Raises InstallError naming the first refused value and its character.
+
+def _allowed(character, slash):
+    if character.isalnum():
+        return True
+    return character in PUNCTUATION or (slash and character == "/")
+
+
+def _bad_character(value, slash):
+    for character in value:
+        if not _allowed(character, slash):
+            return character
+    return None
+
+
+def _empty(value):
+    return value is None or value == ""
+
+
+def _check_text(value, slash):
+    """The problem with a path (slash=True) or a name, as a phrase, or None."""
+    if not isinstance(value, str):
+        return "must be a string, got %s" % type(value).__name__
+    bad = _bad_character(value, slash)
+    if bad is not None:
+        return "holds %s" % _describe_character(bad)
+    return None
+
+
+def _check_path(value):
+    problem = _check_text(value, slash=True)
+    if problem:
+        return problem
+    if not value.startswith("/"):
+        return "is not an absolute path (systemd and cron need one)"
+    return None
+
+
+def _check_name(value):
+    if isinstance(value, str) and "/" in value:
+        return "holds '/' (give a file name, not a path)"
+    problem = _check_text(value, slash=False)
+    if problem:
+        return problem
+    if value in (".", ".."):
+        return "is not a file name"
+    if value.startswith("-"):
+        return "starts with '-' (a command reads it as an option)"
+    return None
+
+
+def _first_outside(value, punctuation):
+    """The first character of ``value`` that is not an ASCII letter, digit or in ``punctuation``."""
+    for character in value:
+        if not (character.isascii() and (character.isalnum() or character in punctuation)):
+            return character
+    return None
+
+
+def _check_account(value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None if value >= 0 else "is not a user or group number"
+    if not isinstance(value, str):
+        return "must be a name or a number, got %s" % type(value).__name__
+    if len(value) > MAX_ACCOUNT:
+        return "is longer than %d characters" % MAX_ACCOUNT
+    if not _ACCOUNT.match(value):
+        bad = _first_outside(value, "_.-")
+        where = "holds %s" % _describe_character(bad) if bad is not None else "starts with %r" % value[0]
+        return where
+    return None
+
+
+def _check_unit(value):
+    if not isinstance(value, str):
+        return "must be a string, got %s" % type(value).__name__
+    if not _UNIT_NAME.match(value):
+        return "holds %s" % _describe_character(_first_outside(value, ":_.-"))
+    if value.startswith("-"):
+        return "starts with '-' (systemctl reads it as an option)"
+    if len(value) > MAX_UNIT_NAME:
+        return "is longer than %d characters (systemd's limit with the .service suffix)" % MAX_UNIT_NAME
+    return None
+
+
+def _check_cron_file(value):
+    problem = _check_path(value)
+    if problem:
+        return problem
+    name = value.rstrip("/").rsplit("/", 1)[-1]
+    if not _CRON_FILE_NAME.match(name):
+        return ("has the file name %r, and cron (as on Debian and Ubuntu) ignores files in /etc/cron.d whose names "
+                "hold anything but letters, digits, _ and - (such as a dot)" % name)
+    return None
+
+
+def _check_seconds(value):
+    if isinstance(value, bool):
+        return "must be a whole number of seconds, got %r" % (value,)
+    if isinstance(value, str) and value.isdigit() and value.isascii():
+        value = int(value)
+    if not isinstance(value, int):
+        return "must be a whole number of seconds, got %r" % (value,)
+    if value <= 0:
+        return "must be a positive number of seconds, got %d" % value
+    return None
+
+
+_CHECKS = {
+    "path": _check_path,
+    "name": _check_name,
+    "account": _check_account,
+    "unit": _check_unit,
+    "cron_file": _check_cron_file,
+    "seconds": _check_seconds,
+}
+
+_HINTS = {
+    "path": "use an absolute path of %s and /" % ALLOWED_TEXT,
+    "name": "use a file name of %s" % ALLOWED_TEXT,
+    "account": "give a user or group name of ASCII letters, digits and _ . - (not first), or a number",
+    "unit": "use a unit name of ASCII letters, digits and : _ . -",
+    "cron_file": "use a file name of letters, digits, _ and - in an absolute path of %s and /" % ALLOWED_TEXT,
+    "seconds": "set a positive whole number",
+}
+
+
+#: The token_refresher option of each setting (what the module's messages name by default).
+_OPTIONS = {
+    "token_dir": "token_dir", "token_filename": "token_filename", "bin_dir": "bin_dir",
+    "command_name": "command_name", "lib_dir": "lib_dir", "python": "python", "user": "owner", "group": "group",
+    "token_group": "token_group", "unit_name": "unit_name", "unit_dir": "systemd_unit_dir",
+    "cron_file": "cron_file", "interval": "interval",
+}
+
+
+def problems(values, names=None):
+    """Messages about the settings in ``values`` that the refresher's installation cannot hold.
+
+    ``values`` maps keys of :data:`KINDS` to values; keys not given are not checked, so a caller
+    checks only what it installs. ``names`` maps keys to the names the messages give (default:
+    the edge_keys role variables, :data:`ROLE_VARIABLES`). An empty list means all is well.
     """
-    for name, value in values:
-        if value is None:
-            continue
-        text = str(value)
-        if not text:
-            continue
-        for index, character in enumerate(text):
-            if _UNIT_SAFE_CHARACTERS.match(character) and (index or _UNIT_SAFE_FIRST.match(character)):
+    unknown = sorted(set(values) - set(KINDS))
+    if unknown:
+        raise ValueError("unknown refresher setting(s): %s" % ", ".join(unknown))
+    labels = dict(ROLE_VARIABLES)
+    labels.update(names or {})
+    found = []
+    for key in sorted(values, key=list(KINDS).index):
+        kind, optional = KINDS[key]
+        value = values[key]
+        if _empty(value):
+            if optional:
                 continue
-            what = _CHARACTER_NAMES.get(character, repr(character))
-            if _UNIT_SAFE_CHARACTERS.match(character):
-                what += " at the start"
-            raise InstallError(
-                "%s is %s: it holds %s, which the refresher's systemd units, cron line or command cannot hold "
-                "safely (systemd and cron split, expand or end values at whitespace, newlines, '%%', '$', ';', "
-                "quotes and backslashes). Use only letters, digits and _ . / @ + : - (for a path: a directory "
-                "without other characters)." % (name, json.dumps(text), what))
+            found.append("%s is empty: set it (the token refresher's command, systemd unit or cron line needs it)"
+                         % labels[key])
+            continue
+        problem = _CHECKS[kind](value)
+        if problem:
+            found.append("%s %s %s; %s (the token refresher's command, systemd unit and cron line carry it, "
+                         "where such characters are syntax)" % (labels[key], _shown(value), problem, _HINTS[kind]))
+    return found
+
+
+def _shown(value):
+    """A value for a message: quoted, with control characters escaped."""
+    if isinstance(value, str):
+        return repr(value)
+    return "%r" % (value,)
+
+
+def _literal(value):
+    """A Python string literal of ``value`` (ASCII only: every other character escaped)."""
+    if not isinstance(value, str):
+        raise ValueError("expected a string, got %s" % type(value).__name__)
+    return ascii(value)
 
 
 # --------------------------------------------------------------------------------------
@@ -158,12 +381,6 @@ class Settings(object):
     def __init__(self, params, names=None):
         self.names = name = Names(names)
         self.params = params
-        for option in ("key_path", "token_dir", "lib_dir", "bin_dir"):
-            _absolute(params[option], name(option))
-        for option in ("token_filename", "command_name", "unit_name"):
-            _plain_name(params[option], name(option))
-        if params["passphrase_file"]:
-            _absolute(params["passphrase_file"], name("passphrase_file"))
         self.scheduler = params["scheduler"]
         if self.scheduler not in SCHEDULERS:
             raise InstallError("%s must be one of %s, got %r"
@@ -172,33 +389,35 @@ class Settings(object):
         if self.scheduler == "auto":
             self.scheduler = "systemd" if self.service_manager == "systemd" else "cron"
         interval = params["interval"]
-        if interval <= 0:
-            raise InstallError("%s must be a positive number of seconds, got %d" % (name("interval"), interval))
         if self.scheduler == "systemd" and not params["systemd_unit_dir"]:
             raise InstallError("set %s (default /etc/systemd/system) for the systemd scheduler"
                                % name("systemd_unit_dir"))
-        if self.scheduler == "systemd":
-            _absolute(params["systemd_unit_dir"], name("systemd_unit_dir"))
-        if self.scheduler == "cron" and params["cron_file"]:
-            _absolute(params["cron_file"], name("cron_file"))
         self.python = params["python"] or sys.executable
-        if not self.python or not os.path.isabs(self.python):
-            raise InstallError("%s must be the absolute path of a Python interpreter, got %r (the module runs "
-                               "with %r)" % (name("python"), self.python, sys.executable))
         self.user = current_user()
         self.owner = params["owner"] or None
         self.token_group = params["token_group"] or None
         self.dir_group = self.token_group or params["group"] or None
-        check_unit_values([
-            (name("token_dir"), params["token_dir"]), (name("token_filename"), params["token_filename"]),
-            (name("bin_dir"), params["bin_dir"]), (name("command_name"), params["command_name"]),
-            (name("lib_dir"), params["lib_dir"]), (name("python"), self.python),
-            (name("owner"), self.owner), (name("group"), params["group"]), (name("token_group"), self.token_group),
-            (name("unit_name"), params["unit_name"]), (name("interval"), interval),
-            (name("systemd_unit_dir"), params["systemd_unit_dir"] if self.scheduler == "systemd" else None),
-            (name("cron_file"), params["cron_file"] if self.scheduler == "cron" else None),
-            ("%s (unset: the account that runs the module)" % name("owner"), None if self.owner else self.user),
-        ])
+        # One check (problems) for every value that reaches the command, the units or the cron line.
+        values = {
+            "token_dir": params["token_dir"], "token_filename": params["token_filename"],
+            "bin_dir": params["bin_dir"], "command_name": params["command_name"], "lib_dir": params["lib_dir"],
+            "python": self.python, "user": self.owner or self.user, "group": params["group"] or None,
+            "token_group": self.token_group, "unit_name": params["unit_name"], "interval": interval,
+        }
+        labels = dict((key, name(option)) for key, option in _OPTIONS.items())
+        if not self.owner:
+            labels["user"] = "%s (unset: the account that runs the module)" % name("owner")
+        if self.scheduler == "systemd":
+            values["unit_dir"] = params["systemd_unit_dir"]
+        if self.scheduler == "cron":
+            values["cron_file"] = params["cron_file"] or None
+        found = problems(values, labels)
+        if found:
+            raise InstallError(" ".join(found))
+        # The key's paths reach only the configuration (JSON): they need to be absolute, nothing more.
+        _absolute(params["key_path"], name("key_path"))
+        if params["passphrase_file"]:
+            _absolute(params["passphrase_file"], name("passphrase_file"))
         # Users and groups must exist before anything is written.
         self.uid = _token.resolve_uid(self.owner)
         self.dir_gid = _token.resolve_gid(self.dir_group)
@@ -298,11 +517,6 @@ def _absolute(path, name):
     _files.check_path(path, name)
 
 
-def _plain_name(value, name):
-    if not value or "/" in value or value in (".", ".."):
-        raise InstallError("%s must be a file name without '/', got %s" % (name, json.dumps(value)))
-
-
 # --------------------------------------------------------------------------------------
 # What is written
 # --------------------------------------------------------------------------------------
@@ -332,38 +546,40 @@ def payload():
     return files
 
 
-#: The command: the same code on every host. The library directory and the configuration come
-#: from its last line, a JSON comment, read at run time: no setting is ever code here.
-COMMAND_CODE = '''# -*- coding: utf-8 -*-
-%s#
-# Print a valid self-signed JWT for this host and keep its token file fresh (selfjwt.kyma).
-# The code is the selfjwt.kyma collection's own (_token, _jose, _files), installed in the
-# library directory named on the last line of this file. Run it with --help for the options.
-import json
-import sys
-
-
-def _settings():
-    """The last line of this file: a comment holding JSON, read as data."""
-    with open(__file__, "rb") as handle:
-        last = handle.read().rstrip(b"\\n").rsplit(b"\\n", 1)[-1]
-    return json.loads(last.decode("utf-8").lstrip("# "))
-
-
-SETTINGS = _settings()
-# The library directory replaces the command's own directory at the head of the module path,
-# so nothing that happens to lie beside this command is imported.
-sys.path[0] = SETTINGS["lib_dir"]
-
-from selfjwt_refresher import main  # noqa: E402
-
-sys.exit(main(default_config=SETTINGS["config"]))
-''' % HEADER
-
-
 def command_text(python, lib_dir, config_path):
-    settings = json.dumps({"config": config_path, "lib_dir": lib_dir}, sort_keys=True)
-    return "#!%s\n%s# %s\n" % (python, COMMAND_CODE, settings)
+    """The refresher command: a Python script that imports the refresher from ``lib_dir``.
+
+    ``python`` is the interpreter of the ``#!`` line, which cannot be a literal: it must pass
+    :func:`problems` (key ``python``) first, or ValueError is raised. ``lib_dir`` and
+    ``config_path`` appear only as Python string literals, so whatever they hold stays data.
+    The script holds no other value: everything else the refresher needs is in its
+    configuration file, read at run time.
+    """
+    found = problems({"python": python})
+    if found:
+        raise ValueError(found[0])
+    return "\n".join([
+        "#!" + python,
+        "# -*- coding: utf-8 -*-",
+        HEADER.rstrip("\n"),
+        "#",
+        "# Print a valid self-signed JWT for this host and keep the token file fresh (--help for the",
+        "# options). The code is the selfjwt.kyma collection's own, installed in LIBRARY; the paths and",
+        "# claims are in CONFIGURATION, read at run time.",
+        "import sys",
+        "",
+        "LIBRARY = %s" % _literal(lib_dir),
+        "CONFIGURATION = %s" % _literal(config_path),
+        "",
+        "# The library directory replaces the script's own directory at the head of the module path,",
+        "# so nothing that happens to lie beside this command is imported.",
+        "sys.path[0] = LIBRARY",
+        "",
+        "from selfjwt_refresher import main  # noqa: E402",
+        "",
+        "sys.exit(main(default_config=CONFIGURATION))",
+        "",
+    ])
 
 
 def config_text(config):
@@ -540,8 +756,9 @@ def read_regular(path):
         raise FileError("%s is a directory, not a file: move it away or choose another path" % path)
     if not stat.S_ISREG(status.st_mode):
         return None, None
-    data = _files.read_bytes(path, what="file", limit=4 * 1024 * 1024)
-    return data, stat.S_IMODE(status.st_mode)
+    # Read without following a link (one swapped in since the lstat is refused); the mode is the file's own.
+    data, status = _files.read_file(path, what="file", limit=4 * 1024 * 1024)
+    return data, None if status is None else stat.S_IMODE(status.st_mode)
 
 
 def put_file(entry, check_mode=False):
@@ -551,10 +768,16 @@ def put_file(entry, check_mode=False):
         if mode == entry.mode:
             return before, False
         if not check_mode:
+            # Through a descriptor opened without following a link: the mode lands on this file only.
+            fd, _status = _files.open_nofollow(entry.path, what="file")
+            if fd is None:
+                raise FileError("%s disappeared while it was installed: run again" % entry.path)
             try:
-                os.chmod(entry.path, entry.mode)
+                os.fchmod(fd, entry.mode)
             except OSError as exc:
                 raise FileError("cannot set the mode of %s: %s" % (entry.path, exc.strerror or exc))
+            finally:
+                os.close(fd)
         return before, True
     if not check_mode:
         _files.write_atomic(entry.path, entry.data, mode=entry.mode, what="file")
@@ -752,7 +975,10 @@ def _token_status(settings, check_mode):
         facts, warning = first_token(config, check_mode=check_mode)
     except (_refresher.RefresherError, _jose.JoseError, FileError) as exc:
         if not check_mode:
-            raise
+            # The timer or cron job would fail the same way, and the token file would go stale without a word.
+            raise InstallError(
+                "The token refresher %s failed on its first run: %s. Scheduled runs would fail the same way, and the "
+                "token in %s would expire: fix the cause and run again." % (settings.command, exc, settings.token_file))
         # Check mode predicts: what stops the refresher now (a passphrase file with a mode that the
         # key task of the same run corrects, say) is reported, not fatal; a real run stops there.
         return {"changed": True, "reason": "a new token would be written, if the refresher can: %s" % exc,

@@ -68,6 +68,8 @@ DEFAULT_MAX_LIFETIME = 3600
 DEFAULT_TYP = "JWT"
 #: Tokens longer than this are refused: many HTTP servers limit a header line to 8 KiB.
 MAX_TOKEN_BYTES = 8192
+#: The last second an ``exp`` may name (9999-12-31T23:59:59Z): later times have no ISO 8601 text.
+MAX_EXPIRES_AT = 253402300799
 
 #: Keyword arguments of :func:`mint` that describe a token (everything except ``key`` and ``now``).
 TOKEN_OPTIONS = ("issuer", "subject", "audience", "expires_in", "max_lifetime", "not_before", "claims",
@@ -108,8 +110,8 @@ class TokenResult(object):
         """Decode (without verifying) a compact token into a TokenResult."""
         header, claims = _jose.decode_unverified(token)
         expires_at = claims.get("exp")
-        if not _is_int(expires_at):
-            raise JoseError("the token has no integer 'exp' claim")
+        if not _is_int(expires_at) or not 0 <= expires_at <= MAX_EXPIRES_AT:
+            raise JoseError("the token has no integer 'exp' claim between 1970 and 9999")
         return cls(token, header, claims, expires_at)
 
     @property
@@ -178,12 +180,12 @@ def load_key(path=None, content=None, passphrase=None):
     if path is not None:
         if not path:
             raise JoseError("the private key file path is empty: give the path of the key file")
-        data = _files.read_bytes(path, what="private key file")
+        data, status = _files.read_file(path, what="private key file")
         if data is None:
             raise FileError("private key file %s does not exist: create it with selfjwt.kyma.jwt_keypair "
                             "or fix the path" % path)
         source = "private key file %s" % path
-        validate_rsa = not _owner_only(path)
+        validate_rsa = not _owner_only(status)
     else:
         data = content
         source = "the private key content"
@@ -191,12 +193,8 @@ def load_key(path=None, content=None, passphrase=None):
     return _jose.load_private_key(data, passphrase=passphrase, source=source, validate_rsa=validate_rsa)
 
 
-def _owner_only(path):
-    """True when ``path`` is a regular file that neither its group nor others may access."""
-    try:
-        status = os.stat(path)
-    except OSError:
-        return False
+def _owner_only(status):
+    """True when ``status`` (of the file read) is a regular file that neither its group nor others may access."""
     return stat.S_ISREG(status.st_mode) and not status.st_mode & 0o077
 
 
@@ -380,17 +378,26 @@ def resolve_gid(group):
     return _resolve(group, grp.getgrnam if grp else None, "gr_gid", "group")
 
 
+#: Numeric user and group ids the system calls take (-1, 2**32 - 1, means "unchanged" to chown).
+_MAX_ID = 2 ** 32 - 2
+_DECIMAL = re.compile(r"^[0-9]+\Z")
+
+
 def _resolve(value, lookup, field, what):
-    if value is None or _is_int(value):
+    if value is None:
         return value
     text = str(value)
-    if text.isdigit():
-        return int(text)
+    if _is_int(value) or _DECIMAL.match(text):
+        number = int(text)
+        if not 0 <= number <= _MAX_ID:
+            raise FileError("%s id %s is out of range: give a %s name or an id from 0 to %d"
+                            % (what, text, what, _MAX_ID))
+        return number
     if lookup is None:
         raise FileError("cannot look up %s %s on this platform: give a numeric id" % (what, text))
     try:
         return getattr(lookup(text), field)
-    except KeyError:
+    except (KeyError, ValueError):  # ValueError: a NUL character, which no name holds
         raise FileError("%s %s does not exist on this host: create it or give another %s" % (what, text, what))
 
 
@@ -401,13 +408,9 @@ def _no_lock():
 
 def _read_existing(path):
     """(token text or None, stat result or None) of an existing token file; refuses foreign content."""
-    data = _files.read_bytes(path, what="token file", limit=4 * MAX_TOKEN_BYTES)
+    data, status = _files.read_file(path, what="token file", limit=4 * MAX_TOKEN_BYTES)
     if data is None:
         return None, None
-    try:
-        status = os.stat(path)
-    except OSError as exc:
-        raise FileError("cannot inspect token file %s: %s" % (path, exc.strerror or exc))
     try:
         text = data.decode("ascii").strip()
     except UnicodeDecodeError:
@@ -421,19 +424,26 @@ def _read_existing(path):
 
 
 def _fix_attributes(path, status, mode, uid, gid, check_mode):
-    changed = False
+    """Correct the mode and owner of a kept token file through a descriptor (never through a link)."""
+    fix_mode = mode is not None and stat.S_IMODE(status.st_mode) != mode
+    fix_owner = (uid is not None and status.st_uid != uid) or (gid is not None and status.st_gid != gid)
+    if check_mode or not (fix_mode or fix_owner):
+        return fix_mode or fix_owner
+    fd, current = _files.open_nofollow(path, "token file")
+    if fd is None or (current.st_dev, current.st_ino) != (status.st_dev, status.st_ino):
+        if fd is not None:
+            os.close(fd)
+        raise FileError("token file %s was replaced while it was checked: run again" % path)
     try:
-        if mode is not None and stat.S_IMODE(status.st_mode) != mode:
-            changed = True
-            if not check_mode:
-                os.chmod(path, mode)
-        if (uid is not None and status.st_uid != uid) or (gid is not None and status.st_gid != gid):
-            changed = True
-            if not check_mode:
-                os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
+        if fix_mode:
+            os.fchmod(fd, mode)
+        if fix_owner:
+            os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
     except OSError as exc:
         raise FileError("cannot set the owner, group or mode of token file %s: %s" % (path, exc.strerror or exc))
-    return changed
+    finally:
+        os.close(fd)
+    return True
 
 
 def ensure_token_file(path, key, refresh_margin=None, mode=0o600, uid=None, gid=None, check_mode=False,

@@ -19,8 +19,10 @@ description:
   - Usually runs once on the controller (C(run_once) or C(delegate_to=localhost)).
   - Every key is validated. Private or secret members (C(d), C(p), C(q), C(dp), C(dq), C(qi), C(oth), C(k)),
     unknown C(kty), malformed or weak keys, the same kid for two different keys, and the same key under
-    two kids are refused with a message that names the key (never its private values, which are also
-    masked in the logged module arguments).
+    two kids are refused with a message that names the key (never its private values). Private values in
+    O(keys) and O(current), in any form they are given (also a dict or text where a list is expected), are
+    masked as soon as the module reads its arguments, before Ansible logs them (syslog or journal) or
+    returns them as C(invocation) (shown with C(-vvv)).
   - The output is deterministic (keys sorted by kid, members in a fixed order, two-space indentation,
     no timestamps), so the same keys in any order give a byte-identical file and GitOps diffs stay minimal.
     The task reports C(changed) only when the content (or a file attribute) changes.
@@ -39,7 +41,9 @@ attributes:
     description: Can run in check mode and return the changed status and RV(added)/RV(removed) without writing anything.
     support: full
   diff_mode:
-    description: Returns the kids and the JSON text before and after (the JWKS is public data).
+    description:
+      - Returns the kids and the JSON text before and after (the JWKS is public data).
+      - A file that held anything but public keys is not shown (see O(dest) and O(discovery_dest)).
     support: full
   idempotent:
     description: A second run with the same options reports no change.
@@ -53,17 +57,18 @@ options:
   keys:
     description:
       - The public keys to publish.
-      - Each element is a public JWK (a dict such as RV(selfjwt.kyma.jwt_keypair#module:jwk), or its JSON text),
-        a PEM public key, a PEM certificate (the JWK then carries C(x5c), C(x5t) and C(x5t#S256)), or a whole
-        JWKS (a dict or JSON text with a C(keys) list) whose keys are all taken.
+      - A list. Each element is a public JWK (a dict such as RV(selfjwt.kyma.jwt_keypair#module:jwk), or its
+        JSON text), a PEM public key, a PEM certificate (the JWK then carries C(x5c), C(x5t) and C(x5t#S256)),
+        or a whole JWKS (a dict or JSON text with a C(keys) list) whose keys are all taken.
+      - One such element alone (a dict, or a JSON or PEM text) is taken as a list of one, and the JSON text of
+        a list as that list. A text is never split at commas.
       - A JWK without C(kid) gets its RFC 7638 SHA-256 thumbprint as kid, as do PEM keys and certificates;
         this is the kid M(selfjwt.kyma.jwt_keypair) and M(selfjwt.kyma.jwt_token) use by default.
       - The same key given twice with the same kid is published once. The same kid for two different keys
         is refused, and so is the same kid for the same key with different members (for example C(alg)).
       - Without O(merge), the JWKS holds exactly these keys (minus O(revoke)); keys in O(dest) that are not
         listed here are removed and reported in RV(removed).
-    type: list
-    elements: raw
+    type: raw
     default: []
   dest:
     description:
@@ -71,6 +76,9 @@ options:
       - Written atomically (a temporary file in the same directory, renamed over O(dest)), with mode V(0644)
         unless O(mode) says otherwise, since a JWKS is public.
       - An existing file that is not a JWKS (a JSON object with a C(keys) list) is refused and left unchanged.
+      - An existing JWKS that holds anything but public JWK members (private members such as C(d), other
+        members, a PEM private key) is never shown in the diff; it is replaced by the public keys (a warning
+        names what it held, never the values), and with O(merge=true) a JWKS with private members is refused.
       - When omitted, nothing is written and the task never reports C(changed).
     type: path
   current:
@@ -151,6 +159,9 @@ options:
       - Path of the discovery document to write (usually C(.well-known/openid-configuration) below the
         directory the JWKS server serves). Requires O(issuer) and O(jwks_uri).
       - Written atomically and deterministically like O(dest), with the same file attributes.
+      - An existing file must be empty or a discovery document (a JSON object with C(issuer) and C(jwks_uri)
+        texts and nothing private, so no private JWK members, no C(keys) list and no PEM private key). Anything else
+        may be another file at a wrong path, so it is refused, left unchanged and never shown in the diff.
     type: path
 notes:
   - Istio's istiod fetches the C(jwksUri) only about every 20 minutes. Publish a new key at least that long
@@ -322,9 +333,8 @@ discovery_dest:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jwks, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils._common import SecretMaskingModule
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, run_module
 
 DEFAULT_MODE = 0o644
@@ -394,9 +404,6 @@ def publish(module):
     if params["merge"] and not dest and params["current"] is None:
         module.fail_json(msg="merge=true needs the JWKS published so far: set dest, or current (an empty string "
                          "when nothing is published yet)")
-    # A private JWK given by mistake must not show up in the logged module arguments either.
-    given = list(params["keys"]) + ([params["current"]] if params["current"] is not None else [])
-    module.no_log_values.update(_jwks.secret_values(given))
     for name in ("max_keys", "max_bytes", "budget_warn_percent"):
         if params[name] < 0:
             module.fail_json(msg="%s must be 0 (no limit) or more, got %d" % (name, params[name]))
@@ -413,9 +420,9 @@ def publish(module):
         else:
             existing = params["current"] if params["current"] not in (None, "", {}) else None
             existing_what = "the current JWKS"
-        plan = _jwks.plan(params["keys"], existing, params["revoke"], params["merge"], params["allow_empty"],
-                          max_keys=params["max_keys"], max_bytes=params["max_bytes"], existing_what=existing_what,
-                          budget_warn_percent=params["budget_warn_percent"])
+        plan = _jwks.plan(_jwks.key_list(params["keys"]), existing, params["revoke"], params["merge"],
+                          params["allow_empty"], max_keys=params["max_keys"], max_bytes=params["max_bytes"],
+                          existing_what=existing_what, budget_warn_percent=params["budget_warn_percent"])
 
         discovery, discovery_text, discovery_old = None, None, None
         if params["issuer"]:
@@ -423,7 +430,7 @@ def publish(module):
         if discovery_dest:
             _files.check_parent_dir(discovery_dest, "discovery document")
             discovery_old = _files.read_bytes(discovery_dest, "discovery document")
-            _jwks.check_discovery_existing(discovery_old, "discovery document %s" % discovery_dest)
+            _jwks.check_discovery_existing(discovery_old, "discovery_dest %s" % discovery_dest)
 
         changed = False
         if dest:
@@ -458,9 +465,11 @@ def publish(module):
 
 
 def main():
-    module = AnsibleModule(
+    module = SecretMaskingModule(
         argument_spec=dict(
-            keys=dict(type="list", elements="raw", default=[], no_log=False),
+            # raw: a text is never split at commas (see _jwks.key_list); no_log=False: the keys are
+            # public, and private material given by mistake is masked by SecretMaskingModule.
+            keys=dict(type="raw", default=[], no_log=False),
             dest=dict(type="path"),
             current=dict(type="raw"),
             revoke=dict(type="list", elements="str", default=[]),
@@ -478,6 +487,8 @@ def main():
         required_by={"discovery_dest": ("issuer", "jwks_uri")},
         add_file_common_args=True,
         supports_check_mode=True,
+        # A private JWK or PEM key in these options is masked before Ansible logs the arguments.
+        secret_options=("keys", "current"),
     )
     run_module(module, publish)
 

@@ -68,7 +68,13 @@ options:
   path:
     description:
       - Path of the private key file (PEM).
-      - The directory must exist.
+      - The directory must exist (or be created with O(parent_mode)). It must belong to root, the account
+        running the module or O(owner), and neither its group nor others may write to it, sticky bit or
+        not, because in a shared directory such as V(/tmp) another account could put a key, a link or a lock
+        file under the key's name first. Such a directory is refused before anything is read.
+      - An existing key file (and certificate) must be a regular file of root, the running account or
+        O(owner); a symbolic link or a file of another account is refused, never followed, used or
+        published.
       - If O(mode) is not set, the file gets mode V(0600) whatever the umask.
     type: path
     required: true
@@ -178,17 +184,31 @@ options:
   backup:
     description:
       - Copy the key file (and the certificate) aside, with a timestamp in its name, before it is replaced
-        or removed. The copy keeps the file mode.
+        or removed. The copy is written atomically from the content the module read (never through a
+        symbolic link) with the key's mode (V(0600) unless O(mode) says otherwise), or V(0644) for a
+        certificate.
     type: bool
     default: false
   parent_mode:
     description:
       - Make sure the directory of O(path) exists with this mode (octal such as V(0700), or symbolic).
-        Missing directories are created (with their missing parents), and get this mode and the key's
-        O(owner) and O(group); an existing directory gets this mode and the key's O(owner) and O(group).
+        Missing directories are created (with their missing parents); they belong to the account running
+        the module (root), with this mode and the group O(group), or the primary group of O(owner) when
+        O(group) is not set. So with O(owner) and V(0750) the key's owner can read its key but cannot put
+        files or links into the directory in which root writes.
+      - An existing directory is left alone (its mode, owner and group are not changed) unless
+        O(parent_update=true). The module warns when O(owner) cannot enter such a directory.
       - Unset (the default), the directory must exist and is left alone.
       - Saves a separate M(ansible.builtin.file) task (a second module run per host) before this module.
     type: raw
+  parent_update:
+    description:
+      - Also give an existing directory of O(path) the owner (the running account), mode and group that
+        O(parent_mode) gives a directory it creates. Needs O(parent_mode).
+      - Set it only for a directory that belongs to the key alone (such as V(/etc/selfjwt)); never for a
+        shared directory such as V(/etc/ssl) or V(/tmp), whose other users would lose access.
+    type: bool
+    default: false
   passphrase_file:
     description:
       - A file for the passphrase of the encrypted key, for signers that run unattended (such as the token
@@ -203,14 +223,31 @@ options:
       - Keep O(passphrase) in O(passphrase_file). Needs both.
     type: bool
     default: false
+  private_key_content:
+    description:
+      - A private key (PEM) to adopt instead of generating one, for a key that several hosts share (the site keys of
+        the P(selfjwt.kyma.edge_keys#role) role).
+      - When O(path) does not exist, these bytes are written there unchanged (an encrypted key stays encrypted),
+        atomically with mode V(0600) (or O(mode)) and the O(owner) and O(group) from the first byte. When O(path)
+        holds the same key (the same public key), nothing is written. When it holds another key, or one that
+        cannot be read, the module fails and changes nothing.
+      - The key must load (with O(passphrase) when it is encrypted), be able to sign JWTs and be of the requested
+        O(type), O(size) and O(curve); the rest (certificate, passphrase, attributes) is done as for a key on disk.
+      - Never returned, logged or shown in a diff. Ansible pipes a module's arguments to the host over the
+        connection when pipelining is on (C(ansible_pipelining=true)); otherwise it stages them in a temporary file
+        (mode V(0600)) under the controller's local temporary directory while it transfers the module.
+      - Needs O(state=present) and O(regenerate=fail) or O(regenerate=never).
+    type: str
 notes:
   - The key file is written in PKCS#8 PEM format. Existing keys in PKCS#1 (C(BEGIN RSA PRIVATE KEY)) or
     SEC1 (C(BEGIN EC PRIVATE KEY)) format are used as they are and not rewritten.
-  - When the module runs as root and O(owner) or O(group) is not set, a replaced key or certificate keeps the
-    owner and group of the file it replaces, so a service account that reads the key keeps access to it.
+  - When the module runs as root and O(group) is not set, a replaced key or certificate keeps the group of
+    the file it replaces. Its owner is kept too when O(owner) is not set; that owner can only be root or
+    the running account, since a key file of another account is refused unless O(owner) names it.
   - Two runs against the same O(path) at the same time are serialized with a lock file
     C(.<name>.lock) beside the key, so they never both generate a key. The lock file holds no data and is
-    left in place, also by O(state=absent).
+    left in place, also by O(state=absent). It is opened without following links and must be a regular
+    file of root, the running account or the directory's owner.
   - The module never returns the private key. There is no option to do so.
 seealso:
   - name: RFC 7517 - JSON Web Key (JWK)
@@ -262,6 +299,15 @@ EXAMPLES = r"""
     curve: P-384
     regenerate: partial_idempotence
     backup: true
+
+- name: Adopt a key that the hosts of a site share (written only when the host has no key yet)
+  selfjwt.kyma.jwt_keypair:
+    path: /etc/selfjwt/signing.pem
+    private_key_content: "{{ site_key_pem }}"
+  no_log: true
+  vars:
+    # Pipe the module and its arguments to the host instead of staging them on the controller's disk.
+    ansible_pipelining: true
 
 - name: Remove a key and its certificate
   selfjwt.kyma.jwt_keypair:
@@ -356,11 +402,17 @@ certificate_backup_file:
 """
 
 import os
+import stat
 
-from ansible.module_utils.basic import AnsibleModule
+try:
+    import grp
+    import pwd
+except ImportError:  # pragma: no cover - not on POSIX
+    grp = pwd = None
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _keypair
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _keypair
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring
+from ansible_collections.selfjwt.kyma.plugins.module_utils._common import SecretMaskingModule
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, run_module
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
 from ansible_collections.selfjwt.kyma.plugins.module_utils._token import resolve_gid, resolve_uid
@@ -384,15 +436,45 @@ def argument_spec():
         regenerate=dict(type="str", default="fail", choices=list(_keypair.REGENERATE_CHOICES)),
         backup=dict(type="bool", default=False),
         parent_mode=dict(type="raw"),
+        parent_update=dict(type="bool", default=False),
         passphrase_file=dict(type="path", no_log=False),
         store_passphrase=dict(type="bool", default=False, no_log=False),
+        private_key_content=dict(type="str", no_log=True),
     )
 
 
+def _parent_group(module):
+    """Group of directories that parent_mode creates: O(group), else O(owner)'s primary group, else None."""
+    gid = resolve_gid(module.params["group"])
+    if gid is None and module.params["owner"] is not None:
+        uid = resolve_uid(module.params["owner"])
+        try:
+            gid = pwd.getpwuid(uid).pw_gid
+        except KeyError:
+            raise FileError("owner %s has no entry in the user database, so the group of the key directory is "
+                            "unknown: set group as well" % (module.params["owner"],))
+    return gid
+
+
+def _set_directory(module, directory, mode, gid, changed):
+    """Mode, and owner (the running account) and group ``gid`` of ``directory``; returns changed."""
+    args = dict(module.load_file_common_arguments(module.params), path=directory, mode=mode,
+                owner=str(os.geteuid()), group=None if gid is None else str(gid), attributes=None)
+    return module.set_fs_attributes_if_different(args, changed)
+
+
 def _ensure_parent(module, path):
-    """O(parent_mode): the key's directory exists with that mode, owner and group; returns changed."""
+    """O(parent_mode) and O(parent_update): the key's directory; returns changed.
+
+    Missing directories are created by and for the running account, with O(parent_mode) and
+    the group of _parent_group(). An existing directory is changed only with O(parent_update):
+    a directory this module did not make may be shared (/etc/ssl), and handing it to another
+    account or changing its mode would break other software or open it to others.
+    """
     mode = module.params["parent_mode"]
     if mode is None:
+        if module.params["parent_update"]:
+            raise FileError("parent_update needs parent_mode: set the mode the key directory should have")
         return False
     check_mode_option(mode)
     directory = os.path.dirname(os.path.abspath(path))
@@ -404,7 +486,7 @@ def _ensure_parent(module, path):
     if not os.path.isdir(current):
         raise FileError("%s is not a directory, so the private key %s cannot be below it: give a path in a "
                         "directory" % (current, path))
-    file_args = module.load_file_common_arguments(module.params)
+    gid = _parent_group(module)
     changed = bool(missing)
     for created in reversed(missing):
         if module.check_mode:
@@ -414,11 +496,41 @@ def _ensure_parent(module, path):
         except OSError as exc:
             raise FileError("cannot create the directory %s for the private key %s: %s"
                             % (created, path, exc.strerror or exc))
-        module.set_fs_attributes_if_different(dict(file_args, path=created, mode=mode, attributes=None), True)
-    if not missing:
-        changed = module.set_fs_attributes_if_different(
-            dict(file_args, path=directory, mode=mode, attributes=None), False)
+        _set_directory(module, created, mode, gid, True)
+    if not missing and module.params["parent_update"]:
+        changed = _set_directory(module, directory, mode, gid, False)
     return changed
+
+
+def _owner_can_enter(uid, status):
+    """True when the account ``uid`` may enter a directory with ``status`` (search permission)."""
+    if uid == 0:
+        return True
+    if status.st_uid == uid:
+        return bool(status.st_mode & stat.S_IXUSR)
+    try:
+        user = pwd.getpwuid(uid)
+    except KeyError:
+        return bool(status.st_mode & stat.S_IXOTH)
+    in_group = user.pw_gid == status.st_gid
+    if not in_group and grp is not None:
+        try:
+            in_group = user.pw_name in grp.getgrgid(status.st_gid).gr_mem
+        except KeyError:
+            in_group = False
+    return bool(status.st_mode & (stat.S_IXGRP if in_group else stat.S_IXOTH))
+
+
+def _warn_if_owner_cannot_enter(module, path):
+    """A key for an owner who cannot reach it (an existing directory that parent_mode left alone)."""
+    uid = resolve_uid(module.params["owner"])
+    directory = os.path.dirname(os.path.abspath(path))
+    if uid is None or module.check_mode or not os.path.isdir(directory):
+        return
+    if not _owner_can_enter(uid, os.stat(directory)):
+        module.warn("the owner %s cannot enter the key directory %s, so it cannot read its key: give the directory "
+                    "the owner's group with mode 0750 (parent_mode=0750 and parent_update=true; edge_keys: "
+                    "edge_keys_key_dir_update=true)" % (module.params["owner"], directory))
 
 
 def _check_passphrase_file(path, key_path, store):
@@ -439,7 +551,8 @@ def _passphrase_file(module, result):
     if path is None:
         return
     store = module.params["store_passphrase"] and module.params["state"] == "present"
-    existing = _files.read_bytes(path, "passphrase file", limit=64 * 1024)
+    existing = _files.read_bytes(path, "passphrase file", limit=64 * 1024,
+                                 owners=_files.trusted_owners(resolve_uid(module.params["owner"])))
     changed = False
     if store:
         wanted = module.params["passphrase"].encode("utf-8")
@@ -488,27 +601,89 @@ def _creation_mode(mode):
         return _keypair.KEY_MODE
 
 
-def _backup_function(module, key_path=None, key_mode=_keypair.KEY_MODE):
-    """module.backup_local(), with a failure reported as FileError (it raises a bare Exception).
+def _check_adoption_options(module, spec):
+    """O(private_key_content) goes with O(state=present) and a O(regenerate) that never makes a key."""
+    if module.params["private_key_content"] is None:
+        return
+    if spec.state != "present":
+        raise FileError("private_key_content needs state=present: remove it to remove the key")
+    if spec.regenerate not in ("fail", "never"):
+        raise FileError("private_key_content adopts the given key and never makes a new one: leave regenerate at "
+                        "fail (or set never), not %s" % spec.regenerate)
 
-    A backup of the private key at ``key_path`` gets ``key_mode`` (the mode of a new key),
-    whatever the mode of the file it copies: a key whose mode is being repaired must not leave
-    a world-readable copy behind.
+
+def _adoption_pending(module, spec, key_mode):
+    """O(private_key_content): check the given key; write it when O(path) holds no key yet.
+
+    Returns None when there is nothing to adopt (no O(private_key_content), or O(path) already
+    holds that key), else the key's bytes: written (changed), or, in check mode, to be written.
+    Everything is checked before the first byte is written; another key at O(path) is never
+    replaced.
     """
-    def backup(path):
+    content = module.params["private_key_content"]
+    if content is None:
+        return None
+    data = content.encode("utf-8")
+    given = _jose.load_private_key(data, spec.passphrase, source="the key in private_key_content")
+    if not _jose.key_matches(given, spec.type, spec.size, spec.curve):
+        raise FileError("private_key_content holds %s, but type=%s was requested: set type, size and curve to match "
+                        "the key" % (_keypair._describe(_jose.key_description(given)), spec.type))
+
+    owners = _files.trusted_owners(resolve_uid(module.params["owner"]))
+
+    def adopt():
+        _files.check_private_dir(spec.path, owners, "private key")
+        existing = _files.read_bytes(spec.path, "private key", owners=owners)
+        if existing is None:
+            if not module.check_mode:
+                _files.write_atomic(spec.path, data, key_mode, "private key", uid=resolve_uid(module.params["owner"]),
+                                    gid=resolve_gid(module.params["group"]))
+            return data
+        if existing == data or _same_key(existing, given, spec):
+            return None
+        raise FileError("the private key %s holds another key than private_key_content (kid %s), or one that cannot "
+                        "be read. Nothing was changed. Move the file away to adopt the given key, or keep the key "
+                        "the file holds" % (spec.path, _jose.key_thumbprint(given)))
+
+    if module.check_mode:
+        return adopt()
+    with _files.locked(spec.path):
+        return adopt()
+
+
+def _same_key(existing, given, spec):
+    """True when the PEM ``existing`` holds the key ``given`` (with either passphrase, if encrypted)."""
+    for passphrase in (spec.passphrase, spec.old_passphrase) if _jose.pem_is_encrypted(existing) else (None,):
         try:
-            copy = module.backup_local(path)
-        except Exception as exc:  # pylint: disable=broad-exception-caught
-            cause = exc.__cause__ or exc
-            raise FileError("cannot make a backup of %s: %s; nothing was changed" % (path, cause))
-        if copy and key_path is not None and path == key_path:
-            try:
-                os.chmod(copy, key_mode)
-            except OSError as exc:
-                raise FileError("cannot set mode %04o on the key backup %s: %s; remove it, it holds the old "
-                                "private key" % (key_mode, copy, exc.strerror or exc))
-        return copy
-    return backup
+            key = _jose.load_private_key(existing, passphrase, check=False)
+        except _jose.JoseError:
+            continue
+        try:
+            return _jose.jwk_key_members(key) == _jose.jwk_key_members(given)
+        except _jose.JoseError:
+            return False
+    return False
+
+
+def _adopted_in_check_mode(spec, data):
+    """The result of a check mode run that would write O(private_key_content): facts of the given key."""
+    backend = _keypair.KeypairBackend(spec, check_mode=True)
+    certificate = (_files.read_bytes(spec.certificate_path, "certificate", owners=backend.owners)
+                   if spec.certificate_path else None)
+    backend.set_existing(data, certificate)
+    backend.plan()
+    result = backend.result()
+    result["changed"] = True
+    _key_was_absent(result)
+    return result
+
+
+def _key_was_absent(result):
+    """The diff of an adopted key: there was no key before (the certificate's facts stay)."""
+    before = {"state": "absent"}
+    if "certificate" in result["diff"]["before"]:
+        before["certificate"] = result["diff"]["before"]["certificate"]
+    result["diff"]["before"] = before
 
 
 def run(module):
@@ -517,28 +692,39 @@ def run(module):
     if module.params["store_passphrase"] and not (module.params["passphrase_file"] and module.params["passphrase"]):
         raise FileError("store_passphrase needs passphrase_file and passphrase: set both, or set store_passphrase=false")
     _check_passphrase_file(module.params["passphrase_file"], spec.path, module.params["store_passphrase"])
+    _check_adoption_options(module, spec)
     key_mode = _creation_mode(module.params["mode"])
-    backup = _backup_function(module, spec.path, key_mode)
     if spec.state == "absent":
-        result = dict(_keypair.ensure_absent(spec, check_mode=module.check_mode, backup=backup), jwks=[])
+        result = dict(_keypair.ensure_absent(spec, check_mode=module.check_mode,
+                                             uid=resolve_uid(module.params["owner"])), jwks=[])
         _passphrase_file(module, result)
         return result
     parent_changed = _ensure_parent(module, spec.path)
+    adopted = _adoption_pending(module, spec, key_mode)
+    if adopted is not None and module.check_mode:
+        result = _adopted_in_check_mode(spec, adopted)
+        _apply_file_attributes(module, result)
+        result["jwks"] = [result["jwk"]]
+        return result
     result = _keypair.ensure_present(
-        spec, check_mode=module.check_mode, backup=backup, key_mode=key_mode,
+        spec, check_mode=module.check_mode, key_mode=key_mode,
         uid=resolve_uid(module.params["owner"]), gid=resolve_gid(module.params["group"]),
         # In check mode a directory that parent_mode would create does not exist yet.
         check_parent=not (module.check_mode and parent_changed and not os.path.isdir(os.path.dirname(
             os.path.abspath(spec.path)))))
-    result["changed"] = result["changed"] or parent_changed
+    result["changed"] = result["changed"] or parent_changed or adopted is not None
+    if adopted is not None:
+        _key_was_absent(result)
+    _warn_if_owner_cannot_enter(module, spec.path)
     _apply_file_attributes(module, result)
     _passphrase_file(module, result)
-    result["jwks"] = _keyring.publish_jwks(spec.path, result["jwk"]) if result["jwk"] else []
+    owners = _files.trusted_owners(resolve_uid(module.params["owner"]))
+    result["jwks"] = _keyring.publish_jwks(spec.path, result["jwk"], owners) if result["jwk"] else []
     return result
 
 
 def main():
-    module = AnsibleModule(
+    module = SecretMaskingModule(
         argument_spec=argument_spec(),
         supports_check_mode=True,
         add_file_common_args=True,

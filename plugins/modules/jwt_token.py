@@ -413,7 +413,7 @@ def output(result, changed, dest=None):
 
 
 def main():
-    module = AnsibleModule(
+    module = _common.SecretMaskingModule(
         argument_spec=argument_spec(),
         mutually_exclusive=[("private_key_path", "private_key_content"), ("issued_at", "dest")],
         required_one_of=[("private_key_path", "private_key_content")],

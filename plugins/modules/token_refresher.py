@@ -24,10 +24,11 @@ description:
     a systemd service and timer C(<systemd_unit_dir>/<unit_name>.service) and C(.timer) or the cron file
     O(cron_file). Then it keeps the token file C(<token_dir>/<token_filename>) fresh as the command does, as the
     key's O(owner) when run as root.
-  - The command holds no setting as code; it reads the library directory and the configuration path from a JSON
-    comment on its last line. Values that reach the command's first line, the units or the cron line (paths,
-    names, the Python path, the interval) are refused when they hold whitespace, newlines, C(%), C($), C(;),
-    quotes, backslashes or other characters those formats treat specially.
+  - The command holds no setting as code; it names the library directory and the configuration path only as
+    Python string literals. Values that reach the command's first line, the units or the cron line (paths,
+    names, accounts, the Python path, the interval) are checked against an allow-list (paths hold letters,
+    digits, C(. _ - + @ , ~) and C(/), not C(:)); whitespace, newlines, C(%), C($), C(;), quotes, backslashes
+    and other characters those formats treat specially are refused, naming the option to change.
   - Everything is checked before anything is written. Files are written atomically with their final modes.
   - This module does not talk to systemd. When RV(units_changed) is true, reload systemd and restart the timer,
     for example with M(ansible.builtin.systemd_service) (O(scheduler=systemd)).
@@ -337,8 +338,6 @@ cron:
   sample: {minute: "*", user: root, job: /usr/local/bin/selfjwt-token --quiet}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _common, _refresher, _refresher_install
 
 
@@ -391,7 +390,7 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = _common.SecretMaskingModule(argument_spec=argument_spec(), supports_check_mode=True)
     _common.run_module(module, run)
 
 

@@ -35,7 +35,11 @@ import json
 import os
 import re
 import secrets
+import shutil
+import socket
 import subprocess
+import sys
+import threading
 import time
 
 import pytest
@@ -536,3 +540,299 @@ def test_replaced_key_was_backed_up(runs):
     with open(backups[0], "rb") as handle:
         assert handle.read() == runs["old_key"]
     assert runs["runs"]["first"]["returned"]["rotate_key"]["backup_file"] == backups[0]
+
+
+# --------------------------------------------------------------------------------------
+# What the target's syslog receives: private keys given where they do not belong
+# --------------------------------------------------------------------------------------
+#
+# AnsibleModule logs its arguments ("Invoked with ...") to syslog through /dev/log (the
+# journal when the systemd bindings are installed; the test's interpreter has none). The
+# playbook below gives the modules private keys in every form an argument can take; it runs
+# in a private mount namespace (unshare --mount) whose /dev is the real /dev entries bound
+# into a directory that also holds the test's own /dev/log, a Unix datagram socket. The
+# host's /dev and its syslog stay untouched, and the test hears everything the modules log.
+
+SYSLOG_PLAYBOOK = """\
+---
+- name: Private keys where public keys or paths belong, in every form
+  hosts: edge
+  gather_facts: false
+  tasks:
+    - name: jwks_publish, keys as a list with a private JWK
+      selfjwt.kyma.jwks_publish:
+        keys: [{public_jwk}, {private_jwk}]
+      register: form_list
+      ignore_errors: true
+
+    - name: jwks_publish, keys as one private JWK (a dict)
+      selfjwt.kyma.jwks_publish:
+        keys: {private_jwk}
+      register: form_dict
+      ignore_errors: true
+
+    - name: jwks_publish, keys as the JSON text of a private JWK
+      selfjwt.kyma.jwks_publish:
+        keys: '{private_jwk_json}'
+      register: form_json
+      ignore_errors: true
+
+    - name: jwks_publish, keys as the JSON text of a list with a private RSA JWK
+      selfjwt.kyma.jwks_publish:
+        keys: '{private_list_json}'
+      register: form_json_list
+      ignore_errors: true
+
+    - name: jwks_publish, keys as a PEM private key text
+      selfjwt.kyma.jwks_publish:
+        keys: |
+{private_pem_block}
+      register: form_pem
+      ignore_errors: true
+
+    - name: jwks_publish, current holds a private JWKS
+      selfjwt.kyma.jwks_publish:
+        keys: [{public_jwk}]
+        current: '{private_jwks_json}'
+        merge: true
+      register: form_current
+      ignore_errors: true
+
+    - name: jwt_token, a PEM private key text where its path belongs
+      selfjwt.kyma.jwt_token:
+        private_key_path: |
+{private_pem_block}
+        issuer: https://edge.example.com
+        subject: edge-01
+      register: token_pem_as_path
+      ignore_errors: true
+
+    - name: jwt_keypair, the passphrase in a list (with the newline a passphrase file leaves)
+      selfjwt.kyma.jwt_keypair:
+        path: "{{{{ work }}}}/encrypted.pem"
+        passphrase: ["{{{{ passphrase }}}}\\n"]
+      register: keypair_passphrase_list
+      ignore_errors: true
+
+    - name: Dump the registered results
+      ansible.builtin.copy:
+        content: "{{{{ dump | to_nice_json }}}}"
+        dest: "{{{{ result_file }}}}"
+        mode: "0600"
+      vars:
+        dump:
+          form_list: "{{{{ form_list }}}}"
+          form_dict: "{{{{ form_dict }}}}"
+          form_json: "{{{{ form_json }}}}"
+          form_json_list: "{{{{ form_json_list }}}}"
+          form_pem: "{{{{ form_pem }}}}"
+          form_current: "{{{{ form_current }}}}"
+          token_pem_as_path: "{{{{ token_pem_as_path }}}}"
+          keypair_passphrase_list: "{{{{ keypair_passphrase_list }}}}"
+      no_log: true
+"""
+
+#: Run in the private mount namespace: bind every /dev entry into the prepared directory
+#: (which already holds the listening socket "log"), put that directory over /dev, run argv.
+NAMESPACE_INIT = r"""
+import os, subprocess, sys
+dev, argv = sys.argv[1], sys.argv[2:]
+for name in sorted(os.listdir("/dev")):
+    source, target = os.path.join("/dev", name), os.path.join(dev, name)
+    if name == "log" or os.path.lexists(target):
+        continue
+    if os.path.islink(source):
+        os.symlink(os.readlink(source), target)
+        continue
+    if os.path.isdir(source):
+        os.mkdir(target)
+    else:
+        open(target, "a").close()
+    subprocess.check_call(["mount", "--rbind", source, target])
+subprocess.check_call(["mount", "--rbind", dev, "/dev"])
+os.execvp(argv[0], argv)
+"""
+
+
+def _b64url_int(value, length=None):
+    return _b64url(_int_bytes(value, length))
+
+
+def _private_jwks():
+    """(EC private JWK, RSA private JWK, their private values) for the syslog test."""
+    from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose  # pylint: disable=import-outside-toplevel
+
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    ec_jwk = dict(_jose.public_jwk(ec_key), d=_b64url_int(ec_key.private_numbers().private_value, 32))
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    numbers = rsa_key.private_numbers()
+    rsa_jwk = dict(_jose.public_jwk(rsa_key), d=_b64url_int(numbers.d), p=_b64url_int(numbers.p),
+                   q=_b64url_int(numbers.q), dp=_b64url_int(numbers.dmp1), dq=_b64url_int(numbers.dmq1),
+                   qi=_b64url_int(numbers.iqmp))
+    values = [("EC JWK d", ec_jwk["d"])]
+    values += [("RSA JWK %s" % name, rsa_jwk[name]) for name in ("d", "p", "q", "dp", "dq", "qi")]
+    return ec_jwk, rsa_jwk, values
+
+
+def _mount_namespace_problem():
+    """Why a private mount namespace cannot be made here, or None."""
+    if os.geteuid() != 0:
+        return "a private mount namespace with its own /dev/log needs root (CAP_SYS_ADMIN)"
+    if not shutil.which("unshare") or not shutil.which("mount"):
+        return "unshare(1) or mount(8) is not installed"
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, check=False)
+    if proc.returncode != 0:
+        return "unshare --mount failed: %s" % proc.stderr.strip()
+    return None
+
+
+class SyslogListener(object):
+    """A Unix datagram socket that collects what syslog(3) sends to it, in a thread."""
+
+    def __init__(self, path):
+        self.messages = []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        os.chmod(path, 0o666)
+        self.sock.settimeout(0.1)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._receive)
+        self.thread.daemon = True
+        self.thread.start()
+
+    def _receive(self):
+        while True:
+            try:
+                self.messages.append(self.sock.recv(1 << 20).decode("utf-8", "replace"))
+            except socket.timeout:
+                if self.stopping.is_set():
+                    return
+
+    def close(self):
+        self.stopping.set()
+        self.thread.join()
+        self.sock.close()
+        return self.messages
+
+
+@pytest.fixture(scope="module")
+def syslog_run(tmp_path_factory):
+    problem = _mount_namespace_problem()
+    if problem:
+        pytest.skip("cannot listen on the target's /dev/log: %s" % problem)
+    root = str(tmp_path_factory.mktemp("syslog"))
+    work = os.path.join(root, "work")
+    dev = os.path.join(root, "dev")
+    os.makedirs(work)
+    os.makedirs(dev)
+    passphrase = "pp-%s" % secrets.token_hex(12)
+    encrypted = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"another passphrase"))
+    fd = os.open(os.path.join(work, "encrypted.pem"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(encrypted)
+    ec_jwk, rsa_jwk, private_values = _private_jwks()
+    pem = ec.generate_private_key(ec.SECP384R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
+    public_jwk = dict((name, value) for name, value in rsa_jwk.items() if name in ("kty", "kid", "n", "e"))
+    public_jwk["kid"] = "public-one"
+    playbook = SYSLOG_PLAYBOOK.format(
+        public_jwk=json.dumps(dict((name, value) for name, value in ec_jwk.items() if name != "d")),
+        private_jwk=json.dumps(ec_jwk), private_jwk_json=json.dumps(ec_jwk),
+        private_list_json=json.dumps([public_jwk, rsa_jwk]), private_jwks_json=json.dumps({"keys": [rsa_jwk]}),
+        private_pem_block="".join("          %s\n" % line for line in pem.decode("ascii").splitlines()).rstrip("\n"))
+    with open(os.path.join(root, "playbook.yml"), "w") as handle:
+        handle.write(playbook)
+    with open(os.path.join(root, "inventory.ini"), "w") as handle:
+        handle.write("[edge]\nedge-01 ansible_connection=local "
+                     "ansible_python_interpreter=\"{{ ansible_playbook_python }}\"\n")
+    result_file = os.path.join(root, "results.json")
+    with open(os.path.join(root, "vars.json"), "w") as handle:
+        json.dump({"work": work, "passphrase": passphrase, "result_file": result_file}, handle)
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_COLLECTIONS_PATH": collections_path_with_repo(os.path.join(root, "collections")),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        "ANSIBLE_LOCAL_TEMP": os.path.join(root, "ansible-local"),
+        "ANSIBLE_REMOTE_TEMP": os.path.join(root, "ansible-remote"),
+    })
+    listener = SyslogListener(os.path.join(dev, "log"))
+    try:
+        proc = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", sys.executable, "-c", NAMESPACE_INIT, dev,
+             require_ansible_playbook(), "-i", "inventory.ini", "playbook.yml", "-e", "@vars.json", "-vvv"],
+            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+            timeout=600, check=False)
+    finally:
+        messages = listener.close()
+    assert proc.returncode == 0, "the playbook failed (rc=%d):\n%s\n%s" % (
+        proc.returncode, proc.stdout[-5000:], proc.stderr[-3000:])
+    with open(result_file) as handle:
+        returned = json.load(handle)
+    needles = list(private_values) + [("passphrase", passphrase)]
+    needles += [("PEM key: %s" % label, text) for label, text in private_needles(pem)]
+    return {"messages": messages, "stdout": proc.stdout, "stderr": proc.stderr, "returned": returned,
+            "needles": needles}
+
+
+def _invoked(messages, module):
+    """The "Invoked with" messages of ``module``, in the order of the tasks."""
+    marker = "ansible-selfjwt.kyma.%s: Invoked with " % module
+    return [message.split(marker, 1)[1] for message in messages if marker in message]
+
+
+def test_syslog_listener_hears_every_module_invocation(syslog_run):
+    """The test's /dev/log is where the modules log: each task's invocation arrived there."""
+    messages = syslog_run["messages"]
+    assert len(_invoked(messages, "jwks_publish")) == 6, messages
+    assert len(_invoked(messages, "jwt_token")) == 1 and len(_invoked(messages, "jwt_keypair")) == 1
+
+
+def test_each_form_reached_the_module_as_given_and_was_refused(syslog_run):
+    """Each task gave the option in its own form (the log shows its Python form) and was refused."""
+    returned = syslog_run["returned"]
+    expected = [
+        ("form_list", "keys=[{'", "keys[1] contains private or secret key material (d)"),
+        ("form_dict", "keys={'", "keys[0] contains private or secret key material (d)"),
+        ("form_json", 'keys={"', "keys[0] contains private or secret key material (d)"),
+        ("form_json_list", 'keys=[{"', "keys[1] contains private or secret key material (d, dp, dq, p, q, qi)"),
+        ("form_pem", "keys=", "keys[0] is a private key"),
+        ("form_current", "keys=[{'", "holds private key material (members d, dp, dq, p, q, qi), so it cannot be"),
+    ]
+    logged = _invoked(syslog_run["messages"], "jwks_publish")
+    for (name, form, message), invocation in zip(expected, logged):
+        keys = re.search(r"(?:^| )(keys=.*)", invocation).group(1)
+        assert keys.startswith(form), (name, keys[:80])
+        result = returned[name]
+        assert result["failed"] is True and message in result["msg"], (name, result["msg"])
+    assert 'current={"keys": [{' in logged[5]
+    assert returned["token_pem_as_path"]["failed"] and "does not exist" in returned["token_pem_as_path"]["msg"]
+    assert returned["keypair_passphrase_list"]["failed"]
+    assert "could not be decrypted" in returned["keypair_passphrase_list"]["msg"]
+
+
+def test_no_private_value_reaches_syslog(syslog_run):
+    findings = []
+    for message in syslog_run["messages"]:
+        findings += [finding for finding in scan(message, syslog_run["needles"], "syslog")
+                     if finding[1] != "JWK private member"]
+    assert findings == []
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_no_private_value_in_the_vvv_output(syslog_run, stream):
+    """-vvv prints every result with its invocation; the member names may show, never their values."""
+    assert '"invocation"' in syslog_run["stdout"]
+    findings = [finding for finding in scan(syslog_run[stream], syslog_run["needles"], stream)
+                if finding[1] != "JWK private member"]
+    assert findings == []
+
+
+def test_no_private_value_in_the_returned_invocations(syslog_run):
+    text = json.dumps(syslog_run["returned"])
+    assert [finding for finding in scan(text, syslog_run["needles"], "results")
+            if finding[1] != "JWK private member"] == []

@@ -122,3 +122,18 @@ def test_every_problem_is_reported_at_once():
 def test_the_filter_refuses_what_is_not_a_dictionary():
     with pytest.raises(AnsibleFilterError, match="expects a dictionary"):
         edge_keys_problems(["edge_keys_issuer"])
+
+
+def test_the_filter_also_runs_the_refresher_check():
+    """The role's one check task refuses, by role variable, what the refresher's units cannot hold."""
+    found = edge_keys_problems(dict(GOOD), {"token_dir": "/var/lib/my tokens", "bin_dir": "/usr/local/bin",
+                                            "unit_dir": "/etc/systemd:/run"})
+    assert [message.split()[0] for message in found] == ["edge_keys_token_dir", "edge_keys_refresher_systemd_unit_dir"]
+    assert "holds a space" in found[0] and "holds ':'" in found[1]
+    assert edge_keys_problems(dict(GOOD), {"token_dir": "/var/lib/selfjwt"}) == []
+
+
+@pytest.mark.parametrize("refresher", [["/x"], {"tokendir": "/x"}])
+def test_the_filter_refuses_refresher_settings_it_cannot_check(refresher):
+    with pytest.raises(AnsibleFilterError):
+        edge_keys_problems(dict(GOOD), refresher)

@@ -1055,3 +1055,24 @@ def test_thumbprint_without_the_encoder_matches_rfc7638_canonical_json():
         canonical = json.dumps(members, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         expected = _jose.b64url_encode(hashlib.sha256(canonical.encode("utf-8")).digest())
         assert _jose.thumbprint(jwk) == expected
+
+
+# --------------------------------------------------------------------------------------
+# JSON from outside nested deeper than the decoder can go
+# --------------------------------------------------------------------------------------
+
+DEEP_JSON = "[" * 100000 + "]" * 100000
+
+
+def test_parse_json_turns_deep_nesting_into_value_error():
+    with pytest.raises(ValueError, match="nested too deeply"):
+        _jose.parse_json(DEEP_JSON)
+    assert _jose.parse_json('{"a": [1]}') == {"a": [1]}
+
+
+def test_deeply_nested_token_and_key_input_are_refused():
+    header = _jose.b64url_encode(b'{"alg":"ES256"}')
+    with pytest.raises(_jose.JoseError, match="not valid JSON"):
+        _jose.decode_unverified("%s.%s.c2ln" % (header, _jose.b64url_encode(DEEP_JSON.encode("ascii"))))
+    with pytest.raises(_jose.JoseError, match="not valid JSON"):
+        _jose.key_input_to_jwk('{"kty": %s}' % DEEP_JSON)

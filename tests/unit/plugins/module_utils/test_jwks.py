@@ -413,6 +413,61 @@ def test_secret_values_of_public_keys_is_empty(jwks_, cert_pem):
     assert _jwks.secret_values([jwks_["ec"], cert_pem, "{broken", None]) == []
 
 
+@pytest.mark.parametrize("form", ["nested-lists", "python-text", "broken-json", "json-list", "jwks-in-text-in-list"])
+def test_secret_values_finds_a_private_jwk_in_every_form(jwks_, form):
+    jwk = dict(jwks_["ec"], d=SECRET)
+    item = {
+        "nested-lists": [[{"wrapped": [jwk]}]],
+        "python-text": str(jwk),
+        "broken-json": json.dumps(jwk)[:-1],
+        "json-list": json.dumps([jwks_["ed"], jwk]),
+        "jwks-in-text-in-list": [json.dumps({"keys": [jwk]})],
+    }[form]
+    assert SECRET in _jwks.secret_values([item])
+    assert SECRET in _jwks.secret_values([item], any_dict=False)
+
+
+def test_secret_values_masks_the_parts_a_pem_key_is_cut_into(private_keys):
+    pem = _jose.private_key_pem(private_keys["rsa"]).decode("ascii")
+    found = set(_jwks.secret_values([pem]))
+    for line in pem.splitlines():
+        assert line in found
+        # A path option cuts the text at slashes (dirname, basename), a list conversion at commas.
+        for part in line.split("/") + [line[:index] for index, char in enumerate(line) if char == "/"]:
+            assert len(part) < _jwks.MIN_SECRET_LENGTH or part in found
+
+
+def test_secret_values_outside_key_options_needs_a_kty(jwks_):
+    """In other options (claims, for example) a member named d is not taken for a private JWK member."""
+    assert _jwks.secret_values([{"d": "an innocent claim value"}], any_dict=False) == []
+    assert _jwks.secret_values(['{"d": "an innocent claim value"}'], any_dict=False) == []
+    assert _jwks.secret_values([{"d": "an innocent claim value"}]) == ["an innocent claim value"]
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, []), ([], []), ("", []), ("  ", []),
+    ({}, [{}]),
+    ([{"kty": "EC"}], [{"kty": "EC"}]),
+    ({"kty": "EC"}, [{"kty": "EC"}]),
+    ('{"kty": "EC"}', ['{"kty": "EC"}']),
+    ('  [{"kty": "EC"}, "pem"]', [{"kty": "EC"}, "pem"]),
+    ("-----BEGIN PUBLIC KEY-----\nA,B\n", ["-----BEGIN PUBLIC KEY-----\nA,B\n"]),
+])
+def test_key_list_takes_every_form(value, expected):
+    assert _jwks.key_list(value) == expected
+
+
+@pytest.mark.parametrize("value, message", [
+    (True, "keys must be a list of keys (JWK dicts, JSON or PEM texts), got bool"),
+    (5, "got int"),
+    ('[{"kty": "EC", "d": "%s"' % SECRET, "keys is a text that starts like a JSON list but is not valid JSON"),
+])
+def test_key_list_refuses_other_values_without_echo(value, message):
+    with pytest.raises(JoseError) as excinfo:
+        _jwks.key_list(value)
+    assert message in _error(excinfo) and SECRET not in _error(excinfo)
+
+
 # --------------------------------------------------------------------------------------
 # discovery and diff
 # --------------------------------------------------------------------------------------
@@ -460,11 +515,60 @@ def test_jwk_algorithm_defaults(jwks_):
 def test_check_discovery_existing():
     assert _jwks.check_discovery_existing(None) is None
     assert _jwks.check_discovery_existing(b"") == ""
-    assert _jwks.check_discovery_existing(b'{"issuer": "x"}') == '{"issuer": "x"}'
+    document = b'{"issuer": "https://a", "jwks_uri": "https://a/jwks.json", "x": [1]}'
+    assert _jwks.check_discovery_existing(document) == document.decode()
     for data in (b"-----BEGIN PRIVATE KEY-----", b"[1]"):
         with pytest.raises(JoseError) as excinfo:
-            _jwks.check_discovery_existing(data, "discovery document /d")
-        assert "discovery document /d" in _error(excinfo) and "left unchanged" in _error(excinfo)
+            _jwks.check_discovery_existing(data, "discovery_dest /d")
+        assert "discovery_dest /d" in _error(excinfo) and "left unchanged" in _error(excinfo)
+
+
+@pytest.mark.parametrize("value, reason", [
+    ({"issuer": "https://a"}, "lacks the text member(s) jwks_uri"),
+    ({"jwks_uri": "https://a/j"}, "lacks the text member(s) issuer"),
+    ({"issuer": 1, "jwks_uri": "https://a/j"}, "lacks the text member(s) issuer"),
+    ({"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "BBBB", "d": SECRET}, "private key material (member d)"),
+    ({"issuer": "https://a", "jwks_uri": "https://a/j", "signing": {"kty": "oct", "k": SECRET}},
+     "private key material (member k)"),
+    ({"issuer": "https://a", "jwks_uri": "https://a/j", "pem": "-----BEGIN PRIVATE KEY-----\n%s" % SECRET},
+     "private key material (a PEM private key)"),
+    ({"issuer": "https://a", "jwks_uri": "https://a/j", "keys": []}, "has a 'keys' member"),
+])
+def test_check_discovery_existing_refuses_other_documents_without_echo(value, reason):
+    with pytest.raises(JoseError) as excinfo:
+        _jwks.check_discovery_existing(json.dumps(value).encode(), "discovery_dest /d")
+    message = _error(excinfo)
+    assert message.startswith("discovery_dest /d is not a discovery document") and reason in message
+    assert "left unchanged and is not shown" in message and "move the file away" in message
+    assert SECRET not in message
+
+
+@pytest.mark.parametrize("value, named", [
+    ({"keys": [], "d": SECRET}, "member d"),
+    ({"keys": [], "private": SECRET}, "member private"),
+    ({"keys": [{"kty": "EC", "kid": "a", "private_key": SECRET}]}, "key member private_key"),
+    ({"keys": [{"kty": "EC", "kid": "a", "x": {"inner": SECRET}}]}, "key member x that is not text"),
+    ({"keys": [{"kty": "EC", "kid": "a", "x5c": ["-----BEGIN PRIVATE KEY-----" + SECRET]}]}, "a PEM private key"),
+])
+def test_undisclosed_members_name_what_is_not_public(value, named):
+    assert named in _jwks.undisclosed_members(value)
+    assert SECRET not in " ".join(_jwks.undisclosed_members(value))
+
+
+def test_undisclosed_members_of_a_public_jwks_is_empty(jwks_):
+    assert _jwks.undisclosed_members({"keys": [jwks_["ec"], jwks_["rsa"], jwks_["ed"]]}) == []
+    assert _jwks.undisclosed_members(None) == []
+
+
+def test_plan_hides_an_existing_file_that_is_not_a_public_jwks(jwks_):
+    old = json.dumps({"keys": [dict(jwks_["ec"], private_key="-----BEGIN PRIVATE KEY-----\n" + SECRET)]})
+    result = _jwks.plan([jwks_["ed"]], existing=old)
+    assert result["before_hidden"] is True and result["before_document"] is None
+    assert any("was not a JWKS of public keys only (it held a PEM private key, key member private_key)" in warning
+               and "replaced by public keys only" in warning for warning in result["warnings"])
+    entries = _jwks.diff_entries("/x/jwks.json", result)
+    assert SECRET not in json.dumps(result) + json.dumps(entries)
+    assert "previous content not shown" in entries[1]["before"]
 
 
 def test_diff_entries_show_kids_and_text(jwks_):
@@ -531,3 +635,20 @@ def test_plan_output_is_the_json_of_its_keys(private_keys, cert_pem, cold):
     _jose.clear_caches()
     assert remembered == [_jose.thumbprint(dict(key, kid="other")) for key in keys]
     assert _jose.thumbprint(bare) in result["kids"]
+
+
+DEEP_JSON = "[" * 100000 + "]" * 100000
+
+
+def test_deeply_nested_published_documents_are_refused():
+    """Nesting deeper than the JSON decoder goes is a JoseError, not a RecursionError traceback."""
+    for text in (DEEP_JSON, '{"keys": %s}' % DEEP_JSON):
+        with pytest.raises(JoseError, match="not valid JSON"):
+            _jwks.parse_jwks(text.encode("ascii"))
+        with pytest.raises(JoseError, match="not valid JSON"):
+            _jwks.plan([], existing=text, allow_empty=True)
+        with pytest.raises(JoseError, match="not a JSON document"):
+            _jwks.check_discovery_existing(text.encode("ascii"))
+        with pytest.raises(JoseError, match="not valid JSON|neither a JWK"):
+            _jwks.collect_keys([text])
+    assert _jwks.secret_values(['{"d": %s}' % DEEP_JSON]) == []

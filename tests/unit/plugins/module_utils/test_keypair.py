@@ -66,15 +66,16 @@ def load(path, passphrase=None):
 
 
 class Backups(object):
-    """Stands in for AnsibleModule.backup_local: copies the file and records the call."""
+    """Stands in for _keypair.write_backup: writes the bytes it is given and records the call."""
 
     def __init__(self):
         self.calls = []
 
-    def __call__(self, path):
+    def __call__(self, path, data, mode, what):
         dest = "%s.backup%d" % (path, len(self.calls))
-        with open(path, "rb") as src, open(dest, "wb") as dst:
-            dst.write(src.read())
+        with open(dest, "wb") as dst:
+            dst.write(data)
+        os.chmod(dest, mode)
         self.calls.append(path)
         return dest
 
@@ -676,17 +677,23 @@ def test_replaced_files_keep_owner_and_group_when_run_as_root(key_path, cert_pat
     ensure_present(spec(key_path, certificate_path=cert_path))
     for path in (key_path, cert_path):
         os.chown(path, 4321, 4322)
-    ensure_present(spec(key_path, certificate_path=cert_path, passphrase="s3cret"))
+    # The files belong to uid 4321: used only when that account is the requested owner.
+    ensure_present(spec(key_path, certificate_path=cert_path, passphrase="s3cret"), uid=4321)
     assert (os.stat(key_path).st_uid, os.stat(key_path).st_gid) == (4321, 4322)
-    ensure_present(spec(key_path, certificate_path=cert_path, regenerate="always"))
+    ensure_present(spec(key_path, certificate_path=cert_path, regenerate="always"), uid=4321)
     for path in (key_path, cert_path):
         assert (os.stat(path).st_uid, os.stat(path).st_gid) == (4321, 4322)
+    for path in (key_path, cert_path):
+        os.chown(path, 0, 4322)
+    ensure_present(spec(key_path, certificate_path=cert_path, regenerate="always"))
+    for path in (key_path, cert_path):
+        assert (os.stat(path).st_uid, os.stat(path).st_gid) == (0, 4322)
 
 
 @needs_root
 def test_requested_owner_wins_over_the_old_one(key_path):
     ensure_present(spec(key_path))
-    os.chown(key_path, 4321, 4322)
+    os.chown(key_path, 0, 4322)
     ensure_present(spec(key_path, regenerate="always"), uid=4555, gid=None)
     assert (os.stat(key_path).st_uid, os.stat(key_path).st_gid) == (4555, 4322)
 

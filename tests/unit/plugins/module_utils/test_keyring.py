@@ -416,7 +416,10 @@ def test_encrypted_ring_keys(tmp_path):
     (b"{", "not valid JSON"),
     (b'{"version": 9, "keys": []}', "not a version 1"),
     (b'{"version": 1, "keys": [{"kid": "a", "state": "odd", "jwk": {}}]}', "invalid key entry"),
-    (b'{"version": 1, "keys": [{"kid": "a", "state": "next", "jwk": {}, "staged_at": "yesterday"}]}', "UTC time"),
+    (b'{"version": 1, "keys": [{"kid": "%s", "state": "next", "jwk": {}, "staged_at": "yesterday"}]}' % (b"A" * 43),
+     "UTC time"),
+    # Nested deeper than the JSON decoder goes: a KeyringError, not a RecursionError.
+    (b'{"version": 1, "keys": ' + b"[" * 100000 + b"]" * 100000 + b"}", "not valid JSON"),
 ])
 def test_damaged_state_is_refused_and_left_alone(key_path, content, message):
     _files.write_atomic(_keyring.state_path(key_path), content)
@@ -463,3 +466,43 @@ def test_stale_temporary_key_files_of_killed_writers_are_removed(key_path):
     _keyring.run(spec(key_path), "auto", Timing(W, L, S), now=T0)
     assert not os.path.exists(stale) and not os.path.exists(state_tmp)
     assert os.path.exists(fresh)   # may belong to a writer that is still running
+
+
+def _edit_state(key_path, edit):
+    path = _keyring.state_path(key_path)
+    state = json.loads(_files.read_bytes(path, "state").decode("utf-8"))
+    edit(state)
+    _files.write_atomic(path, json.dumps(state).encode("utf-8"))
+
+
+@pytest.mark.parametrize("edit, message", [
+    # A private member would be published and returned (jwks, kids) as it is.
+    (lambda jwk, other: jwk.update(d="pRiV-0123456789abcdef"), r"private or secret key material \(d\)"),
+    (lambda jwk, other: jwk.update(kty="oct", k="pRiV-0123456789abcdef"), "private or secret key material"),
+    (lambda jwk, other: jwk.pop("kid"), "is named None"),
+    (lambda jwk, other: jwk.update(other), "is named"),
+    (lambda jwk, other: jwk.update(crv="P-384"), "coordinates must be 48 bytes"),
+    # Published as it is: members the ring never writes, values JSON has no text for.
+    (lambda jwk, other: jwk.update(__proto__=float("nan")), "not a normalized public JWK"),
+    (lambda jwk, other: jwk.update(key_ops=["sign"]), "not a normalized public JWK"),
+    (lambda jwk, other: jwk.update(x=jwk["x"] + "="), "not base64url"),
+])
+def test_state_whose_jwk_is_not_the_entrys_public_key_is_refused(key_path, tmp_path, edit, message):
+    _keyring.run(spec(key_path), "auto", Timing(W, L, S), now=T0)
+    other = _jose.public_jwk(_jose.generate_private_key("ec"))
+    _edit_state(key_path, lambda state: edit(state["keys"][0]["jwk"], other))
+    with pytest.raises(KeyringError, match=message) as info:
+        _keyring.run(spec(key_path), "status", Timing(W, L, S), now=T0)
+    assert "pRiV" not in str(info.value)
+    with pytest.raises(KeyringError, match=message):
+        _keyring.publish_jwks(key_path, jwk_at(key_path))
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59Z", "9000-01-01T00:00:00Z", "0001-01-01T00:00:00Z",
+                                    "1969-12-31T23:59:59Z"])
+def test_state_times_outside_1970_to_9000_are_refused(key_path, moment):
+    """A time near 9999 plus a window has no ISO 8601 text (OverflowError in next_step_at)."""
+    _keyring.run(spec(key_path), "auto", Timing(W, L, S), now=T0)
+    _edit_state(key_path, lambda state: state["keys"][0].update(activated_at=moment))
+    with pytest.raises(KeyringError, match="between 1970 and 9000"):
+        _keyring.run(spec(key_path), "status", Timing(W, L, S, max_key_age=10 ** 9), now=T0)

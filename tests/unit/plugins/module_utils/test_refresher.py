@@ -174,6 +174,17 @@ def test_read_passphrase_refuses_an_empty_file(tmp_path):
         refresher.read_passphrase(str(path))
 
 
+def test_read_passphrase_refuses_a_link(tmp_path):
+    """The mode and owner checked are those of the file read: a link is refused, its target never looked at."""
+    target = tmp_path / "elsewhere"
+    target.write_text("s3cret")
+    target.chmod(0o644)
+    link = tmp_path / "pass"
+    os.symlink(str(target), str(link))
+    with pytest.raises(refresher.RefresherError, match="symbolic link"):
+        refresher.read_passphrase(str(link))
+
+
 def test_read_passphrase_missing_file(tmp_path):
     with pytest.raises(refresher.RefresherError, match="cannot read the passphrase file"):
         refresher.read_passphrase(str(tmp_path / "nope"))
@@ -271,10 +282,42 @@ def test_key_readable(setup, monkeypatch):
     missing = dict(setup["config"], key=dict(setup["config"]["key"], path=str(setup["tmp"] / "nope.pem")))
     assert refresher.key_readable(missing)  # the minting path reports a missing key
 
-    def denied(path, mode="r"):
-        raise PermissionError(errno.EACCES, "Permission denied", path)
-    monkeypatch.setattr(refresher, "open", denied, raising=False)
+    real_open = os.open
+
+    def denied(path, *args, **kwargs):
+        if path == setup["config"]["key"]["path"]:
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return real_open(path, *args, **kwargs)
+    monkeypatch.setattr(os, "open", denied)
     assert not refresher.key_readable(setup["config"])
+
+
+def test_key_readable_does_not_follow_a_linked_key(setup, monkeypatch):
+    """A link at the key path is not followed, not even to see whether the key may be read.
+
+    The link points to a file this user may not read (simulated: the tests run as root): a
+    followed link would answer False (a reader); unfollowed, the minting path reports the link.
+    """
+    target = setup["tmp"] / "elsewhere.pem"
+    target.write_bytes(b"not for this user")
+    link = setup["tmp"] / "keys" / "linked.pem"
+    os.symlink(str(target), str(link))
+    real_open = os.open
+
+    def target_denied(path, flags=os.O_RDONLY, *args, **kwargs):
+        if not (flags & getattr(os, "O_NOFOLLOW", 0) and os.path.islink(path)) \
+                and os.path.realpath(path) == str(target):
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return real_open(path, flags, *args, **kwargs)
+
+    def builtin_denied(path, *args, **kwargs):
+        if os.path.realpath(path) == str(target):
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return io.open(path, *args, **kwargs)
+    monkeypatch.setattr(os, "open", target_denied)
+    monkeypatch.setattr(refresher, "open", builtin_denied, raising=False)
+    config = dict(setup["config"], key=dict(setup["config"]["key"], path=str(link)))
+    assert refresher.key_readable(config)
 
 
 def test_reader_gets_the_valid_token_from_the_file(setup, monkeypatch):
@@ -404,3 +447,34 @@ def test_main_missing_dependencies(setup, monkeypatch):
     status, out, err = _main([], setup)
     assert status == 1 and out == ""
     assert "lacks PyJWT >= 2.4.0" in err and "edge_keys_install_dependencies=true" in err
+
+
+def test_load_config_refuses_deeply_nested_json(setup):
+    with open(setup["config_path"], "w") as handle:
+        handle.write('{"version": 1, "key": %s}' % ("[" * 100000 + "]" * 100000))
+    with pytest.raises(refresher.RefresherError, match="not valid JSON"):
+        refresher.load_config(setup["config_path"])
+
+
+@pytest.mark.parametrize("section, name", [("key", "kid"), ("key", "algorithm"), ("key", "passphrase_file"),
+                                           ("token", "audience"), ("token", "jku"), ("token_file", "group"),
+                                           ("token_file", "refresh_margin")])
+def test_load_config_refuses_a_missing_member(setup, section, name):
+    """Members that may be null must still be there: the refresher reads each of them."""
+    config = copy.deepcopy(setup["config"])
+    del config[section][name]
+    _write_config(setup, config)
+    with pytest.raises(refresher.RefresherError, match=r"%s\.%s is missing" % (section, name)):
+        refresher.load_config(setup["config_path"])
+
+
+@pytest.mark.parametrize("section, name, value", [
+    (None, "user", "edge\0svc"), ("key", "path", "/etc/x\0y"), ("key", "passphrase_file", "x\0y"),
+    ("token_file", "path", "token\0"), ("token_file", "group", "x\0y"), ("key", "path", "\ud800"),
+])
+def test_load_config_refuses_paths_and_names_no_system_call_takes(setup, section, name, value):
+    config = copy.deepcopy(setup["config"])
+    (config if section is None else config[section])[name] = value
+    _write_config(setup, config)
+    with pytest.raises(refresher.RefresherError, match="NUL character or text that is not UTF-8"):
+        refresher.load_config(setup["config_path"])

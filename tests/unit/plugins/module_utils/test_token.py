@@ -700,3 +700,30 @@ def test_minted_token_matches_pyjwt_encode(keys, name, algorithm):
     assert result.claims["scope"] == ["a", "b"]
     jwt.decode(result.token, key.public_key(), algorithms=[algorithm],
                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False})
+
+
+@pytest.mark.parametrize("exp", [-998200000000, 10 ** 20, 253402300800, -1])
+def test_token_file_with_an_exp_outside_1970_to_9999_is_replaced(tmp_path, keys, exp):
+    """exp is read before the signature is checked: a time with no ISO 8601 text must not end the run."""
+    header = _jose.b64url_encode(b'{"alg":"ES256","typ":"JWT"}')
+    claims = _jose.b64url_encode(json.dumps({"iss": ISSUER, "sub": SUBJECT, "exp": exp}).encode("ascii"))
+    token = "%s.%s.c2ln" % (header, claims)
+    path = tmp_path / "token"
+    path.write_text(token)
+    changed, result = _token.ensure_token_file(str(path), keys["p256"], check_mode=True, now=NOW, **options())
+    assert changed and result.previous is None and result.reason
+    with pytest.raises(_jose.JoseError, match="between 1970 and 9999"):
+        _token.TokenResult.from_token(token)
+
+
+@pytest.mark.parametrize("value", ["x\0y", "\u00b2", 2 ** 32, -1, "99999999999999999999", 2 ** 70])
+def test_resolve_refuses_names_and_ids_no_system_call_takes(value):
+    """A group from the refresher configuration or a module option: FileError, not ValueError or OverflowError later."""
+    for resolve in (_token.resolve_uid, _token.resolve_gid):
+        with pytest.raises(_files.FileError, match="does not exist|out of range"):
+            resolve(value)
+
+
+def test_resolve_takes_names_and_ids():
+    assert _token.resolve_uid("root") == 0 and _token.resolve_gid(0) == 0 and _token.resolve_uid("0") == 0
+    assert _token.resolve_gid(None) is None and _token.resolve_uid(4294967294) == 4294967294

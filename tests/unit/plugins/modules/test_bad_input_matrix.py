@@ -36,7 +36,9 @@ import base64
 import hashlib
 import json
 import os
+import pwd
 import re
+import shutil
 import stat
 import traceback
 
@@ -197,6 +199,11 @@ def _ring_files(key, other, encrypted_pem):
         "duplicate-kid": _ring_state(active, dict(active, state="retiring")),
         "bad-time": _ring_state(dict(active, activated_at="yesterday")),
         "two-active": _ring_state(active, dict(nxt, state="active")),
+        # A kid that names a file outside the key directory (with "kid-path.pem." a directory).
+        "kid-path": _ring_state(active, {"kid": "/../../../victim/target", "state": "retiring", "jwk": {"kty": "EC"},
+                                         "deactivated_at": "2000-01-01T00:00:00Z"}),
+        "kid-short": _ring_state(active, dict(nxt, kid="edge-01", state="retiring",
+                                              deactivated_at="2000-01-01T00:00:00Z")),
     }
     files = {"ring/signing.pem": pem, "ring/signing.pem.ring.json": _ring_state(active)}
     for name, state in damaged.items():
@@ -353,6 +360,42 @@ def _state_directory(root):
     os.makedirs(os.path.join(root, "keys", "ec.pem" + _keyring.STATE_SUFFIX))
 
 
+def _nobody():
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("giving a file to another account needs root")
+    return pwd.getpwnam("nobody").pw_uid
+
+
+def _link(name, target):
+    """A prepare step: a symbolic link ``name`` (relative to the tree) to ``target`` ({t}: the tree)."""
+    def prepare(root):
+        os.symlink(target.replace("{t}", root), os.path.join(root, name))
+    return prepare
+
+
+def _foreign_copy(source, name, *extra):
+    """A prepare step: a copy of ``source`` (and of ``source + suffix`` for each of ``extra``) owned by nobody."""
+    def prepare(root):
+        uid = _nobody()
+        for suffix in ("",) + extra:
+            target = os.path.join(root, name + suffix)
+            shutil.copyfile(os.path.join(root, source + suffix), target)
+            os.chmod(target, 0o600)
+        os.chown(os.path.join(root, name + (extra[-1] if extra else "")), uid, -1)
+    return prepare
+
+
+def _shared_directory(root):
+    os.makedirs(os.path.join(root, "shared"))
+    os.chmod(os.path.join(root, "shared"), 0o1777)
+
+
+def _directory_of_nobody(root):
+    uid = _nobody()
+    os.makedirs(os.path.join(root, "nobodys"))
+    os.chown(os.path.join(root, "nobodys"), uid, -1)
+
+
 def _big_jwks(root):
     with open(os.path.join(root, "jwks", "big.json"), "wb") as handle:
         handle.write(b'{"keys": []}')
@@ -409,6 +452,12 @@ KEYPAIR_CASES = [
     ("old-passphrase-wrong", {"path": "{t}/keys/enc.pem", "passphrase": "new-passphrase-123",
                               "old_passphrase": "not-the-old-one"},
      ["could not be decrypted", "old_passphrase did not decrypt it either"]),
+    # a secret of an unexpected type: str() shows dict keys and escapes leaves, so Ansible's masking misses it
+    ("passphrase-dict", {"path": "{t}/keys/enc.pem", "passphrase": {PASSPHRASE: True}}, ["could not be decrypted"]),
+    ("passphrase-list-with-newline", {"path": "{t}/keys/enc.pem", "passphrase": [PASSPHRASE + "\n"]},
+     ["could not be decrypted"]),
+    # a private key where a path belongs
+    ("path-private-key-text", {"path": "@pem:ec_private"}, ["does not exist"]),
     # kid
     ("kid-empty", {"kid": ""}, ["kid '' is not allowed"]),
     ("kid-space", {"kid": "edge 01"}, ["kid 'edge 01' is not allowed", "A-Z a-z 0-9 . _ ~ -"]),
@@ -450,11 +499,50 @@ KEYPAIR_CASES = [
     ("parent-mode-invalid", {"path": "{t}/newdir/new.pem", "parent_mode": "0999"}, ["mode '0999' is neither octal"]),
     ("parent-mode-below-a-file", {"path": "{t}/plain.txt/keys/new.pem", "parent_mode": "0700"},
      ["{t}/plain.txt is not a directory"]),
+    ("parent-update-without-parent-mode", {"parent_update": True}, ["parent_update needs parent_mode"]),
+    ("parent-update-not-bool", {"parent_update": "always"}, ["parent_update", "not a valid boolean"]),
+    # files and directories that another account controls: no link followed, nothing of theirs used
+    ("path-symlink", {"path": "{t}/keys/link.pem"}, ["{t}/keys/link.pem is a symbolic link", "replace the link"],
+     _link("keys/link.pem", "{t}/keys/ec.pem")),
+    ("path-dangling-symlink", {"path": "{t}/keys/link.pem"}, ["is a symbolic link"],
+     _link("keys/link.pem", "{t}/made-through-the-link.pem")),
+    ("path-lock-symlink", {"path": "{t}/keys/new.pem"}, ["lock file {t}/keys/.new.pem.lock is a symbolic link"],
+     _link("keys/.new.pem.lock", "{t}/made-through-the-lock")),
+    ("path-foreign-owner", {"path": "{t}/keys/foreign.pem"},
+     ["{t}/keys/foreign.pem belongs to nobody", "another account may have put it there", "set owner"],
+     _foreign_copy("keys/ec.pem", "keys/foreign.pem")),
+    ("path-in-world-writable-directory", {"path": "{t}/shared/new.pem"},
+     ["can be written by its group or by others (mode 1777)", "chmod go-w"], _shared_directory),
+    ("path-in-directory-of-another-account", {"path": "{t}/nobodys/new.pem"},
+     ["belongs to nobody", "a directory of its own"], _directory_of_nobody),
+    ("certificate-path-symlink", {"path": "{t}/keys/ec.pem", "certificate_path": "{t}/keys/link.crt"},
+     ["certificate {t}/keys/link.crt is a symbolic link"], _link("keys/link.crt", "{t}/keys/cert.pem")),
     ("passphrase-file-directory", {"passphrase": "pw-1", "passphrase_file": "{t}/adir", "store_passphrase": True},
      ["passphrase file {t}/adir is a directory"]),
     ("store-passphrase-without-file", {"passphrase": "pw-1", "store_passphrase": True},
      ["store_passphrase needs passphrase_file and passphrase"]),
     ("store-passphrase-not-bool", {"store_passphrase": "perhaps"}, ["store_passphrase", "not a valid boolean"]),
+    # private_key_content (adopt a given key; never replaces another one)
+    ("content-not-pem", {"private_key_content": "not a key"}, ["private_key_content", "is not a PEM private key"]),
+    ("content-public-key", {"private_key_content": "@pem:ec_public"},
+     ["private_key_content", "is a public key or certificate, not a private key"]),
+    ("content-corrupt", {"private_key_content": "@pem:corrupt_private"}, ["private_key_content", "is damaged"]),
+    ("content-encrypted-no-passphrase", {"private_key_content": "@pem:enc_private"},
+     ["private_key_content", "is encrypted: set the passphrase"]),
+    ("content-dsa", {"private_key_content": "@pem:dsa_private"}, ["private_key_content", "DSA"]),
+    ("content-rsa-1024", {"private_key_content": "@pem:rsa1024_private", "type": "rsa", "size": 2048},
+     ["private_key_content", "1024 bits; at least 2048"]),
+    ("content-other-type", {"private_key_content": "@pem:rsa_traditional"},
+     ["private_key_content holds a key of type=rsa size=2048, but type=ec was requested"]),
+    ("content-other-key-on-disk", {"path": "{t}/keys/ec.pem",
+                                   "private_key_content": Call(lambda m: m["files"]["keys/ed25519.pem"].decode()),
+                                   "type": "ed25519"},
+     ["holds another key than private_key_content", "Nothing was changed", "Move the file away"]),
+    ("content-regenerate-always", {"private_key_content": "@pem:ec_private", "regenerate": "always"},
+     ["private_key_content adopts the given key and never makes a new one", "not always"]),
+    ("content-state-absent", {"path": "{t}/keys/ec.pem", "private_key_content": "@pem:ec_private",
+                              "state": "absent"},
+     ["private_key_content needs state=present"]),
     # file attributes
     ("mode-invalid-symbolic", {"mode": "u=rwz"}, ["mode 'u=rwz' is neither octal", "u=rw,g=r"]),
     ("mode-invalid-octal", {"mode": "0999"}, ["mode '0999' is neither octal"]),
@@ -502,6 +590,14 @@ TOKEN_CASES = [
                                   "passphrase": "not it"}, ["passphrase is wrong"]),
     ("passphrase-wrong-file", {"private_key_path": "{t}/keys/enc.pem", "passphrase": "not it"},
      ["passphrase is wrong"]),
+    ("passphrase-list-with-newline", {"private_key_path": "{t}/keys/enc.pem", "passphrase": [PASSPHRASE + "\n"]},
+     ["passphrase is wrong"]),
+    ("passphrase-dict", {"private_key_path": "{t}/keys/enc.pem", "passphrase": {PASSPHRASE: None}},
+     ["passphrase is wrong"]),
+    # a private key where a path belongs, and key content of an unexpected type
+    ("key-path-private-key-text", {"private_key_path": "@pem:ec_private"}, ["does not exist"]),
+    ("key-content-in-a-list", {"private_key_path": DROP, "private_key_content": ["@pem:ec_private"]},
+     ["the private key content"]),
     # algorithm
     ("algorithm-none-upper", {"algorithm": "NONE"}, ["algorithm 'none' is refused"]),
     ("algorithm-hs512-lower", {"algorithm": "hs512"}, ["shared-secret (HMAC) algorithms"]),
@@ -599,6 +695,21 @@ JWKS_CASES = [
     ("keys-encrypted-private-pem", {"keys": ["@pem:enc_private"]}, ["is a private key"]),
     ("keys-jwks-text-with-private", {"keys": [Call(_jwks_text_with_private)]},
      ["keys[0].keys[1] contains private or secret key material (d)"]),
+    # keys: a private key in every form the option takes (masked before Ansible logs or converts it)
+    ("keys-one-private-dict", {"keys": Jwk("ec", d=SECRET)}, ["keys[0] contains private or secret key material (d)"]),
+    ("keys-private-json-text", {"keys": Call(lambda m: json.dumps(dict(m["jwk:ec"], d=SECRET)))},
+     ["keys[0] contains private or secret key material (d)"]),
+    ("keys-private-json-list-text", {"keys": Call(lambda m: json.dumps([m["jwk:ed"], dict(m["jwk:ec"], d=SECRET)]))},
+     ["keys[1] contains private or secret key material (d)"]),
+    ("keys-private-python-text", {"keys": Call(lambda m: str(dict(m["jwk:ec"], d=SECRET)))},
+     ["keys[0] is not valid JSON"]),
+    ("keys-private-broken-json-list", {"keys": '[{"kty": "EC", "crv": "P-256", "d": "%s", ' % SECRET},
+     ["keys is a text that starts like a JSON list but is not valid JSON"]),
+    ("keys-one-private-pem-text", {"keys": "@pem:ec_private"}, ["keys[0] is a private key: publish public keys only"]),
+    ("keys-one-rsa-pem-text", {"keys": "@pem:rsa_traditional"}, ["keys[0] is a private key"]),
+    ("keys-private-jwks-dict", {"keys": Call(lambda m: {"keys": [dict(m["jwk:ec"], d=SECRET)]})},
+     ["keys[0].keys[0] contains private or secret key material (d)"]),
+    ("keys-bool", {"keys": True}, ["keys must be a list of keys (JWK dicts, JSON or PEM texts), got bool"]),
     # keys: kty, curves, numbers
     ("keys-unknown-kty", {"keys": [Jwk("ec", kty="XYZ")]}, ["keys[0] has unknown kty 'XYZ': use RSA, EC or OKP"]),
     ("keys-missing-kty", {"keys": [Jwk("ec", kty=None)]}, ["has unknown kty None"]),
@@ -732,6 +843,25 @@ KEYRING_CASES = [
     ("state-bad-time", {"path": "{t}/ring/bad-time.pem"},
      ["activated_at of kid", "'yesterday' is not a UTC time like 2026-01-31T12:00:00Z"]),
     ("state-two-active", {"path": "{t}/ring/two-active.pem"}, ["has more than one active or next key"]),
+    ("state-kid-is-a-path", {"path": "{t}/ring/kid-path.pem"},
+     ["holds the kid '/../../../victim/target', which is not an RFC 7638 thumbprint", "nothing was changed"],
+     lambda root: os.makedirs(os.path.join(root, "ring", "kid-path.pem."))),
+    ("state-kid-not-a-thumbprint", {"path": "{t}/ring/kid-short.pem", "action": "revoke",
+                                    "remove_private_keys": True},
+     ["holds the kid 'edge-01', which is not an RFC 7638 thumbprint"]),
+    ("state-symlink", {"path": "{t}/ring/linked.pem"}, ["ring.json is a symbolic link", "replace the link"],
+     _link("ring/linked.pem.ring.json", "{t}/ring/signing.pem.ring.json")),
+    ("state-foreign-owner", {"path": "{t}/ring/foreign.pem"},
+     ["key ring state {t}/ring/foreign.pem.ring.json belongs to nobody", "set owner"],
+     _foreign_copy("ring/signing.pem", "ring/foreign.pem", _keyring.STATE_SUFFIX)),
+    ("key-foreign-owner", {"path": "{t}/ring/foreign.pem"}, ["{t}/ring/foreign.pem belongs to nobody"],
+     _foreign_copy("ring/signing.pem", "ring/foreign.pem")),
+    ("path-lock-symlink", {"path": "{t}/ring/signing.pem"},
+     ["lock file {t}/ring/.signing.pem.lock is a symbolic link"],
+     _link("ring/.signing.pem.lock", "{t}/made-through-the-lock")),
+    ("path-in-world-writable-directory", {"path": "{t}/shared/signing.pem"},
+     ["can be written by its group or by others (mode 1777)"], _shared_directory),
+    ("owner-unknown", {"owner": "no-such-user-matrix"}, ["user no-such-user-matrix does not exist"]),
     ("state-is-directory", {"path": "{t}/keys/ec.pem"},
      ["key ring state {t}/keys/ec.pem.ring.json is a directory, not a file"], _state_directory),
     ("state-without-key", {"path": "{t}/ring/keyless.pem"},
@@ -777,6 +907,8 @@ KEYRING_CASES = [
     ("passphrase-wrong", {"path": "{t}/ring/enc.pem", "passphrase": PASSPHRASE + "-not"},
      ["could not be decrypted", "Give the right passphrase"]),
     ("passphrase-for-plain-key", {"passphrase": PASSPHRASE}, ["is not encrypted, but a passphrase was given"]),
+    ("passphrase-dict", {"path": "{t}/ring/enc.pem", "passphrase": {PASSPHRASE: True}}, ["could not be decrypted"]),
+    ("path-private-key-text", {"path": "@pem:ec_private"}, ["does not exist"]),
     # keep_retired_keys, remove_private_keys
     ("keep-retired-keys-not-bool", {"keep_retired_keys": "maybe"}, ["keep_retired_keys", "not a valid boolean"]),
     ("remove-private-keys-not-bool", {"action": "revoke", "remove_private_keys": "perhaps"},
@@ -820,29 +952,29 @@ REFRESHER_CASES = [
     ("jku-not-a-url", {"jku": "edge-jwks/jwks.json"}, ["jku must be an http(s) URL"]),
     # paths and names
     ("token-dir-unsafe", {"token_dir": "{t}/self jwt", "option_names": {"token_dir": "edge_keys_token_dir"}},
-     ["edge_keys_token_dir is ", "it holds a space"]),
+     ["edge_keys_token_dir '{t}/self jwt' holds a space"]),
     ("token-dir-is-a-file", {"token_dir": "{t}/plain.txt"}, ["{t}/plain.txt exists but is not a directory"]),
-    ("token-dir-relative", {"token_dir": "state"}, ["token_dir must be an absolute path"]),
-    ("token-filename-with-slash", {"token_filename": "a/token"}, ["token_filename must be a file name without '/'"]),
+    ("token-dir-relative", {"token_dir": "state"}, ["token_dir 'state' is not an absolute path"]),
+    ("token-filename-with-slash", {"token_filename": "a/token"}, ["token_filename 'a/token' holds '/' (give a file name, not a path)"]),
     ("token-group-unknown", {"token_group": "no-such-group-7f3a"}, ["group no-such-group-7f3a does not exist"]),
     ("refresh-margin-not-below-lifetime", {"refresh_margin": 600},
      ["refresh_margin must be at least 0 and less than expires_in"]),
     ("refresh-margin-below-cron-period", {"refresh_margin": 30}, ["The cron scheduler runs the refresher every 60 s"]),
     ("owner-unknown", {"owner": "no-such-user-7f3a"}, ["user no-such-user-7f3a does not exist"]),
-    ("owner-unsafe", {"owner": "edge\nagent"}, ["it holds a newline"]),
+    ("owner-unsafe", {"owner": "edge\nagent"}, ["owner 'edge\\nagent' holds a newline"]),
     ("group-unknown", {"group": "no-such-group-7f3a"}, ["group no-such-group-7f3a does not exist"]),
-    ("lib-dir-relative", {"lib_dir": "lib"}, ["lib_dir must be an absolute path"]),
-    ("lib-dir-percent", {"lib_dir": "{t}/lib%i"}, ["it holds '%'"]),
+    ("lib-dir-relative", {"lib_dir": "lib"}, ["lib_dir 'lib' is not an absolute path"]),
+    ("lib-dir-percent", {"lib_dir": "{t}/lib%i"}, ["holds '%'"]),
     ("lib-dir-below-a-file", {"lib_dir": "{t}/plain.txt/lib"}, ["{t}/plain.txt/lib: Not a directory"]),
-    ("bin-dir-semicolon", {"bin_dir": "{t}/bin;x"}, ["it holds ';'"]),
+    ("bin-dir-semicolon", {"bin_dir": "{t}/bin;x"}, ["holds ';'"]),
     ("command-name-with-slash", {"command_name": "../selfjwt-token"},
-     ["command_name must be a file name without '/'"]),
-    ("python-relative", {"python": "python3"}, ["python must be the absolute path of a Python interpreter"]),
-    ("python-with-argument", {"python": "/usr/bin/python3 -I"}, ["it holds a space"]),
+     ["command_name '../selfjwt-token' holds '/'"]),
+    ("python-relative", {"python": "python3"}, ["python 'python3' is not an absolute path"]),
+    ("python-with-argument", {"python": "/usr/bin/python3 -I"}, ["holds a space"]),
     ("scheduler-unknown", {"scheduler": "launchd"}, ["value of scheduler must be one of: auto, systemd, cron, none"]),
-    ("interval-zero", {"interval": 0}, ["interval must be a positive number of seconds"]),
+    ("interval-zero", {"interval": 0}, ["interval 0 must be a positive number of seconds"]),
     ("interval-not-int", {"interval": "often"}, ["interval", "int"]),
-    ("unit-name-unsafe", {"unit_name": "selfjwt token"}, ["it holds a space"]),
+    ("unit-name-unsafe", {"unit_name": "selfjwt token"}, ["unit_name 'selfjwt token' holds a space"]),
     ("systemd-unit-dir-empty", {"scheduler": "systemd", "systemd_unit_dir": ""},
      ["set systemd_unit_dir (default /etc/systemd/system) for the systemd scheduler"]),
     ("cron-file-directory-missing", {"cron_file": "{t}/nowhere/cron"},

@@ -142,6 +142,85 @@ def test_private_pem_is_refused_and_never_echoed(capsys, tmp_path):
     assert pem.splitlines()[1] not in result["_raw"]
 
 
+@pytest.fixture
+def syslog_sent(monkeypatch):
+    """The messages the module sends to syslog (AnsibleModule logs its arguments there)."""
+    from ansible.module_utils import basic  # pylint: disable=import-outside-toplevel
+
+    # Without the systemd bindings, AnsibleModule.log() goes to syslog(3), i.e. /dev/log.
+    assert basic.HAS_SYSLOG and not basic.has_journal
+    sent = []
+    monkeypatch.setattr(basic.syslog, "openlog", lambda *args: None)
+    monkeypatch.setattr(basic.syslog, "syslog", lambda *args: sent.append(args[-1]))
+    return sent
+
+
+def _private_ec_jwk():
+    key = _jose.generate_private_key("ec")
+    numbers = key.private_numbers()
+    return dict(_jose.public_jwk(key), d=_jose.b64url_encode(numbers.private_value.to_bytes(32, "big")))
+
+
+#: Every form the keys option takes, each with a private JWK in it, and the label it is refused under.
+PRIVATE_FORMS = {
+    "list": (lambda jwk, other: [other, jwk], "keys[1] contains private"),
+    "one-dict": (lambda jwk, other: jwk, "keys[0] contains private"),
+    "json-text": (lambda jwk, other: json.dumps(jwk), "keys[0] contains private"),
+    "json-list-text": (lambda jwk, other: json.dumps([other, jwk]), "keys[1] contains private"),
+    "jwks-dict": (lambda jwk, other: {"keys": [other, jwk]}, "keys[0].keys[1] contains private"),
+    "jwks-text-in-a-list": (lambda jwk, other: [json.dumps({"keys": [jwk]})], "keys[0].keys[0] contains private"),
+    "python-text": (lambda jwk, other: str(jwk), "keys[0] is not valid JSON"),
+    "broken-json-text": (lambda jwk, other: json.dumps(jwk)[:-1], "keys[0] is not valid JSON"),
+    "broken-json-list-text": (lambda jwk, other: json.dumps([jwk])[:-1], "keys is a text that starts like a JSON"),
+}
+
+
+@pytest.mark.parametrize("form", sorted(PRIVATE_FORMS))
+def test_private_jwk_in_any_form_reaches_neither_syslog_nor_invocation(capsys, jwks_, syslog_sent, form):
+    jwk = _private_ec_jwk()
+    make, label = PRIVATE_FORMS[form]
+    result = run(capsys, keys=make(jwk, jwks_["ed"]))
+    assert result["failed"] is True and label in result["msg"], result["msg"]
+    # The module logged its arguments (the channel works) ...
+    assert [message for message in syslog_sent if message.startswith("Invoked with keys=")]
+    # ... without the private value, there and in what -vvv shows (invocation).
+    assert "invocation" in result
+    assert jwk["d"] not in result["_raw"]
+    assert not [message for message in syslog_sent if jwk["d"] in message]
+
+
+@pytest.mark.parametrize("form", ["dict", "text"])
+def test_private_jwks_in_current_reaches_neither_syslog_nor_invocation(capsys, jwks_, syslog_sent, form):
+    jwk = _private_ec_jwk()
+    current = {"keys": [jwk]}
+    result = run(capsys, keys=[jwks_["ed"]], current=json.dumps(current) if form == "text" else current, merge=True)
+    assert result["failed"] is True and "cannot be merged" in result["msg"]
+    assert syslog_sent and jwk["d"] not in result["_raw"] + "".join(syslog_sent)
+
+
+def test_private_pem_text_reaches_neither_syslog_nor_invocation(capsys, syslog_sent):
+    pem = _jose.private_key_pem(_jose.generate_private_key("rsa", size=2048)).decode("ascii")
+    result = run(capsys, keys=pem)
+    assert result["failed"] is True and "keys[0] is a private key" in result["msg"]
+    assert syslog_sent
+    for line in pem.splitlines():
+        assert line not in result["_raw"] and not [message for message in syslog_sent if line in message]
+
+
+@pytest.mark.parametrize("form", ["one-dict", "json-text", "json-list-text", "pem-text"])
+def test_keys_in_other_forms_than_a_list_are_published(capsys, jwks_, form):
+    keys = {
+        "one-dict": jwks_["ec"],
+        "json-text": json.dumps(jwks_["ec"]),
+        "json-list-text": json.dumps([jwks_["ec"], jwks_["ed"]]),
+        "pem-text": _jose.public_key_pem(_jose.jwk_to_public_key(jwks_["ec"])[1]),
+    }[form]
+    result = run(capsys, keys=keys)
+    expected = kids(jwks_["ec"], jwks_["ed"]) if form == "json-list-text" else [jwks_["ec"]["kid"]]
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["kids"] == expected
+
+
 def test_duplicate_kid_with_other_key_is_refused_and_file_kept(capsys, jwks_, tmp_path):
     dest = tmp_path / "jwks.json"
     run(capsys, keys=[jwks_["ec"]], dest=str(dest))
@@ -272,6 +351,44 @@ def test_discovery_dest_that_is_no_json_is_left_alone(capsys, jwks_, tmp_path):
                  discovery_dest=str(disc))
     assert result["failed"] is True and "left unchanged" in result["msg"]
     assert read(str(disc)) == b"not json" and not dest.exists()
+
+
+@pytest.mark.parametrize("content", [
+    {"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "BBBB", "d": SECRET},
+    {"keys": [{"kty": "oct", "k": SECRET}]},
+    {"issuer": ISSUER, "jwks_uri": JWKS_URI, "signing_key": {"kty": "EC", "d": SECRET}},
+    {"issuer": ISSUER, "note": SECRET},
+])
+def test_discovery_dest_that_is_no_discovery_document_is_not_shown_or_replaced(capsys, jwks_, tmp_path, content):
+    disc = tmp_path / "openid-configuration"
+    disc.write_text(json.dumps(content))
+    before = read(str(disc))
+    for check_mode in (True, False):
+        result = run(capsys, check_mode=check_mode, diff=True, keys=[jwks_["ed"]], issuer=ISSUER,
+                     jwks_uri=JWKS_URI, discovery_dest=str(disc))
+        assert result["failed"] is True and "is not a discovery document" in result["msg"]
+        assert "left unchanged and is not shown" in result["msg"]
+        assert SECRET not in result["_raw"] and "diff" not in result
+        assert read(str(disc)) == before
+
+
+def test_discovery_dest_that_is_a_discovery_document_is_diffed_and_replaced(capsys, jwks_, tmp_path):
+    disc = tmp_path / "openid-configuration"
+    disc.write_text(json.dumps({"issuer": ISSUER, "jwks_uri": JWKS_URI + "?old"}))
+    result = run(capsys, diff=True, keys=[jwks_["ed"]], issuer=ISSUER, jwks_uri=JWKS_URI, discovery_dest=str(disc))
+    assert result["changed"] is True and "?old" in result["diff"][0]["before"]
+    assert json.loads(read(str(disc)))["jwks_uri"] == JWKS_URI
+
+
+def test_replacing_a_jwks_with_other_members_hides_it_in_the_diff(capsys, jwks_, tmp_path):
+    dest = tmp_path / "jwks.json"
+    dest.write_text(json.dumps({"keys": [dict(jwks_["ec"], private_pem="-----BEGIN PRIVATE KEY-----\n" + SECRET)],
+                                "secret": SECRET}))
+    result = run(capsys, check_mode=True, diff=True, keys=[jwks_["ed"]], dest=str(dest))
+    assert result["changed"] is True and SECRET not in result["_raw"]
+    assert "previous content not shown" in result["diff"][1]["before"]
+    assert any("not a JWKS of public keys only" in warning and "member secret" in warning
+               for warning in warnings_of(result))
 
 
 def test_replacing_a_file_with_private_material_hides_it_in_the_diff(capsys, jwks_, tmp_path):

@@ -17,6 +17,7 @@ import pytest
 import yaml
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair
 from ansible_collections.selfjwt.kyma.plugins.modules import jwt_keypair
@@ -177,10 +178,14 @@ def test_backup_failure_is_a_clear_error(tmp_path, capsys, monkeypatch):
     run_module(capsys, {"path": path})
     before = read(path)
 
-    def broken_copy(self, src, dest):
-        raise IOError(28, "No space left on device")
+    real_write_atomic = _files.write_atomic
 
-    monkeypatch.setattr(jwt_keypair.AnsibleModule, "preserved_copy", broken_copy)
+    def disk_full_for_backups(path, *args, **kwargs):
+        if path.endswith("~"):
+            raise _files.FileError("cannot write %s: No space left on device" % path)
+        return real_write_atomic(path, *args, **kwargs)
+
+    monkeypatch.setattr(_files, "write_atomic", disk_full_for_backups)
     out, result = run_module(capsys, {"path": path, "regenerate": "always", "backup": True})
     assert result["failed"] is True and "cannot make a backup" in result["msg"]
     assert "nothing was changed" in result["msg"] and "Traceback" not in out
@@ -232,11 +237,16 @@ def test_parent_mode_creates_the_directories_then_changes_nothing(tmp_path, caps
     assert file_mode(str(key)) == 0o600
     assert run(capsys, args)["changed"] is False
     assert run(capsys, args, check_mode=True)["changed"] is False
-    os.chmod(str(key.parent), 0o755)
-    assert run(capsys, args, check_mode=True)["changed"] is True
-    assert file_mode(str(key.parent)) == 0o755
-    assert run(capsys, args)["changed"] is True
+    # A directory the module did not create (or that changed since) is left alone unless parent_update says so.
+    os.chmod(str(key.parent), 0o750)
+    assert run(capsys, args)["changed"] is False
+    assert file_mode(str(key.parent)) == 0o750
+    update = dict(args, parent_update=True)
+    assert run(capsys, update, check_mode=True)["changed"] is True
+    assert file_mode(str(key.parent)) == 0o750
+    assert run(capsys, update)["changed"] is True
     assert file_mode(str(key.parent)) == 0o700
+    assert run(capsys, update)["changed"] is False
 
 
 def test_parent_mode_below_a_file_is_refused(tmp_path, capsys):

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _refresher, _refresher_install, _token
 from ansible_collections.selfjwt.kyma.plugins.modules import token_refresher
-from helpers import tree_state  # pylint: disable=import-error
+from helpers import private_directory_above, tree_state  # pylint: disable=import-error
 
 ISSUER = "https://edge-jwks.kyma-system.svc.cluster.local"
 MODULE_UTILS = os.path.dirname(os.path.abspath(_jose.__file__))
@@ -159,15 +159,18 @@ def test_the_installed_command_runs_without_ansible(host, capsys, ec_key):
 
 
 def test_the_command_holds_no_setting_as_code(host, capsys, tmp_path):
-    """Only the #! line and the JSON comment on the last line differ between two installations."""
+    """Only the #! line and the two string literals (LIBRARY, CONFIGURATION) differ between two installations."""
     _out, first = run_module(capsys, host)
     other = dict(host, lib_dir=str(tmp_path / "other-lib"), bin_dir=str(tmp_path / "other-bin"),
                  command_name="edge-token", cron_file=str(tmp_path / "other-cron"))
     _out, second = run_module(capsys, other)
     one, two = read(first["command"]).decode().splitlines(), read(second["command"]).decode().splitlines()
-    assert one[1:-1] == two[1:-1]
-    assert json.loads(two[-1][2:]) == {"config": other["lib_dir"] + "/refresher.json", "lib_dir": other["lib_dir"]}
-    assert other["lib_dir"] not in "\n".join(two[:-1])
+    differ = [index for index, (line_one, line_two) in enumerate(zip(one, two)) if line_one != line_two]
+    assert len(one) == len(two)
+    assert [two[index].split(" = ")[0] for index in differ if index] == ["LIBRARY", "CONFIGURATION"]
+    literals = dict(line.split(" = ", 1) for line in two if line.startswith(("LIBRARY = ", "CONFIGURATION = ")))
+    assert literals == {"LIBRARY": repr(other["lib_dir"]), "CONFIGURATION": repr(other["lib_dir"] + "/refresher.json")}
+    assert other["lib_dir"] not in "\n".join(line for line in two if not line.startswith(("LIBRARY", "CONFIGURATION")))
     assert one[0] == "#!" + sys.executable
 
 
@@ -213,7 +216,7 @@ def test_diff_shows_configuration_and_units_but_never_code_keys_or_tokens(host, 
     assert "* * * * * " in whole and "--quiet" in whole
     assert "program installed: %s/selfjwt_refresher.py (sha256 none -> " % host["lib_dir"] in whole
     # No code body: nothing of the program, the module_utils or the command.
-    for marker in ("def ", "import ", "sys.exit(", "SETTINGS"):
+    for marker in ("def ", "import ", "sys.exit(", "LIBRARY"):
         assert marker not in whole, marker
     assert token not in out
     assert "PRIVATE KEY" not in out and read(host["key_path"]).decode().splitlines()[1] not in out
@@ -317,7 +320,10 @@ UNSAFE = [
     ("python", "/usr/bin/python3 -S", "a space"),
     ("python", "/usr/bin/py'thon", "a single quote"),
     ("owner", "edge agent", "a space"),
-    ("owner", "-edge", "'-' at the start"),
+    ("owner", "-edge", "starts with '-'"),
+    ("command_name", "-token", "starts with '-'"),
+    ("unit_name", "-selfjwt", "starts with '-'"),
+    ("bin_dir", "/usr/local/sel:fjwt", "':'"),
     ("group", "ops\\x", "a backslash"),
     ("token_group", "api clients", "a space"),
     ("unit_name", "selfjwt\ttoken", "a tab"),
@@ -334,19 +340,28 @@ def test_unsafe_values_are_refused_by_their_role_variable(host, capsys, tmp_path
     before = tree_state(str(tmp_path))
     _out, result = run_module(capsys, args)
     assert result["failed"] is True
-    assert result["msg"].startswith("edge_keys_the_variable is %s: it holds %s" % (json.dumps(value), what)), \
-        result["msg"]
+    assert result["msg"].startswith("edge_keys_the_variable %r %s" % (value, what if what.startswith("starts")
+                                                                      else "holds " + what)), result["msg"]
     assert tree_state(str(tmp_path)) == before
 
 
-def test_the_unit_value_check_allows_ordinary_values_and_refuses_the_rest():
-    _refresher_install.check_unit_values([("a", "/usr/local/lib/selfjwt-2.1_x@y+z:w"), ("b", None), ("c", ""),
-                                          ("d", 60), ("e", "_svc.account")])
-    for value in ("a b", "a\nb", "a%b", "a$b", "a;b", "a'b", 'a"b', "a\\b", "a\rb", "ä", "a*b", "-a", "@a", "+a",
-                  "a#b", "a`b", "a|b", "a&b", "a>b", "a(b"):
-        with pytest.raises(_refresher_install.InstallError) as caught:
-            _refresher_install.check_unit_values([("edge_keys_x", "ok"), ("edge_keys_y", value)])
-        assert str(caught.value).startswith("edge_keys_y is ")
+def test_the_one_check_allows_ordinary_values_and_refuses_the_rest():
+    assert _refresher_install.problems({"lib_dir": "/usr/local/lib/selfjwt-2.1_x@y+z", "user": None, "group": "",
+                                        "interval": 60, "token_group": "_svc.account"}) == []
+    for value in ("/a b", "/a\nb", "/a%b", "/a$b", "/a;b", "/a'b", '/a"b', "/a\\b", "/a\rb", "/a*b", "/a:b", "-a",
+                  "@a", "+a", "/a#b", "/a`b", "/a|b", "/a&b", "/a>b", "/a(b"):
+        (message,) = _refresher_install.problems({"bin_dir": value}, {"bin_dir": "edge_keys_y"})
+        assert message.startswith("edge_keys_y %r " % value)
+
+
+def test_a_failed_first_run_fails_with_the_refreshers_message(host, capsys):
+    """The timer would fail the same way: the module says so with the refresher's own error."""
+    os.makedirs(host["token_dir"] + "/token")
+    _out, result = run_module(capsys, host)
+    assert result["failed"] is True
+    assert result["msg"].startswith("The token refresher %s/selfjwt-token failed on its first run: token file %s/token "
+                                    "is a directory" % (host["bin_dir"], host["token_dir"])), result["msg"]
+    assert "would expire" in result["msg"]
 
 
 def test_a_symlinked_token_directory_is_refused(host, capsys, tmp_path):
@@ -388,20 +403,11 @@ def test_an_issuer_that_is_not_a_url_is_refused_before_anything_is_written(host,
 # Run as root for another owner
 # --------------------------------------------------------------------------------------
 
-def _private_directory_above(path):
-    parts = os.path.abspath(path).split(os.sep)
-    for end in range(2, len(parts) + 1):
-        directory = os.sep.join(parts[:end]) or os.sep
-        if os.path.isdir(directory) and not os.stat(directory).st_mode & stat.S_IXOTH:
-            return directory
-    return None
-
-
 def test_run_as_root_the_first_token_is_written_as_the_owner(capsys, ec_key, monkeypatch):
     """The token file and its lock belong to the owner, so the owner's timer can renew the token later."""
     if os.geteuid() != 0:
         pytest.skip("switching to the owner needs root")
-    private = _private_directory_above(sys.prefix)
+    private = private_directory_above(sys.prefix)
     if private:
         pytest.skip("%s lies below %s, which other users cannot enter" % (sys.prefix, private))
     owner = pwd.getpwnam("nobody")
