@@ -137,3 +137,13 @@ class SteppingClock(object):
     def time(self):
         self.now += 10
         return self.now
+
+
+def private_directory_above(path):
+    """The first directory from / down to ``path`` that other users cannot enter, or None."""
+    parts = os.path.abspath(path).split(os.sep)
+    for end in range(2, len(parts) + 1):
+        directory = os.sep.join(parts[:end]) or os.sep
+        if os.path.isdir(directory) and not os.stat(directory).st_mode & stat.S_IXOTH:
+            return directory
+    return None

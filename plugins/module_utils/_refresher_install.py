@@ -3,36 +3,74 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""What the token refresher's installation writes into code, unit files and cron lines.
+"""Install the token refresher on an edge host in one module run (selfjwt.kyma.token_refresher).
 
 PRIVATE to the collection: do not import it from other collections.
 
-Standard library only (no Ansible, no cryptography), so the filter plugins
-``selfjwt.kyma.refresher_problems`` and ``selfjwt.kyma.refresher_command`` (used by the
-``edge_keys`` role), a module that installs the refresher, and the tests share one answer.
+What lands on the host (the files the refresher has always had)::
 
-The installation puts paths and names into places where some characters are syntax:
+    <lib_dir>/selfjwt_refresher.py                     this collection's _refresher.py
+    <lib_dir>/ansible_collections/__init__.py          empty: a regular package at the top
+    <lib_dir>/ansible_collections/selfjwt/kyma/plugins/module_utils/_files.py, _jose.py, _token.py
+    <lib_dir>/refresher.json                           the configuration (claims, paths; no secrets)
+    <bin_dir>/<command_name>                           the command
+    <systemd_unit_dir>/<unit_name>.service and .timer, or <cron_file>
 
-* the refresher command, a Python script that root may run: its ``#!`` line (a space splits
-  the interpreter from an argument, a newline starts the script) and its comments (a newline
-  starts a line of code);
-* the systemd service and timer (``ExecStart=``, ``User=``, ``ReadWritePaths=``,
-  ``Description=``): whitespace splits words, ``%`` starts a specifier, ``$`` an environment
-  variable, a backslash or a quote an escape, a newline a directive;
-* the cron line (a file in ``/etc/cron.d`` or a crontab entry): whitespace splits fields,
-  ``%`` ends the command (the rest becomes its standard input), a newline a job.
+The code files are the bytes of the module_utils that the module process itself runs
+(:func:`payload`): the module imports them, so Ansible ships them with the module, and the
+refresher signs with exactly the code the modules sign with. The installed files import only
+each other, the standard library, cryptography and PyJWT: the refresher runs on a host
+without Ansible.
 
-:func:`problems` refuses every value that could carry such a character (an allowlist, not a
-list of known bad characters), so nothing needs escaping; each message names the setting to
-change. :func:`command_text` writes the command with every value as a Python string literal
-(data), never as code.
+The command holds no user value as code: it names the library directory and the configuration
+only as Python string literals (:func:`command_text`). Every value that reaches the command's
+first line, a systemd unit or the cron line is checked against an allow-list first
+(:func:`problems`, which the edge_keys role also runs through the filter
+``selfjwt.kyma.edge_keys_problems`` before anything is written): nothing needs escaping.
+
+Everything is checked before anything is written; then the directories, the files (each
+written atomically, :func:`put_file`) and the first token (the refresher's own code,
+:func:`first_token`) follow. The result says what changed, so the caller reloads systemd only
+when the units changed.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
+import hashlib
+import json
+import os
 import re
+import stat
+import sys
+
+try:
+    import pwd
+except ImportError:  # pragma: no cover - not on POSIX
+    pwd = None
+
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _refresher, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils._edge_settings import scheduler_period
+from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
+
+#: Present on a host whose service manager is systemd (what sd_booted(3) checks).
+SYSTEMD_RUNTIME_DIR = "/run/systemd/system"
+SCHEDULERS = ("auto", "systemd", "cron", "none")
+CONFIG_NAME = "refresher.json"
+PROGRAM_NAME = "selfjwt_refresher.py"
+MODULE_UTILS_DIR = "ansible_collections/selfjwt/kyma/plugins/module_utils"
+HEADER = "# Managed by selfjwt.kyma (module selfjwt.kyma.token_refresher): local changes are overwritten.\n"
+
+
+class InstallError(Exception):
+    """A setting the refresher cannot be installed with; the message says what to set."""
+
+
+# --------------------------------------------------------------------------------------
+# Values that reach the command, the systemd units and the cron line
+# --------------------------------------------------------------------------------------
 
 #: The settings a refresher installation takes, and the edge_keys role variable of each: the
 #: name messages give unless the caller passes others (a module passes its option names).
@@ -163,6 +201,8 @@ def _check_name(value):
         return problem
     if value in (".", ".."):
         return "is not a file name"
+    if value.startswith("-"):
+        return "starts with '-' (a command reads it as an option)"
     return None
 
 
@@ -193,6 +233,8 @@ def _check_unit(value):
         return "must be a string, got %s" % type(value).__name__
     if not _UNIT_NAME.match(value):
         return "holds %s" % _describe_character(_first_outside(value, ":_.-"))
+    if value.startswith("-"):
+        return "starts with '-' (systemctl reads it as an option)"
     if len(value) > MAX_UNIT_NAME:
         return "is longer than %d characters (systemd's limit with the .service suffix)" % MAX_UNIT_NAME
     return None
@@ -240,6 +282,15 @@ _HINTS = {
 }
 
 
+#: The token_refresher option of each setting (what the module's messages name by default).
+_OPTIONS = {
+    "token_dir": "token_dir", "token_filename": "token_filename", "bin_dir": "bin_dir",
+    "command_name": "command_name", "lib_dir": "lib_dir", "python": "python", "user": "owner", "group": "group",
+    "token_group": "token_group", "unit_name": "unit_name", "unit_dir": "systemd_unit_dir",
+    "cron_file": "cron_file", "interval": "interval",
+}
+
+
 def problems(values, names=None):
     """Messages about the settings in ``values`` that the refresher's installation cannot hold.
 
@@ -283,6 +334,218 @@ def _literal(value):
     return ascii(value)
 
 
+# --------------------------------------------------------------------------------------
+# Settings
+# --------------------------------------------------------------------------------------
+
+class Names(object):
+    """What messages call each option: the caller's names (role variables) or the option's own."""
+
+    def __init__(self, names=None):
+        self._names = dict(names or {})
+
+    def __call__(self, option):
+        return self._names.get(option) or option
+
+
+def service_manager():
+    """'systemd' when systemd runs this host, else 'other'."""
+    return "systemd" if os.path.isdir(SYSTEMD_RUNTIME_DIR) else "other"
+
+
+def current_user():
+    """Name of the user this process runs as (its uid as text when it has no name)."""
+    uid = os.geteuid()
+    if pwd is not None:
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            pass
+    return str(uid)
+
+
+def cron_minute(interval):
+    """The minute field for an interval in seconds: cron runs at most once a minute."""
+    period = max(1, (interval + 59) // 60)
+    return "*" if period == 1 else "*/%d" % period
+
+
+def _join(directory, name):
+    # Plain concatenation, as the role has always built these paths (its facts keep their values).
+    return "%s/%s" % (directory, name)
+
+
+class Settings(object):
+    """The checked settings of one installation."""
+
+    def __init__(self, params, names=None):
+        self.names = name = Names(names)
+        self.params = params
+        self.scheduler = params["scheduler"]
+        if self.scheduler not in SCHEDULERS:
+            raise InstallError("%s must be one of %s, got %r"
+                               % (name("scheduler"), ", ".join(SCHEDULERS), self.scheduler))
+        self.service_manager = service_manager()
+        if self.scheduler == "auto":
+            self.scheduler = "systemd" if self.service_manager == "systemd" else "cron"
+        interval = params["interval"]
+        if self.scheduler == "systemd" and not params["systemd_unit_dir"]:
+            raise InstallError("set %s (default /etc/systemd/system) for the systemd scheduler"
+                               % name("systemd_unit_dir"))
+        self.python = params["python"] or sys.executable
+        self.user = current_user()
+        self.owner = params["owner"] or None
+        self.token_group = params["token_group"] or None
+        self.dir_group = self.token_group or params["group"] or None
+        # One check (problems) for every value that reaches the command, the units or the cron line.
+        values = {
+            "token_dir": params["token_dir"], "token_filename": params["token_filename"],
+            "bin_dir": params["bin_dir"], "command_name": params["command_name"], "lib_dir": params["lib_dir"],
+            "python": self.python, "user": self.owner or self.user, "group": params["group"] or None,
+            "token_group": self.token_group, "unit_name": params["unit_name"], "interval": interval,
+        }
+        labels = dict((key, name(option)) for key, option in _OPTIONS.items())
+        if not self.owner:
+            labels["user"] = "%s (unset: the account that runs the module)" % name("owner")
+        if self.scheduler == "systemd":
+            values["unit_dir"] = params["systemd_unit_dir"]
+        if self.scheduler == "cron":
+            values["cron_file"] = params["cron_file"] or None
+        found = problems(values, labels)
+        if found:
+            raise InstallError(" ".join(found))
+        # The key's paths reach only the configuration (JSON): they need to be absolute, nothing more.
+        _absolute(params["key_path"], name("key_path"))
+        if params["passphrase_file"]:
+            _absolute(params["passphrase_file"], name("passphrase_file"))
+        # Users and groups must exist before anything is written.
+        self.uid = _token.resolve_uid(self.owner)
+        self.dir_gid = _token.resolve_gid(self.dir_group)
+        if self.token_group:
+            _token.resolve_gid(self.token_group)
+
+        self.token_file = _join(params["token_dir"], params["token_filename"])
+        self.command = _join(params["bin_dir"], params["command_name"])
+        self.config_path = _join(params["lib_dir"], CONFIG_NAME)
+        self.token_mode = "0640" if self.token_group else "0600"
+        self.token_dir_mode = 0o2750 if self.token_group else 0o700
+        margin = params["refresh_margin"]
+        self.refresh_margin = _token.default_refresh_margin(params["expires_in"]) if margin is None else margin
+        self.config = self._config()
+        self._check_token_settings()
+        period = scheduler_period(self.scheduler, interval)
+        if period is not None and self.refresh_margin <= period:
+            raise InstallError(
+                "The %s scheduler runs the refresher every %d s (%s=%d%s), but tokens are renewed only %d s (%s) "
+                "before they expire, so the token file could hold an expired token. Raise %s above the period "
+                "(and below %s), or lower %s."
+                % (self.scheduler, period, name("interval"), interval,
+                   ", rounded up to whole minutes for cron" if self.scheduler == "cron" else "",
+                   self.refresh_margin, name("refresh_margin"), name("refresh_margin"), name("expires_in"),
+                   name("interval")))
+
+    def _config(self):
+        params = self.params
+        return {
+            "version": _refresher.CONFIG_VERSION,
+            # Run as root, the refresher switches to this user first, so every file it makes is the owner's.
+            "user": self.owner or self.user,
+            "key": {
+                "path": params["key_path"],
+                "kid": params["kid"] or None,
+                "algorithm": params["algorithm"] or None,
+                "passphrase_file": params["passphrase_file"] or None,
+            },
+            "token": {
+                "issuer": params["issuer"],
+                "subject": params["subject"],
+                "audience": params["audience"] or None,
+                "expires_in": params["expires_in"],
+                "max_lifetime": params["max_lifetime"],
+                "not_before": params["not_before"],
+                "scopes": list(params["scopes"] or []),
+                "claims": dict(params["claims"] or {}),
+                "jku": params["jku"] or None,
+            },
+            "token_file": {
+                "path": self.token_file,
+                "mode": self.token_mode,
+                "group": self.token_group,
+                "refresh_margin": self.refresh_margin,
+            },
+        }
+
+    def _check_token_settings(self):
+        """The token settings, checked as minting will check them, before anything is written."""
+        name, token = self.names, self.config["token"]
+        issuer = token["issuer"]
+        if not isinstance(issuer, str) or not re.match(r"^https?://[^/\s]+", issuer or ""):
+            raise InstallError("%s must be an http(s) URL (the APIRule's jwt issuer must be a URL, and the token's iss "
+                               "must equal it), got %s" % (name("issuer"), json.dumps(issuer)))
+        if token["jku"] and not re.match(r"^https?://", token["jku"]):
+            raise InstallError("%s must be an http(s) URL, the same URL as the APIRule's jwksUri, got %s"
+                               % (name("jku"), json.dumps(token["jku"])))
+        for scope in token["scopes"]:
+            if not isinstance(scope, str) or not scope or re.search(r"\s", scope):
+                raise InstallError("%s must be a list of scope names without spaces, got %s"
+                                   % (name("scopes"), json.dumps(token["scopes"])))
+        if token["scopes"] and "scope" in token["claims"]:
+            raise InstallError("the scope claim is set both by %s and by %s: keep only one"
+                               % (name("scopes"), name("claims")))
+        margin = self.refresh_margin
+        if margin < 0 or margin >= token["expires_in"]:
+            raise InstallError("%s must be at least 0 and less than %s (%d s), got %d"
+                               % (name("refresh_margin"), name("expires_in"), token["expires_in"], margin))
+        if token["not_before"] > 0:
+            raise InstallError("%s must be 0 or negative: the token file must hold a token that is valid now"
+                               % name("not_before"))
+        try:
+            options = _refresher.token_options(self.config)
+            _jose.build_claims(options["issuer"], options["subject"], audience=options.get("audience"),
+                               expires_in=options["expires_in"], max_lifetime=options["max_lifetime"],
+                               not_before=options["not_before"], claims=options["claims"])
+        except (_refresher.RefresherError, _jose.JoseError) as exc:
+            raise InstallError("the token settings are not valid: %s (options: %s)"
+                               % (exc, ", ".join(name(option) for option in (
+                                   "issuer", "subject", "audience", "expires_in", "max_lifetime", "not_before",
+                                   "claims"))))
+
+
+def _absolute(path, name):
+    if not path or not os.path.isabs(path):
+        raise InstallError("%s must be an absolute path, got %s" % (name, json.dumps(path)))
+    _files.check_path(path, name)
+
+
+# --------------------------------------------------------------------------------------
+# What is written
+# --------------------------------------------------------------------------------------
+
+def module_source(module):
+    """The bytes of a module's source file, also when it is imported from a zip (Ansible's payload)."""
+    path = module.__file__
+    loader = getattr(module, "__loader__", None)
+    get_data = getattr(loader, "get_data", None)
+    if get_data is not None:
+        try:
+            return get_data(path)
+        except (IOError, OSError):
+            pass
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def payload():
+    """{relative path below lib_dir: bytes} of the code the refresher runs."""
+    files = {
+        PROGRAM_NAME: module_source(_refresher),
+        "ansible_collections/__init__.py": b"",
+    }
+    for module in (_files, _jose, _token):
+        files["%s/%s.py" % (MODULE_UTILS_DIR, module.__name__.rsplit(".", 1)[-1])] = module_source(module)
+    return files
+
+
 def command_text(python, lib_dir, config_path):
     """The refresher command: a Python script that imports the refresher from ``lib_dir``.
 
@@ -298,7 +561,7 @@ def command_text(python, lib_dir, config_path):
     return "\n".join([
         "#!" + python,
         "# -*- coding: utf-8 -*-",
-        "# Managed by the selfjwt.kyma.edge_keys Ansible role: local changes are overwritten.",
+        HEADER.rstrip("\n"),
         "#",
         "# Print a valid self-signed JWT for this host and keep the token file fresh (--help for the",
         "# options). The code is the selfjwt.kyma collection's own, installed in LIBRARY; the paths and",
@@ -317,3 +580,411 @@ def command_text(python, lib_dir, config_path):
         "sys.exit(main(default_config=CONFIGURATION))",
         "",
     ])
+
+
+def config_text(config):
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+def service_text(settings):
+    params = settings.params
+    lines = [
+        HEADER.rstrip("\n"),
+        "[Unit]",
+        "Description=Keep the self-signed JWT in %s fresh (selfjwt.kyma)" % settings.token_file,
+        "After=local-fs.target",
+        "",
+        "[Service]",
+        "Type=oneshot",
+        "ExecStart=%s --quiet" % settings.command,
+    ]
+    if settings.owner:
+        lines.append("User=%s" % settings.owner)
+    lines += [
+        "UMask=0077",
+        "NoNewPrivileges=yes",
+        "PrivateTmp=yes",
+        "ProtectSystem=full",
+        "ProtectHome=read-only",
+        "ReadWritePaths=%s" % params["token_dir"],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def timer_text(settings):
+    params = settings.params
+    return "\n".join([
+        HEADER.rstrip("\n"),
+        "[Unit]",
+        "Description=Refresh the self-signed JWT in %s every %d s (selfjwt.kyma)"
+        % (settings.token_file, params["interval"]),
+        "",
+        "[Timer]",
+        "OnActiveSec=0",
+        "OnBootSec=15s",
+        "OnUnitActiveSec=%ds" % params["interval"],
+        "AccuracySec=1s",
+        "Unit=%s.service" % params["unit_name"],
+        "",
+        "[Install]",
+        "WantedBy=timers.target",
+    ]) + "\n"
+
+
+def cron_job(settings):
+    """(minute, user, job) of the cron entry."""
+    return cron_minute(settings.params["interval"]), settings.owner or settings.user, "%s --quiet" % settings.command
+
+
+def cron_text(settings):
+    minute, user, job = cron_job(settings)
+    return "\n".join([
+        HEADER.rstrip("\n"),
+        "# Keep the self-signed JWT in %s fresh (selfjwt.kyma)." % settings.token_file,
+        "SHELL=/bin/sh",
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+        "%s * * * * %s %s" % (minute, user, job),
+    ]) + "\n"
+
+
+class Entry(object):
+    """One file to install: ``kind`` is code (diff: a sha256 line), config or unit (diff: the text)."""
+
+    def __init__(self, path, data, mode, kind):
+        self.path, self.data, self.mode, self.kind = path, data, mode, kind
+
+
+def entries(settings):
+    params = settings.params
+    lib_dir = params["lib_dir"]
+    files = [Entry(_join(lib_dir, relative), data, 0o644, "code") for relative, data in sorted(payload().items())]
+    files.append(Entry(settings.config_path, config_text(settings.config).encode("utf-8"), 0o644, "config"))
+    files.append(Entry(settings.command, command_text(settings.python, lib_dir, settings.config_path).encode("utf-8"),
+                       0o755, "code"))
+    if settings.scheduler == "systemd":
+        base = _join(params["systemd_unit_dir"], params["unit_name"])
+        files.append(Entry(base + ".service", service_text(settings).encode("utf-8"), 0o644, "unit"))
+        files.append(Entry(base + ".timer", timer_text(settings).encode("utf-8"), 0o644, "unit"))
+    elif settings.scheduler == "cron" and params["cron_file"]:
+        files.append(Entry(params["cron_file"], cron_text(settings).encode("utf-8"), 0o644, "unit"))
+    return files
+
+
+def directories(settings):
+    """[(path, mode, uid, gid, private)] in the order they are made; private: refuse a symlink there."""
+    params = settings.params
+    lib_dir = params["lib_dir"]
+    result = []
+    path = lib_dir
+    result.append((path, 0o755, None, None, False))
+    for part in MODULE_UTILS_DIR.split("/"):
+        path = _join(path, part)
+        result.append((path, 0o755, None, None, False))
+    result.append((params["bin_dir"], 0o755, None, None, False))
+    if settings.scheduler == "systemd":
+        result.append((params["systemd_unit_dir"], 0o755, None, None, False))
+    result.append((params["token_dir"], settings.token_dir_mode, settings.uid, settings.dir_gid, True))
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# Writing (one place: a switch to other file primitives happens here)
+# --------------------------------------------------------------------------------------
+
+def _lstat(path, what):
+    try:
+        return os.lstat(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise FileError("cannot inspect %s %s: %s" % (what, path, exc.strerror or exc))
+
+
+def ensure_directory(path, mode, uid=None, gid=None, private=False, check_mode=False):
+    """Make ``path`` (its parent must exist or be made first) with ``mode``, owner and group.
+
+    A directory that exists keeps its content; its mode, owner and group are corrected. A
+    symbolic link is never followed: where the directory is private (the token directory,
+    which its owner may change), a link there is refused, elsewhere too (a link in a
+    root-owned place is a mistake to report, not to follow). Returns a diff line or None.
+    """
+    _files.check_path(path, "directory")
+    status = _lstat(path, "directory")
+    if status is None:
+        parent = os.path.dirname(path.rstrip("/"))
+        if parent and parent != path and _lstat(parent, "directory") is None:
+            # Missing parents are made as "mkdir -p" would make them: 0755, owned by this process's user.
+            ensure_directory(parent, 0o755, check_mode=check_mode)
+        if not check_mode:
+            try:
+                os.mkdir(path, 0o700)
+                os.chmod(path, mode)
+                if uid is not None or gid is not None:
+                    os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
+            except OSError as exc:
+                raise FileError("cannot create directory %s: %s" % (path, exc.strerror or exc))
+        return "directory %s created (mode %04o)" % (path, mode)
+    if stat.S_ISLNK(status.st_mode):
+        raise FileError("%s is a symbolic link, not a directory: the %s is never followed through a link; replace "
+                        "the link by a directory or choose another path"
+                        % (path, "token directory" if private else "refresher's directory"))
+    if not stat.S_ISDIR(status.st_mode):
+        raise FileError("%s exists but is not a directory: move it away or choose another path" % path)
+    changes = []
+    if stat.S_IMODE(status.st_mode) != mode:
+        changes.append("mode %04o -> %04o" % (stat.S_IMODE(status.st_mode), mode))
+    if (uid is not None and status.st_uid != uid) or (gid is not None and status.st_gid != gid):
+        changes.append("owner %d:%d -> %s:%s" % (status.st_uid, status.st_gid, status.st_uid if uid is None else uid,
+                                                 status.st_gid if gid is None else gid))
+    if not changes:
+        return None
+    if not check_mode:
+        try:
+            os.lchown(path, -1 if uid is None else uid, -1 if gid is None else gid)
+            os.chmod(path, mode)
+        except OSError as exc:
+            raise FileError("cannot set the owner, group or mode of directory %s: %s" % (path, exc.strerror or exc))
+    return "directory %s: %s" % (path, ", ".join(changes))
+
+
+def read_regular(path):
+    """(bytes, mode) of the regular file at ``path``, or (None, None): a link or other file is not read."""
+    status = _lstat(path, "file")
+    if status is None or stat.S_ISLNK(status.st_mode):
+        return None, None
+    if stat.S_ISDIR(status.st_mode):
+        raise FileError("%s is a directory, not a file: move it away or choose another path" % path)
+    if not stat.S_ISREG(status.st_mode):
+        return None, None
+    # Read without following a link (one swapped in since the lstat is refused); the mode is the file's own.
+    data, status = _files.read_file(path, what="file", limit=4 * 1024 * 1024)
+    return data, None if status is None else stat.S_IMODE(status.st_mode)
+
+
+def put_file(entry, check_mode=False):
+    """Install one file atomically with its mode; returns (before bytes or None, changed)."""
+    before, mode = read_regular(entry.path)
+    if before == entry.data:
+        if mode == entry.mode:
+            return before, False
+        if not check_mode:
+            # Through a descriptor opened without following a link: the mode lands on this file only.
+            fd, _status = _files.open_nofollow(entry.path, what="file")
+            if fd is None:
+                raise FileError("%s disappeared while it was installed: run again" % entry.path)
+            try:
+                os.fchmod(fd, entry.mode)
+            except OSError as exc:
+                raise FileError("cannot set the mode of %s: %s" % (entry.path, exc.strerror or exc))
+            finally:
+                os.close(fd)
+        return before, True
+    if not check_mode:
+        _files.write_atomic(entry.path, entry.data, mode=entry.mode, what="file")
+    return before, True
+
+
+# --------------------------------------------------------------------------------------
+# The first token
+# --------------------------------------------------------------------------------------
+
+def _owner_uid(config):
+    """The uid the refresher switches to when run by this process, or None."""
+    user = config.get("user")
+    if user in (None, "") or os.geteuid() != 0:
+        return None
+    uid = _token.resolve_uid(user)
+    return None if uid == 0 else uid
+
+
+def first_token(config, check_mode=False):
+    """Keep the token file fresh now, as the installed command would: the facts of ``_refresher.run``.
+
+    Run as root for another owner, the work happens in a child process that switches to the
+    owner first (``_refresher.switch_user``), so the token file and its lock file are the
+    owner's, as when the timer runs the command.
+    """
+    if check_mode or _owner_uid(config) is None:
+        _result, facts, warning = _refresher.run(config, check=check_mode)
+        return facts, warning
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        status = 1
+        try:
+            os.close(read_end)
+            try:
+                _refresher.switch_user(config)
+                _result, facts, warning = _refresher.run(config)
+                message = {"facts": facts, "warning": warning}
+                status = 0
+            except (_refresher.RefresherError, _jose.JoseError, FileError) as exc:
+                message = {"error": str(exc)}
+            except Exception as exc:  # pylint: disable=broad-exception-caught
+                message = {"error": "%s: %s" % (type(exc).__name__, exc)}
+            data = json.dumps(message).encode("utf-8")
+            while data:
+                data = data[os.write(write_end, data):]
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    chunks = []
+    while True:
+        chunk = os.read(read_end, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    try:
+        message = json.loads(b"".join(chunks).decode("utf-8"))
+    except ValueError:
+        raise FileError("the refresher stopped without a result while it wrote the first token as %s"
+                        % config.get("user"))
+    if "error" in message:
+        raise FileError(message["error"])
+    return message["facts"], message["warning"]
+
+
+# --------------------------------------------------------------------------------------
+# The installation
+# --------------------------------------------------------------------------------------
+
+def _sha256(data):
+    return hashlib.sha256(data).hexdigest()[:16] if data is not None else "none"
+
+
+def _text(data):
+    return "" if data is None else data.decode("utf-8", "replace")
+
+
+def _apply(settings, files, check_mode):
+    """Make the directories and install the files; returns (changed paths, diff, units changed)."""
+    diff = []
+    changed_paths = []
+    units_changed = False
+    for path, mode, uid, gid, private in directories(settings):
+        line = ensure_directory(path, mode, uid, gid, private=private, check_mode=check_mode)
+        if line:
+            changed_paths.append(path)
+            diff.append({"prepared": line + "\n"})
+    for entry in files:
+        before, changed = put_file(entry, check_mode=check_mode)
+        if not changed:
+            continue
+        changed_paths.append(entry.path)
+        if entry.kind == "unit":
+            units_changed = True
+        if entry.kind == "code":
+            diff.append({"prepared": "%s %s (sha256 %s -> %s, mode %04o)\n"
+                                     % ("program updated:" if before is not None else "program installed:",
+                                        entry.path, _sha256(before), _sha256(entry.data), entry.mode)})
+        else:
+            diff.append({"before_header": entry.path, "after_header": entry.path,
+                         "before": _text(before), "after": _text(entry.data)})
+    return changed_paths, diff, units_changed
+
+
+def check_parents(settings, files):
+    """Every file goes into a directory that exists or that the installation makes."""
+    made = set(path for path, _mode, _uid, _gid, _private in directories(settings))
+    for entry in files:
+        parent = os.path.dirname(entry.path)
+        if parent not in made and not os.path.isdir(parent):
+            raise FileError("the directory %s for %s does not exist: create it first (for a cron file: install "
+                            "cron), or choose another path" % (parent, entry.path))
+
+
+def check_key(settings, check_mode):
+    """Load the key (with its passphrase) and sign once, before anything is written.
+
+    A key that is missing, damaged, encrypted without a passphrase file, or that does not fit
+    the algorithm or kid fails here, so the installation is not left with a refresher that
+    cannot sign. In check mode a key that does not exist yet (a new host) is fine.
+    """
+    key_conf = settings.config["key"]
+    if _files.read_bytes(key_conf["path"], what="private key file") is None:
+        if check_mode:
+            return
+        raise FileError("private key file %s does not exist: create it with selfjwt.kyma.jwt_keypair first, or fix "
+                        "%s" % (key_conf["path"], settings.names("key_path")))
+    passphrase = None
+    if key_conf["passphrase_file"]:
+        # Read as this process (root, usually): the refresher itself checks the file's owner and mode.
+        data = _files.read_bytes(key_conf["passphrase_file"], what="passphrase file", limit=4096)
+        if data is None:
+            if check_mode:
+                return
+            raise FileError("the passphrase file %s does not exist: let selfjwt.kyma.jwt_keypair store the passphrase "
+                            "(store_passphrase=true), or fix %s" % (key_conf["passphrase_file"],
+                                                                    settings.names("passphrase_file")))
+        mode = stat.S_IMODE(os.stat(key_conf["passphrase_file"]).st_mode)
+        if mode & 0o077 and not check_mode:
+            # The refresher refuses it (read_passphrase): refuse it before anything is written.
+            raise FileError("the passphrase file %s has mode %04o, so others may read it; the refresher refuses to "
+                            "use it: run 'chmod 600 %s' (selfjwt.kyma.jwt_keypair writes it with mode 0600)"
+                            % (key_conf["passphrase_file"], mode, key_conf["passphrase_file"]))
+        passphrase = data.decode("utf-8", "replace").rstrip("\r\n") or None
+    key = _token.load_key(path=key_conf["path"], passphrase=passphrase)
+    _token.mint(key, **_refresher.token_options(settings.config))
+
+
+def install(params, names=None, check_mode=False):
+    """Install or update everything; returns the module result (with a ``diff`` list)."""
+    settings = Settings(params, names)
+    files = entries(settings)
+    check_parents(settings, files)
+    check_key(settings, check_mode)
+    # A dry pass first: whatever is in the way (a link, a directory where a file goes) is
+    # refused before anything is written.
+    changed_paths, diff, units_changed = _apply(settings, files, check_mode=True)
+    if changed_paths and not check_mode:
+        changed_paths, diff, units_changed = _apply(settings, files, check_mode=False)
+
+    token = _token_status(settings, check_mode)
+    if token["changed"]:
+        diff.append({"prepared": "token file %s: %s\n" % (settings.token_file, token["reason"])})
+    minute, cron_user, job = cron_job(settings)
+    return {
+        "changed": bool(changed_paths) or token["changed"],
+        "changed_paths": changed_paths,
+        "units_changed": units_changed,
+        "scheduler": settings.scheduler,
+        "service_manager": settings.service_manager,
+        "token_file": settings.token_file,
+        "command": settings.command,
+        "config_path": settings.config_path,
+        "python": settings.python,
+        "user": settings.user,
+        "token_status": token,
+        "cron": {"minute": minute, "user": cron_user, "job": job} if settings.scheduler == "cron" else None,
+        "diff": diff,
+    }
+
+
+def _token_status(settings, check_mode):
+    """Facts about the token in the token file after this run (never the token)."""
+    config = settings.config
+    if check_mode and (not os.path.isdir(settings.params["token_dir"])
+                       or not os.path.exists(config["key"]["path"])
+                       or (config["key"]["passphrase_file"] and not os.path.exists(config["key"]["passphrase_file"]))):
+        # Check mode on a new host: the key, its passphrase file or the token directory are not there yet.
+        return {"changed": True, "reason": "a new token would be written once the key and the token directory exist",
+                "warning": None}
+    try:
+        facts, warning = first_token(config, check_mode=check_mode)
+    except (_refresher.RefresherError, _jose.JoseError, FileError) as exc:
+        if not check_mode:
+            # The timer or cron job would fail the same way, and the token file would go stale without a word.
+            raise InstallError(
+                "The token refresher %s failed on its first run: %s. Scheduled runs would fail the same way, and the "
+                "token in %s would expire: fix the cause and run again." % (settings.command, exc, settings.token_file))
+        # Check mode predicts: what stops the refresher now (a passphrase file with a mode that the
+        # key task of the same run corrects, say) is reported, not fatal; a real run stops there.
+        return {"changed": True, "reason": "a new token would be written, if the refresher can: %s" % exc,
+                "warning": None}
+    status = dict(facts)
+    status["warning"] = warning
+    if status.get("reason") is None and status["changed"]:
+        status["reason"] = "a new token"
+    return status

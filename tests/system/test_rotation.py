@@ -36,11 +36,10 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "roles", "edge_keys", "files"))
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _keypair  # noqa: E402
 from tools.kyma_standin import envoy_jwt  # noqa: E402
-import selfjwt_refresher  # noqa: E402
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _refresher as selfjwt_refresher  # noqa: E402
 
 HOSTS = {"edge-01": {"type": "ec"}, "edge-02": {"type": "rsa", "size": 2048}, "edge-03": {"type": "ed25519"}}
 ISSUER = "http://edge-jwks.default.svc.cluster.local"

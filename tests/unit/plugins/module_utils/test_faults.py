@@ -45,7 +45,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _keypair, _keyring, _token
 from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_keypair, jwt_keyring, jwt_token
-from helpers import SteppingClock  # pylint: disable=import-error
+from helpers import SteppingClock, private_directory_above  # pylint: disable=import-error
 
 ISSUER = "https://edge.example.com"
 #: The directory that holds ansible_collections/ (for the child processes' PYTHONPATH).
@@ -381,21 +381,11 @@ def finish(process):
     return json.loads(text)
 
 
-def _private_directory_above(path):
-    """The first directory from / down to ``path`` that other users cannot enter, or None."""
-    parts = os.path.abspath(path).split(os.sep)
-    for end in range(2, len(parts) + 1):
-        directory = os.sep.join(parts[:end]) or os.sep
-        if os.path.isdir(directory) and not os.stat(directory).st_mode & stat.S_IXOTH:
-            return directory
-    return None
-
-
 def run_as(module_name, args, user):
     # The module process switches to ``user`` after start-up and then imports what Python,
     # cryptography and ansible-core load on first use: they must be readable by that user.
     for path in (sys.prefix, COLLECTIONS):
-        private = _private_directory_above(path)
+        private = private_directory_above(path)
         if private:
             pytest.skip("%s lies below %s, which other users cannot enter, so a module process that switched "
                         "to another user cannot import its libraries; run from a checkout other users can read"

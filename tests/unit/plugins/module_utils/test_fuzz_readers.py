@@ -23,7 +23,7 @@ The readers and their declared errors:
 * token file: ``_token.ensure_token_file()``, JoseError or FileError, and the refresher's
   ``read_token_file()`` (for callers that may not read the key), RefresherError;
 * refresher configuration ``refresher.json``: ``load_config()`` of
-  roles/edge_keys/files/selfjwt_refresher.py, RefresherError, and what the refresher does
+  plugins/module_utils/_refresher.py, RefresherError, and what the refresher does
   with an accepted configuration: RefresherError, JoseError or FileError (what its main()
   turns into exit status 1);
 * an existing JWKS: ``_jwks.parse_jwks()`` and ``_jwks.plan()``, JoseError;
@@ -45,7 +45,6 @@ __metaclass__ = type
 
 import contextlib
 import copy
-import importlib.util
 import json
 import os
 from unittest import mock
@@ -57,6 +56,7 @@ from hypothesis import strategies as st
 from test_robustness_properties import JSON_VALUES, SECRETS
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jwks, _keypair, _keyring, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _refresher as refresher
 
 JoseError = _jose.JoseError
 FileError = _files.FileError
@@ -72,19 +72,6 @@ FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "100")), deadli
 
 #: The unchanged documents need fewer examples: they only vary in which valid members they hold.
 ROUND_TRIP = settings(FUZZ, max_examples=25)
-
-PROGRAM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..",
-                       "roles", "edge_keys", "files", "selfjwt_refresher.py")
-
-
-def _load_refresher():
-    spec = importlib.util.spec_from_file_location("selfjwt_refresher_fuzzed", PROGRAM)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-refresher = _load_refresher()
 
 
 # --------------------------------------------------------------------------------------

@@ -48,7 +48,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, rsa, x25519
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _keyring, _token
-from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_keypair, jwt_keyring, jwt_token
+from ansible_collections.selfjwt.kyma.plugins.modules import (jwks_publish, jwt_keypair, jwt_keyring, jwt_token,
+                                                              token_refresher)
 from helpers import tree_state  # pylint: disable=import-error
 
 ISSUER = "https://edge.example.com"
@@ -60,18 +61,23 @@ TRACEBACK = "Traceback (most recent call last)"
 PEM_PRIVATE = re.compile(r"PRIVATE KEY-----")
 
 MODULES = {"jwt_keypair": jwt_keypair, "jwt_token": jwt_token, "jwks_publish": jwks_publish,
-           "jwt_keyring": jwt_keyring}
+           "jwt_keyring": jwt_keyring, "token_refresher": token_refresher}
 BASE_ARGS = {
     "jwt_keypair": {"path": "{t}/keys/new.pem"},
     "jwt_token": {"private_key_path": "{t}/keys/ec.pem", "issuer": ISSUER, "subject": "edge-01"},
     "jwks_publish": {"keys": ["@jwk:ec"]},
     # A settled ring (one active key, nothing due): the default action=auto has nothing to do.
     "jwt_keyring": {"path": "{t}/ring/signing.pem"},
+    # Every path below the tree; cron, so that no systemd is needed.
+    "token_refresher": {"key_path": "{t}/keys/ec.pem", "issuer": ISSUER, "subject": "edge-01",
+                        "token_dir": "{t}/refresher/state", "lib_dir": "{t}/refresher/lib",
+                        "bin_dir": "{t}/refresher/bin", "scheduler": "cron", "cron_file": "{t}/adir/cron",
+                        "systemd_unit_dir": "{t}/refresher/systemd", "python": "/usr/bin/python3"},
 }
 #: Options that every module gets from add_file_common_args; the matrix covers the ones that matter.
 FILE_OPTIONS = ("mode", "owner", "group")
 #: Modules without add_file_common_args (their files have fixed modes).
-NO_FILE_OPTIONS = ("jwt_keyring",)
+NO_FILE_OPTIONS = ("jwt_keyring", "token_refresher")
 IGNORED_FILE_OPTIONS = ("seuser", "serole", "setype", "selevel", "unsafe_writes", "attributes")
 
 DROP = object()
@@ -912,9 +918,75 @@ KEYRING_CASES = [
 ]
 
 
+#: The unsafe-character refusals are covered option by option in test_token_refresher.py.
+REFRESHER_CASES = [
+    # key_path, kid, algorithm, passphrase_file: checked by signing once before anything is written
+    ("key-path-missing", {"key_path": DROP}, ["missing required arguments: key_path"]),
+    ("key-path-relative", {"key_path": "keys/ec.pem"}, ["key_path must be an absolute path"]),
+    ("key-path-no-key", {"key_path": "{t}/keys/new.pem"}, ["{t}/keys/new.pem does not exist",
+                                                           "selfjwt.kyma.jwt_keypair"]),
+    ("key-path-corrupt", {"key_path": "{t}/keys/corrupt.pem"}, ["is damaged"]),
+    ("key-path-directory", {"key_path": "{t}/adir"}, ["is a directory, not a file"]),
+    ("key-path-encrypted-without-passphrase", {"key_path": "{t}/keys/enc.pem"}, ["is encrypted"]),
+    ("kid-invalid", {"kid": "bad kid!"}, ["kid 'bad kid!' is not allowed"]),
+    ("algorithm-hs256", {"algorithm": "HS256"}, ["algorithm HS256 is refused"]),
+    ("algorithm-other-key-type", {"algorithm": "RS256"}, ["algorithm RS256 needs a key of type RSA"]),
+    ("passphrase-file-missing", {"key_path": "{t}/keys/enc.pem", "passphrase_file": "{t}/keys/enc.passphrase"},
+     ["the passphrase file {t}/keys/enc.passphrase does not exist"]),
+    ("passphrase-file-relative", {"passphrase_file": "enc.passphrase"}, ["passphrase_file must be an absolute path"]),
+    # token claims
+    ("issuer-missing", {"issuer": DROP}, ["missing required arguments: issuer"]),
+    ("issuer-not-a-url", {"issuer": "edge-jwks", "option_names": {"issuer": "edge_keys_issuer"}},
+     ["edge_keys_issuer must be an http(s) URL"]),
+    ("subject-empty", {"subject": " "}, ["subject must be a non-empty string"]),
+    ("audience-empty-member", {"audience": [""]}, ["audience must be a non-empty string or a list"]),
+    ("expires-in-above-max", {"expires_in": 7200, "refresh_margin": 600}, ["expires_in 7200 exceeds max_lifetime"]),
+    ("expires-in-not-int", {"expires_in": "ten minutes"}, ["expires_in", "int"]),
+    ("max-lifetime-below-lifetime", {"max_lifetime": 300}, ["exceeds max_lifetime 300"]),
+    ("not-before-positive", {"not_before": 30}, ["not_before must be 0 or negative"]),
+    ("not-before-too-early", {"not_before": -400}, ["not_before must be whole seconds from now between -300"]),
+    ("scopes-with-space", {"scopes": ["orders read"]}, ["scopes must be a list of scope names without spaces"]),
+    ("claims-registered", {"claims": {"iss": "other"}}, ["claim 'iss' cannot be set through claims"]),
+    ("claims-scope-and-scopes", {"claims": {"scope": "a"}, "scopes": ["b"]},
+     ["the scope claim is set both by scopes and by claims"]),
+    ("jku-not-a-url", {"jku": "edge-jwks/jwks.json"}, ["jku must be an http(s) URL"]),
+    # paths and names
+    ("token-dir-unsafe", {"token_dir": "{t}/self jwt", "option_names": {"token_dir": "edge_keys_token_dir"}},
+     ["edge_keys_token_dir '{t}/self jwt' holds a space"]),
+    ("token-dir-is-a-file", {"token_dir": "{t}/plain.txt"}, ["{t}/plain.txt exists but is not a directory"]),
+    ("token-dir-relative", {"token_dir": "state"}, ["token_dir 'state' is not an absolute path"]),
+    ("token-filename-with-slash", {"token_filename": "a/token"}, ["token_filename 'a/token' holds '/' (give a file name, not a path)"]),
+    ("token-group-unknown", {"token_group": "no-such-group-7f3a"}, ["group no-such-group-7f3a does not exist"]),
+    ("refresh-margin-not-below-lifetime", {"refresh_margin": 600},
+     ["refresh_margin must be at least 0 and less than expires_in"]),
+    ("refresh-margin-below-cron-period", {"refresh_margin": 30}, ["The cron scheduler runs the refresher every 60 s"]),
+    ("owner-unknown", {"owner": "no-such-user-7f3a"}, ["user no-such-user-7f3a does not exist"]),
+    ("owner-unsafe", {"owner": "edge\nagent"}, ["owner 'edge\\nagent' holds a newline"]),
+    ("group-unknown", {"group": "no-such-group-7f3a"}, ["group no-such-group-7f3a does not exist"]),
+    ("lib-dir-relative", {"lib_dir": "lib"}, ["lib_dir 'lib' is not an absolute path"]),
+    ("lib-dir-percent", {"lib_dir": "{t}/lib%i"}, ["holds '%'"]),
+    ("lib-dir-below-a-file", {"lib_dir": "{t}/plain.txt/lib"}, ["{t}/plain.txt/lib: Not a directory"]),
+    ("bin-dir-semicolon", {"bin_dir": "{t}/bin;x"}, ["holds ';'"]),
+    ("command-name-with-slash", {"command_name": "../selfjwt-token"},
+     ["command_name '../selfjwt-token' holds '/'"]),
+    ("python-relative", {"python": "python3"}, ["python 'python3' is not an absolute path"]),
+    ("python-with-argument", {"python": "/usr/bin/python3 -I"}, ["holds a space"]),
+    ("scheduler-unknown", {"scheduler": "launchd"}, ["value of scheduler must be one of: auto, systemd, cron, none"]),
+    ("interval-zero", {"interval": 0}, ["interval 0 must be a positive number of seconds"]),
+    ("interval-not-int", {"interval": "often"}, ["interval", "int"]),
+    ("unit-name-unsafe", {"unit_name": "selfjwt token"}, ["unit_name 'selfjwt token' holds a space"]),
+    ("systemd-unit-dir-empty", {"scheduler": "systemd", "systemd_unit_dir": ""},
+     ["set systemd_unit_dir (default /etc/systemd/system) for the systemd scheduler"]),
+    ("cron-file-directory-missing", {"cron_file": "{t}/nowhere/cron"},
+     ["the directory {t}/nowhere for {t}/nowhere/cron does not exist"]),
+    ("cron-file-is-a-directory", {"cron_file": "{t}/adir"}, ["{t}/adir is a directory, not a file"]),
+    ("option-names-not-a-dict", {"option_names": ["edge_keys_issuer"]}, ["option_names", "dict"]),
+]
+
+
 def _cases():
     for module, table in (("jwt_keypair", KEYPAIR_CASES), ("jwt_token", TOKEN_CASES), ("jwks_publish", JWKS_CASES),
-                          ("jwt_keyring", KEYRING_CASES)):
+                          ("jwt_keyring", KEYRING_CASES), ("token_refresher", REFRESHER_CASES)):
         for case in table:
             name, args, expected = case[:3]
             prepare = case[3] if len(case) > 3 else None
@@ -1045,7 +1117,8 @@ def _argument_spec(module_name):
 
 
 @pytest.mark.parametrize("module_name, table", [("jwt_keypair", KEYPAIR_CASES), ("jwt_token", TOKEN_CASES),
-                                                ("jwks_publish", JWKS_CASES), ("jwt_keyring", KEYRING_CASES)])
+                                                ("jwks_publish", JWKS_CASES), ("jwt_keyring", KEYRING_CASES),
+                                                ("token_refresher", REFRESHER_CASES)])
 def test_every_option_has_a_case(module_name, table):
     options = _argument_spec(module_name)
     if module_name not in NO_FILE_OPTIONS:

@@ -5,12 +5,16 @@
 
 """The token refresher behind the ``selfjwt-token`` command on edge hosts.
 
-The role ``selfjwt.kyma.edge_keys`` installs this file, the collection's ``_jose``, ``_files``
-and ``_token`` module_utils (unchanged) and a JSON configuration on the host, plus a small
-wrapper command that puts the library directory first on ``sys.path`` and calls :func:`main`.
-Tokens are minted and token files kept fresh by ``_token.ensure_token_file``: the very code
-the ``selfjwt.kyma.jwt_token`` module runs. This file only reads the configuration, reads the
-passphrase file, and prints.
+PRIVATE to the collection: do not import it from other collections.
+
+The module ``selfjwt.kyma.token_refresher`` (which the role ``selfjwt.kyma.edge_keys`` runs)
+installs this file as ``selfjwt_refresher.py`` in the refresher's library directory, beside the
+collection's ``_jose``, ``_files`` and ``_token`` module_utils (unchanged) and a JSON
+configuration, plus a small command that puts the library directory first on ``sys.path`` and
+calls :func:`main`. The installed files need no Ansible: they import only each other and the
+standard library, cryptography and PyJWT. Tokens are minted and token files kept fresh by
+``_token.ensure_token_file``: the very code the ``selfjwt.kyma.jwt_token`` module runs. This
+file only reads the configuration, reads the passphrase file, and prints.
 
 Usage (what native callers run)::
 
@@ -191,13 +195,14 @@ def token_options(config):
 
 
 def read_passphrase(path):
-    """The key's passphrase from a file that only its owner may read."""
+    """The key's passphrase from a file that only its owner may read (no symbolic link followed)."""
     try:
-        status = os.stat(path)
-    except OSError as exc:
-        raise RefresherError("cannot read the passphrase file %s: %s" % (path, exc.strerror or exc))
-    if not stat.S_ISREG(status.st_mode):
-        raise RefresherError("the passphrase file %s is not a regular file" % path)
+        # The mode and owner below are those of the file read (fstat of the open file), not of a link's target.
+        data, status = _files.read_file(path, what="passphrase file", limit=4096)
+    except _files.FileError as exc:
+        raise RefresherError(str(exc))
+    if data is None:
+        raise RefresherError("cannot read the passphrase file %s: it does not exist" % path)
     if stat.S_IMODE(status.st_mode) & 0o077:
         raise RefresherError("the passphrase file %s has mode %04o, so others may read it; refusing to use it: "
                              "run 'chmod 600 %s' (the selfjwt.kyma.edge_keys role writes it with mode 0600)"
@@ -205,10 +210,6 @@ def read_passphrase(path):
     if hasattr(os, "geteuid") and status.st_uid != os.geteuid():
         raise RefresherError("the passphrase file %s belongs to uid %d, not to the user running %s (uid %d): run the "
                              "refresher as the key's owner" % (path, status.st_uid, PROG, os.geteuid()))
-    try:
-        data = _files.read_bytes(path, what="passphrase file", limit=4096)
-    except _files.FileError as exc:
-        raise RefresherError(str(exc))
     passphrase = (data or b"").decode("utf-8").rstrip("\r\n")
     if not passphrase:
         raise RefresherError("the passphrase file %s is empty" % path)
@@ -313,13 +314,18 @@ def switch_user(config):
 
 
 def key_readable(config):
-    """False only when this user may not read the private key (as opposed to a missing key)."""
+    """False only when this user may not read the private key (as opposed to a missing key).
+
+    The key is opened without following a symbolic link (``_files.open_nofollow``).
+    """
     try:
-        with open(config["key"]["path"], "rb"):
-            return True
-    except (IOError, OSError) as exc:
-        # A missing or broken key is reported by the minting path, with what to do about it.
-        return exc.errno not in (errno.EACCES, errno.EPERM)
+        fd, _status = _files.open_nofollow(config["key"]["path"], what="private key file")
+    except _files.FileError as exc:
+        # A missing, linked or broken key is reported by the minting path, with what to do about it.
+        return getattr(exc.__context__, "errno", None) not in (errno.EACCES, errno.EPERM)
+    if fd is not None:
+        os.close(fd)
+    return True
 
 
 def run(config, check=False, force=False, now=None):

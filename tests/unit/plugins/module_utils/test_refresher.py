@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Unit tests of the token refresher program that the edge_keys role installs on edge hosts."""
+"""Unit tests of the token refresher program (module_utils/_refresher.py) that
+selfjwt.kyma.token_refresher installs on edge hosts as selfjwt_refresher.py."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -11,7 +12,6 @@ __metaclass__ = type
 
 import copy
 import errno
-import importlib.util
 import io
 import json
 import os
@@ -21,20 +21,9 @@ import jwt
 import pytest
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _refresher as refresher
 
-PROGRAM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..",
-                       "roles", "edge_keys", "files", "selfjwt_refresher.py")
 ISSUER = "http://edge-jwks.kyma-system.svc.cluster.local"
-
-
-def _load_program():
-    spec = importlib.util.spec_from_file_location("selfjwt_refresher", PROGRAM)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-refresher = _load_program()
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +174,17 @@ def test_read_passphrase_refuses_an_empty_file(tmp_path):
         refresher.read_passphrase(str(path))
 
 
+def test_read_passphrase_refuses_a_link(tmp_path):
+    """The mode and owner checked are those of the file read: a link is refused, its target never looked at."""
+    target = tmp_path / "elsewhere"
+    target.write_text("s3cret")
+    target.chmod(0o644)
+    link = tmp_path / "pass"
+    os.symlink(str(target), str(link))
+    with pytest.raises(refresher.RefresherError, match="symbolic link"):
+        refresher.read_passphrase(str(link))
+
+
 def test_read_passphrase_missing_file(tmp_path):
     with pytest.raises(refresher.RefresherError, match="cannot read the passphrase file"):
         refresher.read_passphrase(str(tmp_path / "nope"))
@@ -282,10 +282,42 @@ def test_key_readable(setup, monkeypatch):
     missing = dict(setup["config"], key=dict(setup["config"]["key"], path=str(setup["tmp"] / "nope.pem")))
     assert refresher.key_readable(missing)  # the minting path reports a missing key
 
-    def denied(path, mode="r"):
-        raise PermissionError(errno.EACCES, "Permission denied", path)
-    monkeypatch.setattr(refresher, "open", denied, raising=False)
+    real_open = os.open
+
+    def denied(path, *args, **kwargs):
+        if path == setup["config"]["key"]["path"]:
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return real_open(path, *args, **kwargs)
+    monkeypatch.setattr(os, "open", denied)
     assert not refresher.key_readable(setup["config"])
+
+
+def test_key_readable_does_not_follow_a_linked_key(setup, monkeypatch):
+    """A link at the key path is not followed, not even to see whether the key may be read.
+
+    The link points to a file this user may not read (simulated: the tests run as root): a
+    followed link would answer False (a reader); unfollowed, the minting path reports the link.
+    """
+    target = setup["tmp"] / "elsewhere.pem"
+    target.write_bytes(b"not for this user")
+    link = setup["tmp"] / "keys" / "linked.pem"
+    os.symlink(str(target), str(link))
+    real_open = os.open
+
+    def target_denied(path, flags=os.O_RDONLY, *args, **kwargs):
+        if not (flags & getattr(os, "O_NOFOLLOW", 0) and os.path.islink(path)) \
+                and os.path.realpath(path) == str(target):
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return real_open(path, flags, *args, **kwargs)
+
+    def builtin_denied(path, *args, **kwargs):
+        if os.path.realpath(path) == str(target):
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return io.open(path, *args, **kwargs)
+    monkeypatch.setattr(os, "open", target_denied)
+    monkeypatch.setattr(refresher, "open", builtin_denied, raising=False)
+    config = dict(setup["config"], key=dict(setup["config"]["key"], path=str(link)))
+    assert refresher.key_readable(config)
 
 
 def test_reader_gets_the_valid_token_from_the_file(setup, monkeypatch):

@@ -1,0 +1,125 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) selfjwt.kyma contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The token refresher's command, systemd units and cron line, as selfjwt.kyma.token_refresher writes them.
+
+Values that pass ``_refresher_install.problems`` give a command that runs, units that
+``systemd-analyze verify`` accepts and a cron line with the fields cron expects; a value that it
+refuses is one that would break them.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import shutil
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _refresher_install as install
+
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+#: Every character a path may hold besides letters, digits and "/", and a non-ASCII letter.
+ODD = "a.b_c-d+e@f,gh~i\u00c5"
+
+
+def _settings(base, owner=None):
+    """What the installer's writers read of its checked settings (Settings), for these paths."""
+    params = {
+        "token_dir": os.path.join(base, "state"),
+        "token_filename": "token",
+        "bin_dir": os.path.join(base, "bin"),
+        "command_name": "selfjwt-token",
+        "lib_dir": os.path.join(base, "lib"),
+        "interval": 60,
+        "unit_name": "selfjwt-token-test",
+        "systemd_unit_dir": os.path.join(base, "units"),
+    }
+    return SimpleNamespace(
+        params=params, owner=owner, user="root", python=sys.executable,
+        token_file=os.path.join(params["token_dir"], "token"),
+        command=os.path.join(params["bin_dir"], "selfjwt-token"),
+        config_path=os.path.join(params["lib_dir"], install.CONFIG_NAME))
+
+
+def _values(settings):
+    """The settings as the module passes them to the one check."""
+    params = settings.params
+    return {
+        "token_dir": params["token_dir"], "token_filename": params["token_filename"], "bin_dir": params["bin_dir"],
+        "lib_dir": params["lib_dir"], "command_name": params["command_name"], "python": settings.python,
+        "user": settings.owner or settings.user, "unit_name": params["unit_name"],
+        "unit_dir": params["systemd_unit_dir"], "interval": params["interval"],
+    }
+
+
+def _install(settings):
+    """Write the command and the units as the module does; returns the unit paths."""
+    params = settings.params
+    for directory in (params["token_dir"], params["bin_dir"], params["lib_dir"], params["systemd_unit_dir"]):
+        os.makedirs(directory, exist_ok=True)
+    with open(settings.command, "w") as handle:
+        handle.write(install.command_text(settings.python, params["lib_dir"], settings.config_path))
+    os.chmod(settings.command, 0o755)
+    units = []
+    for kind, text in (("service", install.service_text(settings)), ("timer", install.timer_text(settings))):
+        path = os.path.join(params["systemd_unit_dir"], "%s.%s" % (params["unit_name"], kind))
+        with open(path, "w") as handle:
+            handle.write(text)
+        units.append(path)
+    return units
+
+
+def _verify(units):
+    return subprocess.run([SYSTEMD_ANALYZE, "verify"] + units, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, check=False, timeout=60)
+
+
+def test_the_command_runs_the_refresher_from_its_library(tmp_path):
+    settings = _settings(str(tmp_path / ODD))
+    assert install.problems(_values(settings)) == []
+    _install(settings)
+    lib_dir = settings.params["lib_dir"]
+    with open(os.path.join(lib_dir, "selfjwt_refresher.py"), "w") as handle:
+        handle.write("import sys\n\ndef main(default_config):\n    print(sys.path[0] + '|' + default_config)\n"
+                     "    return 3\n")
+    run = subprocess.run([settings.command], stdout=subprocess.PIPE, universal_newlines=True, check=False, timeout=60)
+    assert run.returncode == 3
+    assert run.stdout.strip() == lib_dir + "|" + settings.config_path
+
+
+def test_the_cron_line_has_the_fields_cron_expects(tmp_path):
+    settings = _settings(str(tmp_path / ODD), owner="svc-selfjwt")
+    assert install.problems(_values(settings)) == []
+    lines = install.cron_text(settings).splitlines()
+    jobs = [line for line in lines if line and not line.startswith("#") and "=" not in line.split()[0]]
+    assert len(jobs) == 1
+    assert jobs[0].split() == ["*", "*", "*", "*", "*", "svc-selfjwt", settings.command, "--quiet"]
+    assert "%" not in "\n".join(lines)
+
+
+@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed (apt-get install systemd)")
+def test_systemd_accepts_the_units_of_every_allowed_character(tmp_path):
+    settings = _settings(str(tmp_path / ODD), owner="root")
+    assert install.problems(_values(settings)) == []
+    run = _verify(_install(settings))
+    assert run.returncode == 0, run.stdout
+    assert "selfjwt-token-test" not in run.stdout
+
+
+@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed (apt-get install systemd)")
+@pytest.mark.parametrize("directory", ["my bin", "my\tbin", "my%bin", "my:bin"])
+def test_what_systemd_finds_broken_is_refused(tmp_path, directory):
+    # The refused value really breaks the units: this is what the role used to install silently.
+    settings = _settings(str(tmp_path / directory))
+    run = _verify(_install(settings))
+    assert run.returncode != 0
+    found = install.problems({"bin_dir": settings.params["bin_dir"], "unit_dir": settings.params["systemd_unit_dir"]},
+                             {"bin_dir": "bin_dir", "unit_dir": "systemd_unit_dir"})
+    assert [message.split()[0] for message in found] == ["bin_dir", "systemd_unit_dir"]
