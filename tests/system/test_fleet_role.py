@@ -119,8 +119,11 @@ def test_manifests_name_every_shard_and_carry_the_documents(fleet_run):
         {"issuer": _fleet.shard_url(ISSUER, shard), "jwksUri": _fleet.shard_url(JWKS_URI, shard)} for shard in names]
     assert apirule["spec"]["rules"][0]["jwt"]["authorizations"] == [{"audiences": [AUDIENCE]}]
     kustomization = yaml.safe_load((out / "kustomization.yaml").read_text())
-    assert kustomization["resources"] == (["jwks-configmap.yaml"] + ["jwks-configmap-%s.yaml" % s for s in names]
-                                          + list(support.MANIFESTS[1:]))
+    # The per-shard ConfigMaps follow the main one, in the role's order of the other manifests.
+    main_configmap = support.MANIFESTS.index("jwks-configmap.yaml") + 1
+    assert kustomization["resources"] == (list(support.MANIFESTS[:main_configmap])
+                                          + ["jwks-configmap-%s.yaml" % s for s in names]
+                                          + list(support.MANIFESTS[main_configmap:]))
     for shard in names:
         configmap = support.load_manifest(out / ("jwks-configmap-%s.yaml" % shard))
         assert configmap["data"]["jwks-%s.json" % shard] == (out / ("jwks-%s.json" % shard)).read_text()
