@@ -357,8 +357,11 @@ def test_sharded_render_has_one_authentication_and_one_configmap_per_shard(rende
     assert authentications == [{"issuer": _fleet.shard_url(ISSUER, s), "jwksUri": _fleet.shard_url(JWKS_URI, s)}
                                for s in shards]
     kustomization = yaml.safe_load((rendered["dir"] / "kustomization.yaml").read_text())
-    assert kustomization["resources"] == (["jwks-configmap.yaml"] + ["jwks-configmap-%s.yaml" % s for s in shards]
-                                          + list(support.MANIFESTS[1:]))
+    # The per-shard ConfigMaps follow the main one, in the role's order of the other manifests.
+    main_configmap = support.MANIFESTS.index("jwks-configmap.yaml") + 1
+    assert kustomization["resources"] == (list(support.MANIFESTS[:main_configmap])
+                                          + ["jwks-configmap-%s.yaml" % s for s in shards]
+                                          + list(support.MANIFESTS[main_configmap:]))
     deployment = support.load_manifest(rendered["dir"] / "jwks-deployment.yaml")
     volume = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "jwks"][0]
     assert [source["configMap"]["name"] for source in volume["projected"]["sources"]] == (

@@ -42,7 +42,7 @@ from tools.kyma_standin import envoy_jwt  # noqa: E402
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _refresher as selfjwt_refresher  # noqa: E402
 
 HOSTS = {"edge-01": {"type": "ec"}, "edge-02": {"type": "rsa", "size": 2048}, "edge-03": {"type": "ed25519"}}
-ISSUER = "http://edge-jwks.default.svc.cluster.local"
+ISSUER = "http://edge-jwks.selfjwt-system.svc.cluster.local"
 WINDOW = 3           # propagation window (s)
 LIFETIME = 4         # token lifetime = max lifetime (s)
 SKEW = 1             # clock skew (s)
