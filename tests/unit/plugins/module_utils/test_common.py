@@ -26,7 +26,6 @@ SPEC = {
 }
 
 
-
 def run(capsys, module_class, args):
     """Build the module (which logs its arguments), then exit; (result, stdout)."""
     with patch_module_args(args):

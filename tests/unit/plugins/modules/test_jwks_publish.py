@@ -142,7 +142,6 @@ def test_private_pem_is_refused_and_never_echoed(capsys, tmp_path):
     assert pem.splitlines()[1] not in result["_raw"]
 
 
-
 def _private_ec_jwk():
     key = _jose.generate_private_key("ec")
     numbers = key.private_numbers()
