@@ -3,14 +3,15 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Checks of the edge_keys role variables, before anything is written on a host.
+"""The edge_keys role's first step: its variables checked, its run planned, on the controller.
 
 PRIVATE to the collection: do not import it from other collections.
 
-Standard library only. The role runs :func:`role_problems` through the filter
-``selfjwt.kyma.edge_keys_problems`` in one task per host (instead of one task per check, each a
-worker process per host), and every message names the role variable to set. The installer
-(``_refresher_install``) checks its own options again on the host, where ``auto`` is resolved.
+The action ``selfjwt.kyma.edge_keys_plan`` runs :func:`plan` once per host on the controller,
+before the role touches any host. The checks are the modules' own (``_keypair.KeypairSpec``,
+``_refresher_install.problems``, the issuer rule of ``_publish``, the shard names of ``_fleet``),
+and every message names the role variable to set. The installer checks its options again on the
+host, where ``auto`` is resolved.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -20,18 +21,25 @@ __metaclass__ = type
 import json
 import re
 
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _fleet, _keypair, _publish, _refresher_install
+from ansible_collections.selfjwt.kyma.plugins.module_utils._refresher_install import scheduler_period
 
-def scheduler_period(scheduler, interval):
-    """Seconds between two runs of the refresher with this scheduler (None without one).
+#: The jwt_keypair options the role sets, and the role variables that set them.
+KEY_OPTION_NAMES = {
+    "path": "edge_keys_key_dir / edge_keys_key_filename",
+    "type": "edge_keys_key_type",
+    "size": "edge_keys_key_size",
+    "curve": "edge_keys_key_curve",
+    "kid": "edge_keys_key_kid",
+    "algorithm": "edge_keys_key_algorithm",
+    "regenerate": "edge_keys_key_regenerate",
+    "certificate_path": "edge_keys_key_dir / edge_keys_certificate_filename",
+    "certificate_subject": "edge_keys_certificate_subject",
+    "certificate_valid_days": "edge_keys_certificate_valid_days",
+}
 
-    Cron runs at most once a minute, so its period is the interval rounded up to whole
-    minutes; ``auto`` may become cron, so it gets cron's (the longer) period.
-    """
-    if scheduler in ("cron", "auto"):
-        return max(1, (interval + 59) // 60) * 60
-    if scheduler == "systemd":
-        return interval
-    return None
+#: The role's task files in the order they run; plan() picks the ones a host needs.
+STEPS = ("refresher_python", "site_key", "key", "refresher")
 
 
 def _int(value, default=0):
@@ -39,6 +47,16 @@ def _int(value, default=0):
         return int(value)
     except (TypeError, ValueError):
         return default
+
+
+def _number(value):
+    """``value`` as an int when it is one (also in text), else as given, for a message that shows it."""
+    if isinstance(value, bool):
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value
 
 
 def _bool(value):
@@ -101,3 +119,105 @@ def role_problems(variables):
         problems.append("Set edge_keys_refresher_systemd_unit_dir (default /etc/systemd/system) for the systemd "
                         "scheduler.")
     return problems
+
+
+def _path(directory, name):
+    return "%s/%s" % (directory, name) if isinstance(directory, str) and isinstance(name, str) else None
+
+
+def key_problems(variables):
+    """The key settings checked with jwt_keypair's own rules; messages name the role variables."""
+    v = variables
+    certificate = _bool(v.get("edge_keys_certificate"))
+    try:
+        _keypair.KeypairSpec(
+            path=_path(v.get("edge_keys_key_dir"), v.get("edge_keys_key_filename")),
+            type=v.get("edge_keys_key_type"), size=_number(v.get("edge_keys_key_size")),
+            curve=v.get("edge_keys_key_curve"), kid=v.get("edge_keys_key_kid") or None,
+            algorithm=v.get("edge_keys_key_algorithm") or None, regenerate=v.get("edge_keys_key_regenerate"),
+            certificate_path=_path(v.get("edge_keys_key_dir"), v.get("edge_keys_certificate_filename"))
+            if certificate else None,
+            certificate_subject=(v.get("edge_keys_certificate_subject") or None) if certificate else None,
+            certificate_valid_days=_number(v.get("edge_keys_certificate_valid_days")),
+        ).validate(KEY_OPTION_NAMES)
+    except _keypair.KeypairError as exc:
+        return ["%s." % str(exc).rstrip(".")]
+    return []
+
+
+def _is_url(value):
+    return isinstance(value, str) and bool(_publish.RE_URL.match(value))
+
+
+def claim_problems(variables):
+    """The issuer and jku as the APIRule and istiod need them, and the shard's name."""
+    v = variables
+    problems = []
+    issuer, jku, shard = v.get("edge_keys_issuer"), v.get("edge_keys_jku"), v.get("edge_keys_shard")
+    if _text(issuer).strip() and not _is_url(issuer):
+        problems.append(
+            "edge_keys_issuer %s is not an http(s) URL without query or fragment. The APIRule v2 CRD accepts only "
+            "such an issuer, and the tokens' iss must equal it byte for byte. Set selfjwt_issuer once in "
+            "group_vars/all to the URL that kyma_publish publishes (by default "
+            "http://edge-jwks.selfjwt-system.svc.cluster.local), or set edge_keys_issuer to it."
+            % json.dumps(issuer))
+    if jku and not _is_url(jku):
+        problems.append(
+            "edge_keys_jku %s is not an http(s) URL without query or fragment: it is the URL of the JWKS in the "
+            "tokens' jku header. Set selfjwt_jwks_uri (or edge_keys_jku) to the jwksUri that kyma_publish publishes, "
+            "or leave it empty for tokens without jku." % json.dumps(jku))
+    if shard:
+        try:
+            _fleet.check_name(shard, "edge_keys_shard")
+        except _fleet.ShardError as exc:
+            problems.append("%s; set selfjwt_shard_groups or selfjwt_shard_overrides to valid shard names (or "
+                            "edge_keys_shard)." % exc)
+    return problems
+
+
+def warnings(variables):
+    """What is allowed but probably not meant."""
+    if variables.get("edge_keys_audience") in (None, "", []):
+        return ["edge_keys_audience is empty (selfjwt_audience is not set), so the tokens carry no aud claim and "
+                "kyma_publish's APIRule checks no audience: it accepts any token of this issuer, also one minted for "
+                "another API. Set selfjwt_audience once in group_vars/all (both roles read it)."]
+    return []
+
+
+def site_problems(variables):
+    """A site key (edge_keys_key_scope=site) needs a site name and no per-host certificate."""
+    v = variables
+    scope = v.get("edge_keys_key_scope")
+    if scope not in ("host", "site"):
+        return ["edge_keys_key_scope must be host (one key per host) or site (one key per site), got %s."
+                % json.dumps(scope)]
+    if scope == "site" and not (_text(v.get("edge_keys_site")).strip() and not _bool(v.get("edge_keys_certificate"))):
+        return ["edge_keys_key_scope=site needs edge_keys_site (default: selfjwt_site, usually set in the group_vars "
+                "of the site's inventory group) naming the host's site, and edge_keys_certificate=false (each host "
+                "would make its own certificate for the shared key, and the JWKS can publish a key only once)."]
+    return []
+
+
+def steps(variables):
+    """The role's task files this host runs, in order (see STEPS)."""
+    v = variables
+    refresher = _bool(v.get("edge_keys_refresher_enabled"))
+    wanted = {
+        "refresher_python": refresher and bool(v.get("edge_keys_refresher_python")),
+        "site_key": v.get("edge_keys_key_scope") == "site",
+        "key": True,
+        "refresher": refresher,
+    }
+    return [step for step in STEPS if wanted[step]]
+
+
+def plan(variables, refresher=None):
+    """{"problems": [...], "warnings": [...], "steps": [...]} for one host's role variables.
+
+    ``variables`` holds the role variables by name (``edge_keys_*``) plus ``passphrase_file``;
+    ``refresher`` the settings that reach the refresher's command, units and cron line (see
+    ``_refresher_install.problems``), by setting.
+    """
+    problems = (claim_problems(variables) + role_problems(variables) + key_problems(variables)
+                + site_problems(variables) + _refresher_install.problems(dict(refresher or {})))
+    return {"problems": problems, "warnings": warnings(variables), "steps": steps(variables)}

@@ -95,64 +95,81 @@ class KeypairSpec(object):
                           if name not in ("passphrase", "old_passphrase"))
         return "KeypairSpec(%s)" % shown
 
-    def validate(self):
-        """Refuse contradictory or unsafe options before anything is read or written."""
+    def validate(self, names=None):
+        """Refuse contradictory or unsafe options before anything is read or written.
+
+        ``names`` maps an option to the name the messages give it (a role checks its variables
+        with the module's rules: ``{"type": "edge_keys_key_type"}``); options not in it keep
+        their own name.
+        """
+        name = dict((field, (names or {}).get(field, field)) for field in self.FIELDS)
         if not self.path or not isinstance(self.path, str):
-            raise KeypairError("path must be the path of the private key file")
+            raise KeypairError("%s must be the path of the private key file" % name["path"])
         if self.state not in STATES:
-            raise KeypairError("state must be one of %s, got %r" % (", ".join(STATES), self.state))
+            raise KeypairError("%s must be one of %s, got %r" % (name["state"], ", ".join(STATES), self.state))
         if self.regenerate not in REGENERATE_CHOICES:
-            raise KeypairError("regenerate must be one of %s, got %r"
-                               % (", ".join(REGENERATE_CHOICES), self.regenerate))
+            raise KeypairError("%s must be one of %s, got %r"
+                               % (name["regenerate"], ", ".join(REGENERATE_CHOICES), self.regenerate))
         if self.type not in KEY_TYPES:
-            raise KeypairError("type must be one of %s, got %r" % (", ".join(KEY_TYPES), self.type))
+            raise KeypairError("%s must be one of %s, got %r" % (name["type"], ", ".join(KEY_TYPES), self.type))
         if self.type == "rsa":
             if (not isinstance(self.size, int) or isinstance(self.size, bool)
                     or not _jose.MIN_RSA_BITS <= self.size <= _jose.MAX_RSA_BITS):
-                raise KeypairError("size must be between %d and %d bits for RSA keys, got %r: use 2048, 3072 or 4096"
-                                   % (_jose.MIN_RSA_BITS, _jose.MAX_RSA_BITS, self.size))
+                raise KeypairError("%s must be between %d and %d bits for RSA keys, got %r: use 2048, 3072 or 4096"
+                                   % (name["size"], _jose.MIN_RSA_BITS, _jose.MAX_RSA_BITS, self.size))
         if self.type == "ec" and self.curve not in CURVES:
-            raise KeypairError("curve must be one of %s, got %r" % (", ".join(CURVES), self.curve))
+            raise KeypairError("%s must be one of %s, got %r" % (name["curve"], ", ".join(CURVES), self.curve))
         if self.algorithm is not None:
-            self._validate_algorithm()
+            self._validate_algorithm(name)
         if self.kid is not None:
-            _jose.check_kid(self.kid)
+            try:
+                _jose.check_kid(self.kid)
+            except _jose.JoseError as exc:
+                raise KeypairError(str(exc).replace("kid ", name["kid"] + " ", 1))
         if self.certificate_path:
             if os.path.abspath(self.certificate_path) == os.path.abspath(self.path):
-                raise KeypairError("certificate_path must differ from path: the certificate would overwrite the key")
+                raise KeypairError("%s must differ from %s: the certificate would overwrite the key"
+                                   % (name["certificate_path"], name["path"]))
             days = self.certificate_valid_days
             if (not isinstance(days, int) or isinstance(days, bool)
                     or not 1 <= days <= MAX_CERTIFICATE_VALID_DAYS):
-                raise KeypairError("certificate_valid_days must be between 1 and %d, got %r"
-                                   % (MAX_CERTIFICATE_VALID_DAYS, days))
+                raise KeypairError("%s must be between 1 and %d, got %r"
+                                   % (name["certificate_valid_days"], MAX_CERTIFICATE_VALID_DAYS, days))
             subject = self.certificate_subject
             if subject is not None:
-                self._check_common_name(subject, "certificate_subject")
+                self._check_common_name(subject, name["certificate_subject"], name)
             elif self.kid is not None:
-                self._check_common_name(self.kid, "kid (the default certificate_subject)")
+                self._check_common_name(self.kid, "%s (the default %s)" % (name["kid"], name["certificate_subject"]),
+                                        name)
         elif self.certificate_subject is not None:
-            raise KeypairError("certificate_subject needs certificate_path: set the path of the certificate file")
+            raise KeypairError("%s needs %s: set the path of the certificate file"
+                               % (name["certificate_subject"], name["certificate_path"]))
         return self
 
-    def _validate_algorithm(self):
+    def _validate_algorithm(self, name):
         family = _jose.ALGORITHMS.get(self.algorithm)
         if family is None:
             # Reuse the core's wording for none, HS* and unknown names.
-            _jose.check_algorithm(None, self.algorithm)
-            raise KeypairError("algorithm %r is not supported" % (self.algorithm,))
+            try:
+                _jose.check_algorithm(None, self.algorithm)
+            except _jose.JoseError as exc:
+                raise KeypairError(str(exc).replace("algorithm ", name["algorithm"] + " ", 1))
+            raise KeypairError("%s %r is not supported" % (name["algorithm"], self.algorithm))
         wanted = _ALGORITHM_TYPE[family]
         if wanted != self.type:
-            raise KeypairError("algorithm %s needs a key of type %s, but type is %s: change type or algorithm"
-                               % (self.algorithm, wanted, self.type))
+            raise KeypairError("algorithm %s needs a key of type %s, but %s is %s: change %s or %s"
+                               % (self.algorithm, wanted, name["type"], self.type, name["type"], name["algorithm"]))
         if self.type == "ec" and _jose.EC_ALG_CURVE[self.algorithm] != self.curve:
-            raise KeypairError("algorithm %s needs curve %s, but curve is %s: change curve or algorithm"
-                               % (self.algorithm, _jose.EC_ALG_CURVE[self.algorithm], self.curve))
+            raise KeypairError("algorithm %s needs curve %s, but %s is %s: change %s or %s"
+                               % (self.algorithm, _jose.EC_ALG_CURVE[self.algorithm], name["curve"], self.curve,
+                                  name["curve"], name["algorithm"]))
 
     @staticmethod
-    def _check_common_name(value, what):
+    def _check_common_name(value, what, name=None):
         if not isinstance(value, str) or not value.strip() or len(value) > MAX_COMMON_NAME_LENGTH:
             raise KeypairError("%s %r cannot be a certificate common name: it must have 1 to %d characters; "
-                               "set certificate_subject" % (what, value, MAX_COMMON_NAME_LENGTH))
+                               "set %s" % (what, value, MAX_COMMON_NAME_LENGTH,
+                                           (name or {}).get("certificate_subject", "certificate_subject")))
 
     def requested_facts(self):
         """Type and size or curve that a new key gets."""

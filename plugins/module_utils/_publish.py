@@ -529,3 +529,46 @@ def plan(settings, edge_hosts, host_keys, host_claims, inventory_groups=None, ch
         "hosts_without_keys": without,
         "warnings": warnings,
     }
+
+
+# --------------------------------------------------------------------------------------
+# ConfigMap data from the published documents
+# --------------------------------------------------------------------------------------
+
+#: Kubernetes keeps at most 1 MiB of data in one ConfigMap.
+CONFIGMAP_MAX_BYTES = 1048576
+
+
+def configmap_data(published, sharded, server_config, server_config_key, max_bytes=CONFIGMAP_MAX_BYTES):
+    """The served files of the JWKS server, from ``jwks_publish``'s results (one per issuer).
+
+    Returns ``documents`` (every issuer's JWKS and discovery document by file name, the bytes
+    the ConfigMaps and the render mode's files carry), ``data`` (the main ConfigMap: the server
+    configuration, and without shards the documents), ``sizes`` (the fact
+    ``kyma_publish_jwks_sizes``) and ``problems``: one message per ConfigMap over ``max_bytes``
+    (lengths in characters, as Kubernetes counts the text it stores).
+    """
+    documents, sizes, problems = {}, {}, []
+    for result in published:
+        item = result["item"]
+        discovery = json.dumps(result["discovery"], indent=2, sort_keys=True) + "\n"
+        documents[item["jwks_key"]] = result["document"]
+        documents[item["discovery_key"]] = discovery
+        sizes[item["name"]] = {"issuer": item["issuer"], "jwks_uri": item["jwks_uri"], "keys": len(result["kids"]),
+                               "bytes": result["size"]}
+        shard_bytes = len(result["document"]) + len(discovery)
+        if sharded and shard_bytes > max_bytes:
+            problems.append(
+                "The ConfigMap %s of shard %s would hold %d bytes, more than the %d bytes Kubernetes allows in one "
+                "ConfigMap; nothing was applied. Lower kyma_publish_max_bytes, use smaller keys (EC P-256 or Ed25519 "
+                "instead of RSA), publish keys without x5c, or use more shards."
+                % (item["configmap"], item["name"], shard_bytes, max_bytes))
+    data = {} if sharded else dict(documents)
+    data[server_config_key] = server_config.rstrip() + "\n"
+    total = sum(len(text) for text in data.values())
+    if total > max_bytes:
+        problems.append(
+            "The JWKS ConfigMap would hold %d bytes, more than the %d bytes Kubernetes allows in one ConfigMap; "
+            "nothing was applied. Use smaller keys (EC P-256 or Ed25519 instead of RSA), publish keys without x5c, "
+            "or split the fleet into several issuers." % (total, max_bytes))
+    return {"documents": documents, "data": data, "sizes": sizes, "problems": problems}

@@ -26,7 +26,7 @@ The command holds no user value as code: it names the library directory and the 
 only as Python string literals (:func:`command_text`). Every value that reaches the command's
 first line, a systemd unit or the cron line is checked against an allow-list first
 (:func:`problems`, which the edge_keys role also runs through the filter
-``selfjwt.kyma.edge_keys_problems`` before anything is written): nothing needs escaping.
+``selfjwt.kyma.edge_keys_plan`` before anything is written): nothing needs escaping.
 
 Everything is checked before anything is written; then the directories, the files (each
 written atomically, :func:`put_file`) and the first token (the refresher's own code,
@@ -52,7 +52,6 @@ except ImportError:  # pragma: no cover - not on POSIX
     pwd = None
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _refresher, _token
-from ansible_collections.selfjwt.kyma.plugins.module_utils._edge_settings import scheduler_period
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
 
 #: Present on a host whose service manager is systemd (what sd_booted(3) checks).
@@ -145,6 +144,19 @@ _CHARACTER_NAMES = {
     "#": "'#'",
     "\x00": "a NUL character",
 }
+
+
+def scheduler_period(scheduler, interval):
+    """Seconds between two runs of the refresher with this scheduler (None without one).
+
+    Cron runs at most once a minute, so its period is the interval rounded up to whole
+    minutes; ``auto`` may become cron, so it gets cron's (the longer) period.
+    """
+    if scheduler in ("cron", "auto"):
+        return max(1, (interval + 59) // 60) * 60
+    if scheduler == "systemd":
+        return interval
+    return None
 
 
 def _describe_character(character):

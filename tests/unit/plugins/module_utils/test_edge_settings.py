@@ -3,16 +3,17 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Unit tests of the edge_keys role variable checks (module_utils/_edge_settings.py, filter edge_keys_problems)."""
+"""Unit tests of the edge_keys role's first step (module_utils/_edge_settings.py, action edge_keys_plan)."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import pytest
-from ansible.errors import AnsibleFilterError
+import json
+import re
 
-from ansible_collections.selfjwt.kyma.plugins.filter.edge_keys_problems import edge_keys_problems
+import pytest
+
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _edge_settings
 
 #: The role's defaults (as the role passes them: numbers may arrive as strings).
@@ -31,6 +32,24 @@ GOOD = {
     "edge_keys_refresher_store_passphrase": False,
     "edge_keys_refresher_systemd_unit_dir": "/etc/systemd/system",
     "passphrase_file": "/etc/selfjwt/signing.pem.passphrase",
+    "edge_keys_audience": "edge-api",
+    "edge_keys_jku": "",
+    "edge_keys_shard": "",
+    "edge_keys_key_dir": "/etc/selfjwt",
+    "edge_keys_key_filename": "signing.pem",
+    "edge_keys_key_type": "ec",
+    "edge_keys_key_size": "4096",
+    "edge_keys_key_curve": "P-256",
+    "edge_keys_key_kid": "",
+    "edge_keys_key_algorithm": "",
+    "edge_keys_key_regenerate": "fail",
+    "edge_keys_key_scope": "host",
+    "edge_keys_site": "",
+    "edge_keys_certificate": False,
+    "edge_keys_certificate_filename": "signing.crt",
+    "edge_keys_certificate_subject": "",
+    "edge_keys_certificate_valid_days": "3650",
+    "edge_keys_refresher_python": "",
 }
 
 
@@ -38,9 +57,13 @@ def problems(**changes):
     return _edge_settings.role_problems(dict(GOOD, **changes))
 
 
+def plan(refresher=None, **changes):
+    return _edge_settings.plan(dict(GOOD, **changes), refresher)
+
+
 def test_the_defaults_pass():
     assert problems() == []
-    assert edge_keys_problems(dict(GOOD)) == []
+    assert plan() == {"problems": [], "warnings": [], "steps": ["key", "refresher"]}
 
 
 @pytest.mark.parametrize("changes", [
@@ -119,21 +142,129 @@ def test_every_problem_is_reported_at_once():
     assert len(found) == 4
 
 
-def test_the_filter_refuses_what_is_not_a_dictionary():
-    with pytest.raises(AnsibleFilterError, match="expects a dictionary"):
-        edge_keys_problems(["edge_keys_issuer"])
-
-
-def test_the_filter_also_runs_the_refresher_check():
+def test_the_plan_also_runs_the_refresher_check():
     """The role's one check task refuses, by role variable, what the refresher's units cannot hold."""
-    found = edge_keys_problems(dict(GOOD), {"token_dir": "/var/lib/my tokens", "bin_dir": "/usr/local/bin",
-                                            "unit_dir": "/etc/systemd:/run"})
+    found = plan({"token_dir": "/var/lib/my tokens", "bin_dir": "/usr/local/bin", "unit_dir": "/etc/systemd:/run"})
+    found = found["problems"]
     assert [message.split()[0] for message in found] == ["edge_keys_token_dir", "edge_keys_refresher_systemd_unit_dir"]
     assert "holds a space" in found[0] and "holds ':'" in found[1]
-    assert edge_keys_problems(dict(GOOD), {"token_dir": "/var/lib/selfjwt"}) == []
+    assert plan({"token_dir": "/var/lib/selfjwt"})["problems"] == []
 
 
-@pytest.mark.parametrize("refresher", [["/x"], {"tokendir": "/x"}])
-def test_the_filter_refuses_refresher_settings_it_cannot_check(refresher):
-    with pytest.raises(AnsibleFilterError):
-        edge_keys_problems(dict(GOOD), refresher)
+def test_unknown_refresher_settings_are_a_programming_error():
+    with pytest.raises(ValueError, match="unknown refresher setting"):
+        plan({"tokendir": "/x"})
+
+
+@pytest.mark.parametrize("issuer", ["edge-jwks", "edge-jwks.selfjwt-system.svc.cluster.local",
+                                    "https://edge-jwks.example?x=1", "https://edge-jwks.example#top",
+                                    "ftp://edge-jwks.example", "https://edge jwks.example"])
+def test_the_issuer_must_be_an_http_url_as_the_apirule_crd_requires(issuer):
+    found = plan(edge_keys_issuer=issuer)["problems"]
+    assert len(found) == 1, found
+    assert found[0].startswith("edge_keys_issuer %s is not an http(s) URL without query or fragment"
+                               % json.dumps(issuer)), found
+    assert "selfjwt_issuer" in found[0]
+
+
+@pytest.mark.parametrize("issuer", ["http://edge-jwks.selfjwt-system.svc.cluster.local",
+                                    "https://issuer.example.com/shards/s001", "http://localhost:8080/x"])
+def test_http_urls_are_accepted_as_issuers(issuer):
+    assert plan(edge_keys_issuer=issuer)["problems"] == []
+
+
+def test_the_jku_must_be_an_http_url_when_it_is_set():
+    found = plan(edge_keys_jku="jwks.json")["problems"]
+    assert len(found) == 1 and found[0].startswith('edge_keys_jku "jwks.json" is not an http(s) URL'), found
+    assert plan(edge_keys_jku="http://edge-jwks.selfjwt-system.svc.cluster.local/.well-known/jwks.json") == plan()
+
+
+def test_the_shard_must_have_a_valid_name():
+    found = plan(edge_keys_shard="Shard 1")["problems"]
+    assert len(found) == 1 and found[0].startswith("edge_keys_shard: shard name 'Shard 1' is not valid"), found
+    assert "selfjwt_shard_groups" in found[0]
+    assert plan(edge_keys_shard="s001")["problems"] == []
+
+
+@pytest.mark.parametrize("audience", [None, "", []])
+def test_a_missing_audience_is_a_warning_that_says_what_it_means(audience):
+    planned = plan(edge_keys_audience=audience)
+    assert planned["problems"] == []
+    assert len(planned["warnings"]) == 1
+    assert planned["warnings"][0].startswith("edge_keys_audience is empty (selfjwt_audience is not set)")
+    assert "accepts any token of this issuer" in planned["warnings"][0]
+
+
+LONG_SUBJECT = "x" * 65
+
+
+@pytest.mark.parametrize("changes, start", [
+    ({"edge_keys_key_type": "dsa"}, "edge_keys_key_type must be one of rsa, ec, ed25519, got 'dsa'"),
+    ({"edge_keys_key_type": "rsa", "edge_keys_key_size": "1024"},
+     "edge_keys_key_size must be between 2048 and 16384 bits for RSA keys, got 1024"),
+    ({"edge_keys_key_type": "rsa", "edge_keys_key_size": "big"}, "edge_keys_key_size must be between"),
+    ({"edge_keys_key_curve": "P-192"}, "edge_keys_key_curve must be one of P-256, P-384, P-521, got 'P-192'"),
+    ({"edge_keys_key_type": "rsa", "edge_keys_key_algorithm": "ES256"},
+     "algorithm ES256 needs a key of type ec, but edge_keys_key_type is rsa: change edge_keys_key_type or "
+     "edge_keys_key_algorithm"),
+    ({"edge_keys_key_algorithm": "ES384"},
+     "algorithm ES384 needs curve P-384, but edge_keys_key_curve is P-256: change edge_keys_key_curve or "
+     "edge_keys_key_algorithm"),
+    ({"edge_keys_key_algorithm": "none"}, "edge_keys_key_algorithm 'none' is refused"),
+    ({"edge_keys_key_algorithm": "HS256"}, "edge_keys_key_algorithm HS256 is refused"),
+    ({"edge_keys_key_algorithm": "ES257"}, "edge_keys_key_algorithm 'ES257' is not supported"),
+    ({"edge_keys_key_kid": "a b"}, "edge_keys_key_kid 'a b' is not allowed"),
+    ({"edge_keys_key_regenerate": "sometimes"}, "edge_keys_key_regenerate must be one of"),
+    ({"edge_keys_certificate": True, "edge_keys_certificate_filename": "signing.pem"},
+     "edge_keys_key_dir / edge_keys_certificate_filename must differ from edge_keys_key_dir / edge_keys_key_filename"),
+    ({"edge_keys_certificate": True, "edge_keys_certificate_valid_days": "0"},
+     "edge_keys_certificate_valid_days must be between 1 and 36500, got 0"),
+    ({"edge_keys_certificate": True, "edge_keys_certificate_subject": LONG_SUBJECT},
+     "edge_keys_certificate_subject %r cannot be a certificate common name" % LONG_SUBJECT),
+], ids=lambda value: value[:50] if isinstance(value, str) else "-".join("%s=%s" % i for i in value.items())[:60])
+def test_key_settings_are_checked_with_the_module_rules_and_name_the_role_variable(changes, start):
+    found = plan(**changes)["problems"]
+    assert len(found) == 1, found
+    assert found[0].startswith(start), found
+    # No message names a bare module option where the user sets a role variable.
+    text = found[0].replace("needs a key of type", "").replace("needs curve", "")
+    assert not re.search(r"(^|[ (])(type|size|curve|kid|regenerate|certificate_path|certificate_subject)\b(?!_)",
+                         text), found
+
+
+@pytest.mark.parametrize("changes", [
+    {"edge_keys_key_type": "rsa", "edge_keys_key_size": "3072", "edge_keys_key_algorithm": "PS256"},
+    {"edge_keys_key_type": "ed25519", "edge_keys_key_algorithm": "EdDSA"},
+    {"edge_keys_key_curve": "P-521", "edge_keys_key_algorithm": "ES512"},
+    {"edge_keys_certificate": True, "edge_keys_certificate_subject": "edge-01.example"},
+    {"edge_keys_key_kid": "edge-01"},
+])
+def test_good_key_settings_pass(changes):
+    assert plan(**changes)["problems"] == []
+
+
+def test_a_site_key_needs_a_site_and_no_certificate():
+    found = plan(edge_keys_key_scope="site")["problems"]
+    assert len(found) == 1 and found[0].startswith("edge_keys_key_scope=site needs edge_keys_site"), found
+    found = plan(edge_keys_key_scope="site", edge_keys_site="berlin", edge_keys_certificate=True)["problems"]
+    assert len(found) == 1 and "edge_keys_certificate=false" in found[0], found
+    assert plan(edge_keys_key_scope="everywhere")["problems"] == [
+        'edge_keys_key_scope must be host (one key per host) or site (one key per site), got "everywhere".']
+
+
+@pytest.mark.parametrize("changes, steps", [
+    ({}, ["key", "refresher"]),
+    ({"edge_keys_refresher_enabled": False}, ["key"]),
+    ({"edge_keys_refresher_enabled": "false", "edge_keys_refresher_python": "/opt/py/bin/python3"}, ["key"]),
+    ({"edge_keys_refresher_python": "/opt/py/bin/python3"}, ["refresher_python", "key", "refresher"]),
+    ({"edge_keys_key_scope": "site", "edge_keys_site": "berlin"}, ["site_key", "key", "refresher"]),
+])
+def test_the_plan_lists_the_steps_the_host_needs_in_order(changes, steps):
+    assert plan(**changes)["steps"] == steps
+
+
+def test_every_problem_of_every_kind_is_reported_at_once():
+    found = plan(edge_keys_issuer="edge-jwks", edge_keys_key_curve="P-192", edge_keys_key_scope="site",
+                 edge_keys_refresher_scheduler="systemd", edge_keys_refresher_systemd_unit_dir="")["problems"]
+    assert [message.split()[0] for message in found] == [
+        "edge_keys_issuer", "Set", "edge_keys_key_curve", "edge_keys_key_scope=site"], found

@@ -431,3 +431,71 @@ def test_a_fleet_of_10000_hosts_is_planned_in_one_pass():
     result = _plan(hosts=hosts, keys=keys, claims=claims, shard_count=24)
     assert len(result["issuers"]) == 24 and result["key_count"] == 10000
     assert sorted(kid for jwks in result["issuer_keys"].values() for kid in (key["kid"] for key in jwks)) == hosts
+
+
+# --------------------------------------------------------------------------------------
+# configmap_data (filter jwks_configmap_data)
+# --------------------------------------------------------------------------------------
+
+def _published(name, jwks_text, kids, discovery=None, shard=True):
+    suffix = "-" + name if shard else ""
+    return {"item": {"name": name, "issuer": "http://i/" + name, "jwks_uri": "http://i/%s/jwks.json" % name,
+                     "jwks_key": "jwks%s.json" % suffix, "discovery_key": "openid-configuration" + suffix,
+                     "configmap": "edge-jwks-" + name},
+            "document": jwks_text, "discovery": discovery or {"issuer": "http://i/" + name, "b": [1]},
+            "kids": kids, "size": len(jwks_text)}
+
+
+def test_configmap_data_without_shards_puts_everything_into_one_configmap():
+    result = _publish.configmap_data([_published("default", '{"keys":[]}\n', ["a", "b"], shard=False)], False,
+                                     "server {}\n\n", "nginx.conf")
+    discovery = '{\n  "b": [\n    1\n  ],\n  "issuer": "http://i/default"\n}\n'
+    assert result["documents"] == {"jwks.json": '{"keys":[]}\n', "openid-configuration": discovery}
+    assert result["data"] == {"jwks.json": '{"keys":[]}\n', "openid-configuration": discovery,
+                              "nginx.conf": "server {}\n"}
+    assert result["sizes"] == {"default": {"issuer": "http://i/default", "jwks_uri": "http://i/default/jwks.json",
+                                           "keys": 2, "bytes": 12}}
+    assert result["problems"] == []
+
+
+def test_configmap_data_with_shards_keeps_the_documents_out_of_the_main_configmap():
+    published = [_published("s000", "{}\n", ["a"]), _published("s001", "{}\n", [])]
+    result = _publish.configmap_data(published, True, "server {}", "nginx.conf")
+    assert result["data"] == {"nginx.conf": "server {}\n"}
+    assert sorted(result["documents"]) == ["jwks-s000.json", "jwks-s001.json", "openid-configuration-s000",
+                                           "openid-configuration-s001"]
+    assert [result["sizes"][name]["keys"] for name in ("s000", "s001")] == [1, 0]
+
+
+def test_a_shard_over_the_configmap_limit_is_a_problem_that_names_it():
+    published = [_published("s000", "x" * 990, ["a"]), _published("s001", "y" * 100, ["b"])]
+    result = _publish.configmap_data(published, True, "server {}", "nginx.conf", max_bytes=1000)
+    assert len(result["problems"]) == 1
+    assert result["problems"][0].startswith("The ConfigMap edge-jwks-s000 of shard s000 would hold")
+    assert "Lower kyma_publish_max_bytes" in result["problems"][0]
+
+
+def test_the_main_configmap_over_the_limit_is_a_problem():
+    result = _publish.configmap_data([_published("default", "x" * 990, ["a"], shard=False)], False, "server {}",
+                                     "nginx.conf", max_bytes=1000)
+    assert len(result["problems"]) == 1
+    assert result["problems"][0].startswith("The JWKS ConfigMap would hold")
+    assert _publish.configmap_data([_published("default", "x" * 10, ["a"], shard=False)], False, "server {}",
+                                   "nginx.conf", max_bytes=1000)["problems"] == []
+
+
+def test_the_default_limit_is_the_one_mebibyte_of_a_configmap():
+    assert _publish.CONFIGMAP_MAX_BYTES == 1024 * 1024
+
+
+def test_the_filter_refuses_what_is_not_a_jwks_publish_result_list():
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.selfjwt.kyma.plugins.filter.jwks_configmap_data import jwks_configmap_data
+
+    with pytest.raises(AnsibleFilterError, match="results of a looped"):
+        jwks_configmap_data({"results": []}, server_config="x")
+    with pytest.raises(AnsibleFilterError, match="lacks 'item'"):
+        jwks_configmap_data([{"document": "{}"}], server_config="x")
+    with pytest.raises(AnsibleFilterError, match="needs server_config"):
+        jwks_configmap_data([])
+    assert jwks_configmap_data([], server_config="x")["data"] == {"nginx.conf": "x\n"}

@@ -25,7 +25,7 @@ SITE_KEY = "__edge_keys_site_key"
 #: Actions that write a value they are given into a file on the controller before the transfer.
 STAGING_ACTIONS = ("copy", "template", "ansible.builtin.copy", "ansible.builtin.template",
                    "ansible.legacy.copy", "ansible.legacy.template")
-KEYWORDS = ("name", "when", "vars", "no_log", "diff", "register", "loop", "notify", "changed_when",
+KEYWORDS = ("name", "when", "vars", "no_log", "diff", "register", "loop", "loop_control", "notify", "changed_when",
             "failed_when", "check_mode", "block", "rescue", "always", "tags", "delegate_to", "become")
 
 
