@@ -59,12 +59,13 @@ EDGE_PLAYBOOK = """---
   vars:
     selfjwt_issuer: https://edge-jwks.kyma-system.svc.cluster.local
     selfjwt_jwks_uri: http://edge-jwks.kyma-system.svc.cluster.local/.well-known/jwks.json
+    selfjwt_audience: edge-api
     edge_keys_key_dir: "{{{{ bench_base }}}}/{{{{ inventory_hostname }}}}/keys"
     edge_keys_token_dir: "{{{{ bench_base }}}}/{{{{ inventory_hostname }}}}/state"
     edge_keys_refresher_bin_dir: "{{{{ bench_base }}}}/{{{{ inventory_hostname }}}}/bin"
     edge_keys_refresher_lib_dir: "{{{{ bench_base }}}}/{{{{ inventory_hostname }}}}/lib"
     # The default scheduler (auto), with its files below the bench directory.
-    edge_keys_refresher_cron_file: "{{{{ bench_base }}}}/{{{{ inventory_hostname }}}}/selfjwt-token.cron"
+    edge_keys_refresher_cron_file: "{{{{ bench_base }}}}/{{{{ inventory_hostname }}}}/selfjwt-token-cron"
     edge_keys_refresher_systemd_unit_dir: "{{{{ bench_base }}}}/{{{{ inventory_hostname }}}}/systemd"
     edge_keys_refresher_systemd_enable: false
     edge_keys_refresher_enabled: {refresher}
