@@ -16,12 +16,15 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
+import importlib
 import os
 import re
 import shutil
 import stat
 import subprocess
 import sys
+
+import yaml
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(TESTS)
@@ -147,3 +150,25 @@ def private_directory_above(path):
         if os.path.isdir(directory) and not os.stat(directory).st_mode & stat.S_IXOTH:
             return directory
     return None
+
+
+def rendered_doc(module, section="options"):
+    """A module's documented options (or attributes) as ansible-doc shows them, with this collection's fragments.
+
+    Merged as Ansible merges them: a fragment's entry, updated by what the module says about it.
+    Fragments of other collections (ansible.builtin.files, the file options that
+    add_file_common_args adds) are left out, since a module's argument_spec() does not hold them.
+    """
+    doc = yaml.safe_load(module.DOCUMENTATION)
+    merged = {}
+    for name in doc.get("extends_documentation_fragment", []):
+        if not name.startswith("selfjwt.kyma."):
+            continue
+        fragment, _dot, variable = name[len("selfjwt.kyma."):].partition(".")
+        source = importlib.import_module("ansible_collections.selfjwt.kyma.plugins.doc_fragments." + fragment)
+        text = getattr(source.ModuleDocFragment, variable.upper() or "DOCUMENTATION")
+        for key, entry in (yaml.safe_load(text).get(section) or {}).items():
+            merged[key] = dict(merged.get(key, {}), **entry)
+    for key, entry in (doc.get(section) or {}).items():
+        merged[key] = dict(merged.get(key, {}), **entry)
+    return merged

@@ -36,6 +36,8 @@ requirements:
   - PyJWT >= 2.4.0
 extends_documentation_fragment:
   - ansible.builtin.files
+  - selfjwt.kyma.attributes
+  - selfjwt.kyma.attributes.action_group
 attributes:
   check_mode:
     description: Can run in check mode and return the changed status and RV(added)/RV(removed) without writing anything.
@@ -46,13 +48,7 @@ attributes:
       - A file that held anything but public keys is not shown (see O(dest) and O(discovery_dest)).
     support: full
   idempotent:
-    description: A second run with the same options reports no change.
     support: full
-  action_group:
-    description: Use C(group/selfjwt.kyma.jose) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - selfjwt.kyma.jose
 options:
   keys:
     description:

@@ -34,36 +34,26 @@ requirements:
   - PyJWT >= 2.4.0 on the managed host
 extends_documentation_fragment:
   - ansible.builtin.files
+  - selfjwt.kyma.attributes
+  - selfjwt.kyma.attributes.files
+  - selfjwt.kyma.attributes.platform
+  - selfjwt.kyma.attributes.action_group
+  - selfjwt.kyma.new_key
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - In check mode no key is generated, so RV(kid), RV(jwk) and RV(public_key) are V(null) when a new
         key would be generated (RV(kid) is O(kid) if set), and RV(certificate) is V(null) when a new
         certificate would be made.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - Public facts only; never private key material.
   idempotent:
-    description: When run twice in a row with the same arguments, the second run reports no change.
     support: partial
     details:
       - O(regenerate=always) makes a new key on every run.
-  safe_file_operations:
-    description: Writes files atomically, with safe permissions from the first byte.
-    support: full
-  action_group:
-    description: Use C(group/selfjwt.kyma.jose) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - selfjwt.kyma.jose
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 options:
   path:
     description:
@@ -86,29 +76,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  type:
-    description:
-      - Key type of a new key.
-      - V(ec) (ECDSA, default) gives small keys and tokens and fast signing; with the default O(curve) the
-        algorithm is C(ES256), which every JOSE library and Istio support.
-      - V(rsa) gives C(RS256) (or C(PS256)... with O(algorithm)); use it where a verifier only supports RSA.
-      - V(ed25519) gives C(EdDSA); not every verifier supports it.
-    type: str
-    choices: [rsa, ec, ed25519]
-    default: ec
-  size:
-    description:
-      - Size of a new RSA key in bits, between 2048 and 16384. Only used when O(type=rsa).
-      - RSA keys shorter than 2048 bits are refused (RFC 7518).
-    type: int
-    default: 4096
-  curve:
-    description:
-      - Curve of a new EC key. Only used when O(type=ec).
-      - V(P-256) signs with C(ES256), V(P-384) with C(ES384), V(P-521) with C(ES512).
-    type: str
-    choices: [P-256, P-384, P-521]
-    default: P-256
   passphrase:
     description:
       - Passphrase that encrypts the key file (PKCS#8 with the best encryption C(cryptography) offers).
@@ -132,14 +99,6 @@ options:
       - The key id is not stored in the key file; it is computed (or taken from O(kid)) on every run.
       - 1 to 128 characters from C(A-Z a-z 0-9 . _ ~ -).
     type: str
-  algorithm:
-    description:
-      - Signing algorithm published as the JWK's C(alg).
-      - Defaults to the key's natural algorithm - C(RS256) for RSA, C(ES256), C(ES384) or C(ES512) for the
-        EC curves, C(EdDSA) for Ed25519.
-      - Must fit O(type) and O(curve); for RSA keys the C(PS*) algorithms may be chosen.
-    type: str
-    choices: [RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA]
   certificate_path:
     description:
       - Path of a self-signed X.509 certificate (PEM) for the key. When set, the module keeps this
@@ -410,7 +369,7 @@ try:
 except ImportError:  # pragma: no cover - not on POSIX
     grp = pwd = None
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _keypair
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _argspec, _files, _jose, _keypair
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import SecretMaskingModule
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, run_module
@@ -419,17 +378,17 @@ from ansible_collections.selfjwt.kyma.plugins.module_utils._token import resolve
 
 
 def argument_spec():
+    new_key = _argspec.new_key_argument_spec()
     return dict(
         path=dict(type="path", required=True),
         state=dict(type="str", default="present", choices=["present", "absent"]),
-        type=dict(type="str", default="ec", choices=["rsa", "ec", "ed25519"]),
-        size=dict(type="int", default=4096),
-        curve=dict(type="str", default="P-256", choices=["P-256", "P-384", "P-521"]),
+        type=new_key["type"],
+        size=new_key["size"],
+        curve=new_key["curve"],
         passphrase=dict(type="str", no_log=True),
         old_passphrase=dict(type="str", no_log=True),
         kid=dict(type="str"),
-        algorithm=dict(type="str", choices=["RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-                                            "ES256", "ES384", "ES512", "EdDSA"]),
+        algorithm=new_key["algorithm"],
         certificate_path=dict(type="path"),
         certificate_subject=dict(type="str"),
         certificate_valid_days=dict(type="int", default=3650),

@@ -41,35 +41,26 @@ author:
 requirements:
   - cryptography >= 3.4 on the managed host
   - PyJWT >= 2.4.0 on the managed host
+extends_documentation_fragment:
+  - selfjwt.kyma.attributes
+  - selfjwt.kyma.attributes.files
+  - selfjwt.kyma.attributes.platform
+  - selfjwt.kyma.attributes.action_group
+  - selfjwt.kyma.new_key
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - In check mode no key is generated, so the kid of a key that would be staged is V(null) in RV(performed).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - Kids, states and times of the ring's keys; never key material.
   idempotent:
-    description: When run twice in a row with the same arguments, the second run reports no change.
     support: full
     details:
       - A step that is due only later (activation, retirement, a routine rotation by O(max_key_age)) is done by
         the first run after it became due.
-  safe_file_operations:
-    description: Writes files atomically, with safe permissions from the first byte.
-    support: full
-  action_group:
-    description: Use C(group/selfjwt.kyma.jose) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - selfjwt.kyma.jose
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 options:
   path:
     description:
@@ -132,24 +123,6 @@ options:
       - Must be longer than O(propagation_window).
     type: int
     default: 0
-  type:
-    description: Key type of new keys (see M(selfjwt.kyma.jwt_keypair)).
-    type: str
-    choices: [rsa, ec, ed25519]
-    default: ec
-  size:
-    description: Size of new RSA keys in bits, 2048 to 16384. Only used when O(type=rsa).
-    type: int
-    default: 4096
-  curve:
-    description: Curve of new EC keys. Only used when O(type=ec).
-    type: str
-    choices: [P-256, P-384, P-521]
-    default: P-256
-  algorithm:
-    description: Algorithm published as C(alg) of the ring's JWKs; defaults to the key's natural algorithm.
-    type: str
-    choices: [RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA]
   passphrase:
     description:
       - Passphrase of the key at O(path); new keys are encrypted with it too.
@@ -303,7 +276,7 @@ state_file:
   sample: /etc/selfjwt/signing.pem.ring.json
 """
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _argspec, _keypair
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import SecretMaskingModule, run_module
 from ansible_collections.selfjwt.kyma.plugins.module_utils._token import resolve_uid
@@ -318,11 +291,7 @@ def argument_spec():
         token_max_lifetime=dict(type="int", default=_keyring.DEFAULT_TOKEN_MAX_LIFETIME, no_log=False),
         clock_skew=dict(type="int", default=_keyring.DEFAULT_CLOCK_SKEW),
         max_key_age=dict(type="int", default=0, no_log=False),
-        type=dict(type="str", default="ec", choices=list(_keypair.KEY_TYPES)),
-        size=dict(type="int", default=4096),
-        curve=dict(type="str", default="P-256", choices=list(_keypair.CURVES)),
-        algorithm=dict(type="str", choices=["RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-                                            "ES256", "ES384", "ES512", "EdDSA"]),
+        **_argspec.new_key_argument_spec(),
         passphrase=dict(type="str", no_log=True),
         keep_retired_keys=dict(type="bool", default=False),
         remove_private_keys=dict(type="bool", default=False),

@@ -34,40 +34,30 @@ requirements:
   - PyJWT >= 2.4.0
 extends_documentation_fragment:
   - ansible.builtin.files
+  - selfjwt.kyma.attributes
+  - selfjwt.kyma.attributes.files
+  - selfjwt.kyma.attributes.platform
+  - selfjwt.kyma.attributes.action_group
+  - selfjwt.kyma.token
 attributes:
   check_mode:
-    description: Can run in check mode and return the changed status prediction without modifying the target.
     support: full
     details:
       - Without O(dest) a token is minted and returned in check mode too; nothing is written either way.
       - With O(dest), check mode writes nothing; when a new token would be written, RV(token) is a new token that
         is not stored.
   diff_mode:
-    description: Returns details on what has changed (or would change in check mode) when in diff mode.
     support: full
     details:
       - With O(dest), the diff shows the header, claims and expiry of the token in the file before and after.
         It never shows the token or the key.
   idempotent:
-    description: Running the task again with the same options reports no change.
     support: full
     details:
       - Without O(dest) every run returns a new token, and reports C(changed=false) because nothing on the host
         changes.
       - With O(dest) a second run keeps the token (C(changed=false)) until it comes within O(refresh_margin) of its
         expiry.
-  safe_file_operations:
-    description: Writes files atomically, with the final permissions from the first moment.
-    support: full
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
-  action_group:
-    description: Action is part of action_group(s), for convenient setting of module_defaults.
-    support: full
-    membership:
-      - selfjwt.kyma.jose
 options:
   private_key_path:
     description:
@@ -85,49 +75,11 @@ options:
       - Passphrase of an encrypted private key.
       - Leave it unset for an unencrypted key; giving a passphrase for an unencrypted key is refused.
     type: str
-  algorithm:
-    description:
-      - Signing algorithm, the C(alg) header.
-      - One of V(RS256), V(RS384), V(RS512), V(PS256), V(PS384), V(PS512) (RSA keys), V(ES256) (P-256 keys),
-        V(ES384) (P-384 keys), V(ES512) (P-521 keys) or V(EdDSA) (Ed25519 keys).
-      - Defaults to V(RS256) for RSA keys, the ES algorithm of the curve for EC keys and V(EdDSA) for Ed25519 keys.
-      - V(none), the HMAC algorithms (V(HS256) and friends) and algorithms that do not fit the key are refused.
-    type: str
-  kid:
-    description:
-      - The C(kid) header that tells the verifier which key of the JWKS to use.
-      - Defaults to the key's RFC 7638 SHA-256 JWK thumbprint, which is also the default C(kid) of
-        M(selfjwt.kyma.jwt_keypair).
-      - 1 to 128 characters from C(A-Z a-z 0-9 . _ ~ -).
-    type: str
   issuer:
     description:
       - The C(iss) claim. It must equal the issuer of the APIRule's C(jwt) rule (Istio C(RequestAuthentication)).
     type: str
     required: true
-  subject:
-    description:
-      - The C(sub) claim, for example the host name.
-      - Must not be empty, because Istio rejects tokens without C(sub).
-    type: str
-    required: true
-  audience:
-    description:
-      - The C(aud) claim, a string or a list of strings.
-      - A list with one element is written as a plain string.
-      - Omitted from the token when not set.
-    type: raw
-  expires_in:
-    description:
-      - Lifetime of the token in seconds; C(exp) is C(iat) plus this.
-      - Must be positive and not above O(max_lifetime).
-    type: int
-    default: 600
-  max_lifetime:
-    description:
-      - Upper limit for O(expires_in) in seconds, a guard against long-lived bearer tokens.
-    type: int
-    default: 3600
   not_before:
     description:
       - C(nbf) relative to C(iat), in seconds.
@@ -315,24 +267,25 @@ import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _common, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _argspec, _common, _token
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
 
 TOKEN_OPTIONS = _token.TOKEN_OPTIONS
 
 
 def argument_spec():
+    token = _argspec.token_argument_spec()
     return dict(
         private_key_path=dict(type="path", no_log=False),
         private_key_content=dict(type="str", no_log=True),
         passphrase=dict(type="str", no_log=True),
-        algorithm=dict(type="str"),
-        kid=dict(type="str"),
+        algorithm=token["algorithm"],
+        kid=token["kid"],
         issuer=dict(type="str", required=True),
-        subject=dict(type="str", required=True),
-        audience=dict(type="raw"),
-        expires_in=dict(type="int", default=_token.DEFAULT_EXPIRES_IN),
-        max_lifetime=dict(type="int", default=_token.DEFAULT_MAX_LIFETIME),
+        subject=token["subject"],
+        audience=token["audience"],
+        expires_in=token["expires_in"],
+        max_lifetime=token["max_lifetime"],
         not_before=dict(type="int", default=0),
         issued_at=dict(type="int"),
         claims=dict(type="dict"),

@@ -37,51 +37,33 @@ author:
 requirements:
   - cryptography >= 3.4
   - PyJWT >= 2.4.0
+extends_documentation_fragment:
+  - selfjwt.kyma.attributes
+  - selfjwt.kyma.attributes.files
+  - selfjwt.kyma.attributes.platform
+  - selfjwt.kyma.attributes.action_group
+  - selfjwt.kyma.token
 attributes:
   check_mode:
-    description: Can run in check mode and return the changed status prediction without modifying the target.
     support: full
     details:
       - On a new host (no key or token directory yet), check mode reports that a first token would be written.
   diff_mode:
-    description: Returns details on what has changed (or would change) when in diff mode.
     support: full
     details:
       - The diff shows the configuration and the unit or cron files in full. Code files (the program, the
         module_utils and the command) are shown as one line with their SHA-256 before and after, never their
         content. Keys, passphrases and tokens are never shown.
   idempotent:
-    description: Running the task again with the same options reports no change.
     support: full
     details:
       - The token file changes again once its token comes within the refresh margin of its expiry.
-  safe_file_operations:
-    description: Writes files atomically, with the final permissions from the first moment.
-    support: full
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
-  action_group:
-    description: Action is part of action_group(s), for convenient setting of module_defaults.
-    support: full
-    membership:
-      - selfjwt.kyma.jose
 options:
   key_path:
     description:
       - Path of the signing key, as M(selfjwt.kyma.jwt_keypair) keeps it.
     type: path
     required: true
-  kid:
-    description:
-      - The C(kid) header of the tokens. Defaults to the key's RFC 7638 thumbprint (the default of
-        M(selfjwt.kyma.jwt_keypair)), which follows the key through rotations.
-    type: str
-  algorithm:
-    description:
-      - Signing algorithm. Defaults to the key's (V(ES256) for P-256, V(RS256) for RSA, V(EdDSA) for Ed25519).
-    type: str
   passphrase_file:
     description:
       - File with the passphrase of an encrypted key (mode V(0600), owned by the key's owner), as
@@ -93,25 +75,6 @@ options:
       - The C(iss) claim, an http(s) URL equal to the jwt issuer of the APIRule.
     type: str
     required: true
-  subject:
-    description:
-      - The C(sub) claim, for example the host name.
-    type: str
-    required: true
-  audience:
-    description:
-      - The C(aud) claim, a string or a list of strings; omitted when not set.
-    type: raw
-  expires_in:
-    description:
-      - Lifetime of each token in seconds.
-    type: int
-    default: 600
-  max_lifetime:
-    description:
-      - Upper limit for O(expires_in) in seconds.
-    type: int
-    default: 3600
   not_before:
     description:
       - C(nbf) relative to C(iat) in seconds, V(0) or negative (down to V(-300)).
@@ -338,20 +301,21 @@ cron:
   sample: {minute: "*", user: root, job: /usr/local/bin/selfjwt-token --quiet}
 """
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _common, _refresher, _refresher_install
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _argspec, _common, _refresher, _refresher_install
 
 
 def argument_spec():
+    token = _argspec.token_argument_spec()
     return dict(
         key_path=dict(type="path", required=True, no_log=False),
-        kid=dict(type="str"),
-        algorithm=dict(type="str"),
+        kid=token["kid"],
+        algorithm=token["algorithm"],
         passphrase_file=dict(type="path", no_log=False),
         issuer=dict(type="str", required=True),
-        subject=dict(type="str", required=True),
-        audience=dict(type="raw"),
-        expires_in=dict(type="int", default=600),
-        max_lifetime=dict(type="int", default=3600),
+        subject=token["subject"],
+        audience=token["audience"],
+        expires_in=token["expires_in"],
+        max_lifetime=token["max_lifetime"],
         not_before=dict(type="int", default=0),
         scopes=dict(type="list", elements="str", default=[]),
         claims=dict(type="dict", default={}),

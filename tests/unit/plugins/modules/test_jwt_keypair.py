@@ -21,6 +21,7 @@ from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair
 from ansible_collections.selfjwt.kyma.plugins.modules import jwt_keypair
+from helpers import rendered_doc  # pylint: disable=import-error
 
 PASSPHRASE = "a long machine-made passphrase 5c1e"
 
@@ -197,7 +198,7 @@ def test_backup_failure_is_a_clear_error(tmp_path, capsys, monkeypatch):
 # --------------------------------------------------------------------------------------
 
 def test_documentation_matches_the_argument_spec():
-    doc = yaml.safe_load(jwt_keypair.DOCUMENTATION)
+    doc = {"options": rendered_doc(jwt_keypair)}
     spec = jwt_keypair.argument_spec()
     assert set(doc["options"]) == set(spec)
     for name, option in spec.items():
