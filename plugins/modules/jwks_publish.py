@@ -181,16 +181,16 @@ EXAMPLES = r"""
 - name: Publish the public keys of all edge hosts
   selfjwt.kyma.jwks_publish:
     keys: "{{ ansible_play_hosts | map('extract', hostvars, ['edge_key', 'jwk']) | list }}"
-    dest: /srv/jwks/jwks.json
-    issuer: http://edge-jwks.default.svc.cluster.local
-    jwks_uri: http://edge-jwks.default.svc.cluster.local/jwks.json
+    dest: /srv/jwks/.well-known/jwks.json
+    issuer: http://edge-jwks.selfjwt-system.svc.cluster.local
+    jwks_uri: http://edge-jwks.selfjwt-system.svc.cluster.local/.well-known/jwks.json
     discovery_dest: /srv/jwks/.well-known/openid-configuration
   run_once: true
   delegate_to: localhost
 
 - name: Cut off a compromised host at once, keep everybody else's keys
   selfjwt.kyma.jwks_publish:
-    dest: /srv/jwks/jwks.json
+    dest: /srv/jwks/.well-known/jwks.json
     merge: true
     revoke:
       - "{{ hostvars['edge-17'].edge_key.kid }}"
@@ -202,14 +202,14 @@ EXAMPLES = r"""
     keys:
       - "{{ lookup('ansible.builtin.file', 'keys/site-a.pub.pem') }}"
       - "{{ lookup('ansible.builtin.file', 'keys/site-b.crt') }}"
-    dest: /srv/jwks/jwks.json
+    dest: /srv/jwks/.well-known/jwks.json
   delegate_to: localhost
   run_once: true
 
 - name: Publish for a validator that reads at most 100 keys and 50 KiB
   selfjwt.kyma.jwks_publish:
     keys: "{{ ansible_play_hosts | map('extract', hostvars, ['edge_key', 'jwk']) | list }}"
-    dest: /srv/jwks/jwks.json
+    dest: /srv/jwks/.well-known/jwks.json
     max_keys: 100
     max_bytes: 51200
   run_once: true
@@ -302,14 +302,14 @@ dest:
   description: The value of O(dest).
   returned: success
   type: str
-  sample: /srv/jwks/jwks.json
+  sample: /srv/jwks/.well-known/jwks.json
 discovery:
   description: The OpenID Connect discovery document, or V(null) when O(issuer) is not set.
   returned: success
   type: dict
   sample:
-    issuer: http://edge-jwks.default.svc.cluster.local
-    jwks_uri: http://edge-jwks.default.svc.cluster.local/jwks.json
+    issuer: http://edge-jwks.selfjwt-system.svc.cluster.local
+    jwks_uri: http://edge-jwks.selfjwt-system.svc.cluster.local/.well-known/jwks.json
     id_token_signing_alg_values_supported: [ES256]
     response_types_supported: [id_token]
     subject_types_supported: [public]
