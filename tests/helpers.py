@@ -8,7 +8,8 @@
 tests/system, tests/interop and tests/unit put this directory on sys.path in their
 conftest.py, so that every suite uses one copy of: where ansible-playbook is, which
 ANSIBLE_COLLECTIONS_PATH holds this repository, a snapshot of the collection, the PLAY RECAP
-parser and the state of a directory tree (for "check mode changes nothing").
+parser, the environment of a test's ansible-playbook run, the state of a directory tree (for
+"check mode changes nothing") and the harness that runs a module's main() in-process.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -66,6 +67,28 @@ def collections_path_with_repo(tmp_dir):
     os.makedirs(namespace)
     os.symlink(REPO, os.path.join(namespace, "kyma"))
     return os.pathsep.join(entry for entry in (tmp_dir, configured) if entry)
+
+
+def ansible_env(collections_path, local_temp=None, remote_temp=None, base=None, **settings):
+    """The environment of an ansible-playbook run in a test.
+
+    A copy of ``base`` (os.environ) with the collections path, no colours and no retry files, Ansible's local (and remote) temporary
+    directory below the test's own directory when given, then ``settings`` (NAME=value, such as
+    ANSIBLE_PIPELINING="1" or TMPDIR=...) on top.
+    """
+    env = dict(os.environ if base is None else base)
+    env.update({
+        "ANSIBLE_COLLECTIONS_PATH": collections_path,
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+    })
+    if local_temp:
+        env["ANSIBLE_LOCAL_TEMP"] = local_temp
+    if remote_temp:
+        env["ANSIBLE_REMOTE_TEMP"] = remote_temp
+    env.update(settings)
+    return env
 
 
 def snapshot_collection(workdir, exclude=("tests/", "bench/", "docs/")):
