@@ -16,7 +16,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import collections
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -170,3 +172,54 @@ def private_directory_above(path):
         if os.path.isdir(directory) and not os.stat(directory).st_mode & stat.S_IXOTH:
             return directory
     return None
+
+
+# --------------------------------------------------------------------------------------
+# In-process module runs and key files (the unit tests)
+# --------------------------------------------------------------------------------------
+
+ModuleRun = collections.namedtuple("ModuleRun", "out result code")
+
+
+def run_module_main(module, args, capsys, check_mode=False, diff=False):
+    """Run ``module.main()`` in-process with ``args`` the way Ansible runs a module.
+
+    Check mode and diff are set as Ansible sets them; the module must exit (exit_json or
+    fail_json). Returns ModuleRun(raw stdout, parsed result, exit code).
+    """
+    import pytest  # pylint: disable=import-outside-toplevel
+    from ansible.module_utils.testing import patch_module_args  # pylint: disable=import-outside-toplevel
+
+    args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as exited:
+            module.main()
+    out = capsys.readouterr().out
+    return ModuleRun(out, json.loads(out), exited.value.code)
+
+
+def read_file(path):
+    """The bytes of the file at ``path``."""
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def write_file(path, data, mode=0o600):
+    """Write ``data`` (bytes) to ``path``, then give it ``mode``."""
+    with open(path, "wb") as handle:
+        handle.write(data)
+    os.chmod(path, mode)
+
+
+def file_mode(path):
+    """The permission bits of ``path``."""
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def private_key_pem(key, passphrase=None, fmt=None):
+    """PEM of a cryptography private key (PKCS#8 unless ``fmt``), encrypted when ``passphrase`` is given."""
+    from cryptography.hazmat.primitives import serialization  # pylint: disable=import-outside-toplevel
+
+    encryption = (serialization.BestAvailableEncryption(passphrase.encode()) if passphrase
+                  else serialization.NoEncryption())
+    return key.private_bytes(serialization.Encoding.PEM, fmt or serialization.PrivateFormat.PKCS8, encryption)

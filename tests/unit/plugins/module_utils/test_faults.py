@@ -41,11 +41,11 @@ import time
 
 import ansible_collections
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _keypair, _keyring, _token
 from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_keypair, jwt_keyring, jwt_token
-from helpers import SteppingClock, private_directory_above  # pylint: disable=import-error
+from helpers import (  # pylint: disable=import-error
+    SteppingClock, private_directory_above, read_file as read, run_module_main, write_file as write)
 
 ISSUER = "https://edge.example.com"
 #: The directory that holds ansible_collections/ (for the child processes' PYTHONPATH).
@@ -56,17 +56,6 @@ WAIT = 120
 # --------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------
-
-
-def read(path):
-    with open(path, "rb") as handle:
-        return handle.read()
-
-
-def write(path, data, mode=0o600):
-    with open(path, "wb") as handle:
-        handle.write(data)
-    os.chmod(path, mode)
 
 
 def digest_tree(root):
@@ -86,14 +75,9 @@ def temp_files(directory):
 
 
 def run_module(module, args, capsys, check_mode=False):
-    args = dict(args)
-    args["_ansible_check_mode"] = check_mode
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            module.main()
-    out = capsys.readouterr().out
+    out, result, _code = run_module_main(module, args, capsys, check_mode=check_mode)
     assert "Traceback" not in out
-    return json.loads(out)
+    return result
 
 
 def new_key_pem(key_type="ec"):

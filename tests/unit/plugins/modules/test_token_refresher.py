@@ -24,13 +24,12 @@ import tempfile
 
 import jwt
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _refresher, _refresher_install, _token
 from ansible_collections.selfjwt.kyma.plugins.modules import token_refresher
-from helpers import private_directory_above, tree_state  # pylint: disable=import-error
+from helpers import private_directory_above, read_file as read, run_module_main, tree_state  # pylint: disable=import-error
 
 ISSUER = "https://edge-jwks.kyma-system.svc.cluster.local"
 MODULE_UTILS = os.path.dirname(os.path.abspath(_jose.__file__))
@@ -70,14 +69,7 @@ def host(tmp_path, ec_key, monkeypatch):
 
 def run_module(capsys, args, check_mode=False, diff=False):
     """Run the module like Ansible does; returns (raw stdout, parsed result)."""
-    args = dict(args)
-    args["_ansible_check_mode"] = check_mode
-    args["_ansible_diff"] = diff
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            token_refresher.main()
-    out = capsys.readouterr().out
-    return out, json.loads(out)
+    return run_module_main(token_refresher, args, capsys, check_mode=check_mode, diff=diff)[:2]
 
 
 def root_of(args):
@@ -86,11 +78,6 @@ def root_of(args):
 
 def mode_of(path):
     return stat.S_IMODE(os.lstat(path).st_mode)
-
-
-def read(path):
-    with open(path, "rb") as handle:
-        return handle.read()
 
 
 # --------------------------------------------------------------------------------------
