@@ -223,3 +223,27 @@ def private_key_pem(key, passphrase=None, fmt=None):
     encryption = (serialization.BestAvailableEncryption(passphrase.encode()) if passphrase
                   else serialization.NoEncryption())
     return key.private_bytes(serialization.Encoding.PEM, fmt or serialization.PrivateFormat.PKCS8, encryption)
+
+
+def module_result(module, args, capsys, check_mode=False):
+    """The parsed result of run_module_main(); its output must hold no traceback."""
+    out, result, _code = run_module_main(module, args, capsys, check_mode=check_mode)
+    assert "Traceback" not in out
+    return result
+
+
+def digest_tree(root):
+    """{name: sha256} of the regular files below root (lock files hold nothing and are left out)."""
+    found = {}
+    for directory, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(directory, name)
+            if name.endswith(".lock") and os.path.getsize(path) == 0:
+                continue
+            found[os.path.relpath(path, root)] = hashlib.sha256(read_file(path)).hexdigest()
+    return found
+
+
+def temp_files(directory):
+    """The names of the temporary files (``*.tmp``) in ``directory``, sorted."""
+    return sorted(name for name in os.listdir(directory) if name.endswith(".tmp"))
