@@ -247,3 +247,29 @@ def digest_tree(root):
 def temp_files(directory):
     """The names of the temporary files (``*.tmp``) in ``directory``, sorted."""
     return sorted(name for name in os.listdir(directory) if name.endswith(".tmp"))
+
+
+def refresher_host(root, key, issuer):
+    """A host below ``root`` (a pathlib.Path) with ``key`` as its signing key (mode 0600).
+
+    Returns the token_refresher module's arguments for it: cron, the Python that runs the tests.
+    """
+    (root / "keys").mkdir(parents=True)
+    key_path = root / "keys" / "signing.pem"
+    key_path.write_bytes(private_key_pem(key))
+    os.chmod(str(key_path), 0o600)
+    return {
+        "key_path": str(key_path),
+        "issuer": issuer,
+        "jku": issuer + "/.well-known/jwks.json",
+        "subject": "edge-01",
+        "audience": "orders-api",
+        "scopes": ["orders.read"],
+        "token_dir": str(root / "state"),
+        "lib_dir": str(root / "lib"),
+        "bin_dir": str(root / "bin"),
+        "python": sys.executable,
+        "scheduler": "cron",
+        "cron_file": str(root / "cron"),
+        "systemd_unit_dir": str(root / "systemd"),
+    }
