@@ -16,6 +16,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import collections
 import hashlib
 import json
@@ -25,6 +26,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(TESTS)
@@ -273,3 +275,47 @@ def refresher_host(root, key, issuer):
         "cron_file": str(root / "cron"),
         "systemd_unit_dir": str(root / "systemd"),
     }
+
+
+# --------------------------------------------------------------------------------------
+# Simulated edge fleets (JWKs and tokens made here, not by the collection)
+# --------------------------------------------------------------------------------------
+
+def fleet_hosts(count, start=0):
+    """Host names edge-00000, edge-00001, ... of a simulated fleet."""
+    return ["edge-%05d" % index for index in range(start, start + count)]
+
+
+def ec_public_jwk(private, kid):
+    """The public JWK (ES256, use sig) of an EC P-256 key, built from its public numbers."""
+    numbers = private.public_key().public_numbers()
+
+    def b64(value):
+        return base64.urlsafe_b64encode(value.to_bytes(32, "big")).rstrip(b"=").decode("ascii")
+
+    return {"kty": "EC", "crv": "P-256", "x": b64(numbers.x), "y": b64(numbers.y), "kid": kid,
+            "alg": "ES256", "use": "sig"}
+
+
+def es256_token(private, kid, issuer, subject):
+    """A token of five minutes signed with PyJWT."""
+    import jwt  # pylint: disable=import-outside-toplevel
+
+    now = int(time.time())
+    return jwt.encode({"iss": issuer, "sub": subject, "iat": now, "nbf": now, "exp": now + 300,
+                       "jti": "%s-%d" % (subject, now)}, private, algorithm="ES256", headers={"kid": kid})
+
+
+class StandinJwksStore(object):
+    """JWKS documents by issuer, parsed by the gateway stand-in: the store its Gateway asks.
+
+    Needs the repository on sys.path (for tools.kyma_standin).
+    """
+
+    def __init__(self, documents):
+        from tools.kyma_standin import envoy_jwt  # pylint: disable=import-outside-toplevel
+
+        self.parsed = dict((issuer, envoy_jwt.parse_jwks(text)) for issuer, text in documents.items())
+
+    def get(self, issuer):
+        return self.parsed.get(issuer)
