@@ -9,7 +9,8 @@ tests/system, tests/interop and tests/unit put this directory on sys.path in the
 conftest.py, so that every suite uses one copy of: where ansible-playbook is, which
 ANSIBLE_COLLECTIONS_PATH holds this repository, a snapshot of the collection, the PLAY RECAP
 parser, the environment of a test's ansible-playbook run, the state of a directory tree (for
-"check mode changes nothing") and the harness that runs a module's main() in-process.
+"check mode changes nothing"), the harness that runs a module's main() in-process with the
+file and key helpers of the unit tests, and the keys and tokens of a simulated fleet.
 """
 
 from __future__ import absolute_import, division, print_function
