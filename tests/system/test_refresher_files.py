@@ -136,26 +136,12 @@ def test_what_systemd_finds_broken_is_refused(tmp_path, directory):
 # The installed command
 # --------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def ec_key():
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-@pytest.fixture
-def host(tmp_path, ec_key, monkeypatch):
-    """A host with a signing key (mode 0600) and no systemd; returns the module arguments."""
-    monkeypatch.setattr(install, "SYSTEMD_RUNTIME_DIR", str(tmp_path / "no-systemd"))
-    return refresher_host(tmp_path / "host", ec_key, ISSUER)
-
-
-def run_module(capsys, args, check_mode=False, diff=False):
-    """Run the module like Ansible does; returns (raw stdout, parsed result)."""
-    return run_module_main(token_refresher, args, capsys, check_mode=check_mode, diff=diff)[:2]
-
-
-def test_the_installed_command_runs_without_ansible(host, capsys, ec_key):
+def test_the_installed_command_runs_without_ansible(tmp_path, capsys, monkeypatch):
     """The command imports only the installed files: run it with a module path that has no Ansible."""
-    _out, result = run_module(capsys, host)
+    # A host with a signing key (mode 0600) and no systemd.
+    monkeypatch.setattr(install, "SYSTEMD_RUNTIME_DIR", str(tmp_path / "no-systemd"))
+    host = refresher_host(tmp_path / "host", ec.generate_private_key(ec.SECP256R1()), ISSUER)
+    result = run_module_main(token_refresher, host, capsys).result
     env = {"PATH": "/usr/bin:/bin", "PYTHONNOUSERSITE": "1"}
     probe = subprocess.run([result["command"], "--json"], env=env, capture_output=True, text=True, check=False)
     assert probe.returncode == 0, probe.stderr
