@@ -44,7 +44,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from helpers import collections_path_with_repo, require_ansible_playbook  # pylint: disable=import-error
+from helpers import ansible_env, collections_path_with_repo, require_ansible_playbook  # pylint: disable=import-error
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -138,19 +138,10 @@ def unb64url(text):
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def ansible_env(tmp_dir):
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_COLLECTIONS_PATH": collections_path_with_repo(os.path.join(tmp_dir, "collections")),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_RETRY_FILES_ENABLED": "0",
-        "ANSIBLE_PIPELINING": "1",
-        "ANSIBLE_FORKS": "5",
-        "ANSIBLE_LOCAL_TEMP": os.path.join(tmp_dir, "ansible-local"),
-        "ANSIBLE_REMOTE_TEMP": os.path.join(tmp_dir, "ansible-remote"),
-    })
-    return env
+def interop_env(tmp_dir):
+    return ansible_env(collections_path_with_repo(os.path.join(tmp_dir, "collections")),
+                       os.path.join(tmp_dir, "ansible-local"), os.path.join(tmp_dir, "ansible-remote"),
+                       ANSIBLE_PIPELINING="1", ANSIBLE_FORKS="5")
 
 
 def node_executable():
@@ -228,7 +219,7 @@ def fleet(workdir, jwks_server):
     start = time.monotonic()
     proc = subprocess.run(
         [require_ansible_playbook(), "-i", "inventory.ini", "playbook.yml", "-e", "@vars.json"],
-        cwd=workdir, env=ansible_env(workdir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=workdir, env=interop_env(workdir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         universal_newlines=True, timeout=300, check=False)
     seconds = time.monotonic() - start
     assert proc.returncode == 0, "ansible-playbook failed (rc=%d):\n%s" % (proc.returncode, proc.stdout[-6000:])

@@ -43,7 +43,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 from helpers import (  # noqa: E402  pylint: disable=wrong-import-position,import-error
-    REPO, configured_collections_path, find_ansible_playbook, recap, snapshot_collection, tree_state)
+    REPO, ansible_env, configured_collections_path, find_ansible_playbook, recap, snapshot_collection, tree_state)
 
 PLAYBOOK_TIMEOUT = 1200
 EDGE_HOSTS = ("edge-01", "edge-02", "edge-03")
@@ -125,18 +125,9 @@ class DemoWork:
         with open(extra_inventory, "w", encoding="utf-8") as handle:
             handle.write(EXTRA_INVENTORY % self.passphrase)
         os.chmod(extra_inventory, 0o600)
-        self.env = dict(os.environ)
-        self.env.update({
-            "ANSIBLE_COLLECTIONS_PATH": collections,
-            "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_FORCE_COLOR": "0",
-            "ANSIBLE_RETRY_FILES_ENABLED": "0",
-            "ANSIBLE_LOCAL_TEMP": os.path.join(work, "tmp"),
-            "ANSIBLE_REMOTE_TEMP": os.path.join(work, "remote-tmp"),
-            "ANSIBLE_ASYNC_DIR": os.path.join(work, "async"),
-            "PATH": os.path.dirname(sys.executable) + os.pathsep + self.env.get("PATH", ""),
-        })
+        self.env = ansible_env(collections, os.path.join(work, "tmp"), os.path.join(work, "remote-tmp"),
+                               ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false", ANSIBLE_ASYNC_DIR=os.path.join(work, "async"),
+                               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
         self.inventory = ["-i", os.path.join(self.root, "playbooks", "inventory", "demo.yml"), "-i", extra_inventory]
         self.runs = {}
 

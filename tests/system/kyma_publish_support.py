@@ -23,7 +23,7 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from helpers import find_ansible_playbook  # pylint: disable=import-error
+from helpers import ansible_env, find_ansible_playbook  # pylint: disable=import-error
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_DIR = Path(os.environ.get("SELFJWT_SHARED_DIR") or REPO.parent / "shared")
@@ -91,18 +91,9 @@ def require_crd():
 
 def run_playbook(playbook, inventory, workdir, *args, env=None, expect_rc=0):
     """Run ansible-playbook; returns the CompletedProcess (stdout and stderr merged)."""
-    environment = dict(os.environ)
-    environment.update({
-        "ANSIBLE_COLLECTIONS_PATH": collections_path(),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_RETRY_FILES_ENABLED": "0",
-        "ANSIBLE_LOCAL_TEMP": str(Path(workdir) / "ansible-local"),
-        "ANSIBLE_HOST_KEY_CHECKING": "0",
-        # kubernetes.core keeps a discovery cache in the temporary directory: keep it here.
-        "TMPDIR": str(Path(workdir)),
-        "PYTHONDONTWRITEBYTECODE": "1",
-    })
+    # kubernetes.core keeps a discovery cache in the temporary directory (TMPDIR): keep it here.
+    environment = ansible_env(collections_path(), str(Path(workdir) / "ansible-local"), ANSIBLE_HOST_KEY_CHECKING="0",
+                              TMPDIR=str(Path(workdir)), PYTHONDONTWRITEBYTECODE="1")
     environment.pop("ANSIBLE_CONFIG", None)
     environment.update(env or {})
     command = [ansible_playbook(), "-i", str(inventory), str(playbook)] + list(args)

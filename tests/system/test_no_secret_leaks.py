@@ -46,7 +46,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from helpers import collections_path_with_repo, require_ansible_playbook  # pylint: disable=import-error
+from helpers import ansible_env, collections_path_with_repo, require_ansible_playbook  # pylint: disable=import-error
 
 
 PLAYBOOK = """\
@@ -367,16 +367,8 @@ def runs(tmp_path_factory):
                      "ansible_python_interpreter=\"{{ ansible_playbook_python }}\"\n")
     with open(os.path.join(root, "playbook.yml"), "w") as handle:
         handle.write(PLAYBOOK)
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_COLLECTIONS_PATH": collections_path_with_repo(os.path.join(root, "collections")),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_RETRY_FILES_ENABLED": "0",
-        "ANSIBLE_PIPELINING": "1",
-        "ANSIBLE_LOCAL_TEMP": os.path.join(root, "ansible-local"),
-        "ANSIBLE_REMOTE_TEMP": os.path.join(root, "ansible-remote"),
-    })
+    env = ansible_env(collections_path_with_repo(os.path.join(root, "collections")), os.path.join(root, "ansible-local"),
+                      os.path.join(root, "ansible-remote"), ANSIBLE_PIPELINING="1")
     playbook = require_ansible_playbook()
 
     def run(name, directory, *extra):
@@ -751,15 +743,8 @@ def syslog_run(tmp_path_factory):
     result_file = os.path.join(root, "results.json")
     with open(os.path.join(root, "vars.json"), "w") as handle:
         json.dump({"work": work, "passphrase": passphrase, "result_file": result_file}, handle)
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_COLLECTIONS_PATH": collections_path_with_repo(os.path.join(root, "collections")),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_RETRY_FILES_ENABLED": "0",
-        "ANSIBLE_LOCAL_TEMP": os.path.join(root, "ansible-local"),
-        "ANSIBLE_REMOTE_TEMP": os.path.join(root, "ansible-remote"),
-    })
+    env = ansible_env(collections_path_with_repo(os.path.join(root, "collections")), os.path.join(root, "ansible-local"),
+                      os.path.join(root, "ansible-remote"))
     listener = SyslogListener(os.path.join(dev, "log"))
     try:
         proc = subprocess.run(

@@ -25,7 +25,6 @@ is run again; it must complete the rotation. Zero rejections are allowed.
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -39,6 +38,7 @@ sys.path.insert(0, REPO)
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _keypair  # noqa: E402
 from tools.kyma_standin import envoy_jwt  # noqa: E402
+from helpers import ansible_env, configured_collections_path, find_ansible_playbook  # noqa: E402  pylint: disable=import-error
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _refresher as selfjwt_refresher  # noqa: E402
 
 HOSTS = {"edge-01": {"type": "ec"}, "edge-02": {"type": "rsa", "size": 2048}, "edge-03": {"type": "ed25519"}}
@@ -56,15 +56,6 @@ EXTRA_VARS = {
     "selfjwt_rotation_action": "rotate",
     "selfjwt_rotation_wait": True,
 }
-
-
-def _ansible_playbook():
-    beside = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-    return beside if os.access(beside, os.X_OK) else shutil.which("ansible-playbook")
-
-
-def _collections_path():
-    return os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.join(REPO, ".cache", "collections")
 
 
 class Checker(threading.Thread):
@@ -164,12 +155,11 @@ def _ring(demo_dir, host):
 
 
 def _rotate_command(demo_dir):
-    command = [_ansible_playbook(), "-i", os.path.join(REPO, "playbooks", "inventory", "demo.yml"),
+    command = [find_ansible_playbook(), "-i", os.path.join(REPO, "playbooks", "inventory", "demo.yml"),
                os.path.join(REPO, "playbooks", "rotate.yml"), "-e", "selfjwt_demo_dir=%s" % demo_dir,
                "-e", json.dumps(EXTRA_VARS)]
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=_collections_path(), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_RETRY_FILES_ENABLED="0",
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    env = ansible_env(configured_collections_path(),
+                      PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     return command, env
 
 
@@ -183,11 +173,11 @@ def _next_published_everywhere(demo_dir):
 
 @pytest.fixture(scope="module")
 def rotation(tmp_path_factory):
-    if _ansible_playbook() is None:
+    if find_ansible_playbook() is None:
         pytest.skip("ansible-playbook is not installed")
-    if not os.path.isdir(os.path.join(_collections_path().split(os.pathsep)[0], "ansible_collections", "selfjwt")):
+    if not os.path.isdir(os.path.join(configured_collections_path().split(os.pathsep)[0], "ansible_collections", "selfjwt")):
         pytest.skip("selfjwt.kyma is not in ANSIBLE_COLLECTIONS_PATH (%s): run 'make collections'"
-                    % _collections_path())
+                    % configured_collections_path())
     workdir = str(tmp_path_factory.mktemp("rotation"))
     demo_dir = os.path.join(workdir, "demo-out")
     configs, legacy_jwks = _setup_fleet(demo_dir)

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import configured_collections_path, find_ansible_playbook  # noqa: E402  pylint: disable=wrong-import-position,import-error
+from helpers import ansible_env, configured_collections_path, find_ansible_playbook  # noqa: E402  pylint: disable=wrong-import-position,import-error
 from standin_process import Process  # noqa: E402  pylint: disable=wrong-import-position,import-error
 
 ISS = "http://edge-jwks.kyma-system.svc.cluster.local"
@@ -161,10 +161,8 @@ def run_role(env, name, url, check_mode=False, **role_vars):
     variables.update(role_vars)
     vars_file = os.path.join(env["dir"], name + "-vars.json")
     write_json(vars_file, variables)
-    run_env = dict(os.environ)
-    run_env.update({"ANSIBLE_COLLECTIONS_PATH": configured_collections_path(), "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
-                    "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0",
-                    "ANSIBLE_LOCAL_TEMP": os.path.join(env["dir"], "tmp")})
+    run_env = ansible_env(configured_collections_path(), os.path.join(env["dir"], "tmp"),
+                          ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false")
     command = [find_ansible_playbook(), "-i", "localhost,", "-c", "local", env["playbook"], "-e", "@" + vars_file]
     if check_mode:
         command.append("--check")

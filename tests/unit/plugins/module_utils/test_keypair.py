@@ -13,7 +13,6 @@ import base64
 import hashlib
 import json
 import os
-import stat
 
 import pytest
 
@@ -30,6 +29,8 @@ from ansible_collections.selfjwt.kyma.plugins.module_utils._keypair import (
     ensure_absent,
     ensure_present,
 )
+from helpers import (  # pylint: disable=import-error
+    file_mode, private_key_pem, read_file as read, write_file as write)
 
 
 @pytest.fixture
@@ -44,21 +45,6 @@ def cert_path(tmp_path):
 
 def spec(path, **kwargs):
     return KeypairSpec(path=path, **kwargs)
-
-
-def read(path):
-    with open(path, "rb") as handle:
-        return handle.read()
-
-
-def write(path, data, mode=0o600):
-    with open(path, "wb") as handle:
-        handle.write(data)
-    os.chmod(path, mode)
-
-
-def file_mode(path):
-    return stat.S_IMODE(os.stat(path).st_mode)
 
 
 def load(path, passphrase=None):
@@ -81,9 +67,7 @@ class Backups(object):
 
 
 def pem_of(key, fmt=serialization.PrivateFormat.PKCS8, passphrase=None):
-    encryption = (serialization.BestAvailableEncryption(passphrase.encode()) if passphrase
-                  else serialization.NoEncryption())
-    return key.private_bytes(serialization.Encoding.PEM, fmt, encryption)
+    return private_key_pem(key, passphrase, fmt)
 
 
 # --------------------------------------------------------------------------------------

@@ -24,8 +24,8 @@ complete when an option is added.
 The tests run as root here, and root reads files with mode 000; unreadable paths are
 therefore simulated with what root cannot read either: a directory where a file is
 expected, a path below a regular file, a path with a NUL byte and a name that is too long.
-tests/unit/plugins/module_utils/test_faults.py covers real permission errors with a
-process that drops its privileges.
+tests/system/test_fault_processes.py covers real permission errors with a process
+that drops its privileges.
 """
 
 from __future__ import absolute_import, division, print_function

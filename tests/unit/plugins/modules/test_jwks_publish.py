@@ -9,14 +9,12 @@ __metaclass__ = type
 
 import json
 import os
-import stat
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
 from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish
+from helpers import file_mode as mode_of, read_file as read, run_module_main  # pylint: disable=import-error
 
 SECRET = "U2VjcmV0LXByaXZhdGUtbWF0ZXJpYWwtdGhhdC1tdXN0LW5vdC1sZWFr"
 ISSUER = "http://edge-jwks.default.svc.cluster.local"
@@ -34,32 +32,15 @@ def jwks_():
 
 
 def run(capsys, check_mode=False, diff=False, **args):
-    if check_mode:
-        args["_ansible_check_mode"] = True
-    if diff:
-        args["_ansible_diff"] = True
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as excinfo:
-            jwks_publish.main()
-    output = capsys.readouterr().out
-    result = json.loads(output)
+    output, result, code = run_module_main(jwks_publish, args, capsys, check_mode=check_mode, diff=diff)
     result["_raw"] = output
-    assert (excinfo.value.code != 0) == bool(result.get("failed"))
+    assert (code != 0) == bool(result.get("failed"))
     return result
 
 
 def warnings_of(result):
     """Warning texts; ansible-core 2.19 wraps each one in a WarningSummary dict."""
     return [w["event"]["msg"] if isinstance(w, dict) else w for w in result.get("warnings", [])]
-
-
-def read(path):
-    with open(path, "rb") as handle:
-        return handle.read()
-
-
-def mode_of(path):
-    return stat.S_IMODE(os.stat(path).st_mode)
 
 
 def kids(*jwks):

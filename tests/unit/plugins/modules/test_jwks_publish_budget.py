@@ -9,15 +9,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-
 import pytest
 
 from ansible.module_utils.common import warnings as module_warnings
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _jwks
 from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish
+from helpers import run_module_main  # pylint: disable=import-error
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +31,8 @@ def rsa_key():
 def run(capsys, **args):
     # Warnings are collected process-wide; start each run without those of earlier runs.
     module_warnings._global_warnings.clear()  # pylint: disable=protected-access
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as excinfo:
-            jwks_publish.main()
-    result = json.loads(capsys.readouterr().out)
-    assert (excinfo.value.code != 0) == bool(result.get("failed"))
+    _out, result, code = run_module_main(jwks_publish, args, capsys)
+    assert (code != 0) == bool(result.get("failed"))
     return result
 
 

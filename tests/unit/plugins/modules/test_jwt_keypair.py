@@ -9,47 +9,27 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
-import stat
 
-import pytest
 import yaml
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair
 from ansible_collections.selfjwt.kyma.plugins.modules import jwt_keypair
-from helpers import rendered_doc  # pylint: disable=import-error
+from helpers import file_mode, read_file as read, rendered_doc, run_module_main  # pylint: disable=import-error
 
 PASSPHRASE = "a long machine-made passphrase 5c1e"
 
 
 def run_module(capsys, args, check_mode=False, diff=False):
     """Run the module like Ansible does and return (raw stdout, parsed result)."""
-    args = dict(args)
-    args["_ansible_check_mode"] = check_mode
-    args["_ansible_diff"] = diff
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            jwt_keypair.main()
-    out = capsys.readouterr().out
-    return out, json.loads(out)
+    return run_module_main(jwt_keypair, args, capsys, check_mode=check_mode, diff=diff)[:2]
 
 
 def run(capsys, args, check_mode=False, diff=False):
     """Run the module and return its parsed result."""
-    return run_module(capsys, args, check_mode=check_mode, diff=diff)[1]
-
-
-def file_mode(path):
-    return stat.S_IMODE(os.stat(path).st_mode)
-
-
-def read(path):
-    with open(path, "rb") as handle:
-        return handle.read()
+    return run_module_main(jwt_keypair, args, capsys, check_mode=check_mode, diff=diff).result
 
 
 def test_generates_a_key_with_mode_0600_and_returns_its_jwk(tmp_path, capsys):

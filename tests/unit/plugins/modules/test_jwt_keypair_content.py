@@ -9,27 +9,21 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
 import stat
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from cryptography.hazmat.primitives import serialization
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
 from ansible_collections.selfjwt.kyma.plugins.modules import jwt_keypair
+from helpers import run_module_main  # pylint: disable=import-error
 
 PASSPHRASE = "a long machine-made passphrase 77d0"
 
 
 def run_module(capsys, args, check_mode=False, diff=True):
-    args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            jwt_keypair.main()
-    out = capsys.readouterr().out
-    return out, json.loads(out)
+    return run_module_main(jwt_keypair, args, capsys, check_mode=check_mode, diff=diff)[:2]
 
 
 @pytest.fixture(scope="module")

@@ -9,27 +9,21 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring
 from ansible_collections.selfjwt.kyma.plugins.modules import jwt_keypair, jwt_keyring
-from helpers import SteppingClock  # pylint: disable=import-error
+from helpers import SteppingClock, run_module_main  # pylint: disable=import-error
 
 PASSPHRASE = "a long machine-made passphrase 77aa"
 
 
 def call(capsys, module, args, check_mode=False, diff=False):
-    args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            module.main()
-    out = capsys.readouterr().out
+    out, result, _code = run_module_main(module, args, capsys, check_mode=check_mode, diff=diff)
     assert "PRIVATE KEY" not in out and PASSPHRASE not in out
-    return json.loads(out)
+    return result
 
 
 @pytest.fixture

@@ -15,13 +15,12 @@ import stat
 
 import jwt
 import pytest
-from ansible.module_utils.testing import patch_module_args
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
 from ansible_collections.selfjwt.kyma.plugins.modules import jwt_token
+from helpers import private_key_pem, run_module_main  # pylint: disable=import-error
 
 ISSUER = "https://edge.example.com"
 PASSPHRASE = "a long machine-made passphrase 7f3a"
@@ -38,9 +37,7 @@ def rsa_key():
 
 
 def write_key(directory, key, name="key.pem", passphrase=None):
-    encryption = (serialization.BestAvailableEncryption(passphrase.encode()) if passphrase
-                  else serialization.NoEncryption())
-    data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    data = private_key_pem(key, passphrase)
     path = directory / name
     path.write_bytes(data)
     os.chmod(str(path), 0o600)
@@ -49,19 +46,12 @@ def write_key(directory, key, name="key.pem", passphrase=None):
 
 def run_module_output(capsys, args, check_mode=False, diff=False):
     """Run the module like Ansible does and return (raw stdout, parsed result)."""
-    args = dict(args)
-    args["_ansible_check_mode"] = check_mode
-    args["_ansible_diff"] = diff
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            jwt_token.main()
-    out = capsys.readouterr().out
-    return out, json.loads(out)
+    return run_module_main(jwt_token, args, capsys, check_mode=check_mode, diff=diff)[:2]
 
 
 def run_module(capsys, args, check_mode=False, diff=False):
     """Run the module like Ansible does and return its parsed result."""
-    return run_module_output(capsys, args, check_mode=check_mode, diff=diff)[1]
+    return run_module_main(jwt_token, args, capsys, check_mode=check_mode, diff=diff).result
 
 
 def base_args(key_path, **extra):

@@ -20,17 +20,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
-import stat
 import time
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _keyring, _token
 from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_keypair, jwt_keyring, jwt_token
-from helpers import SteppingClock, tree_state  # pylint: disable=import-error
+from helpers import SteppingClock, file_mode as mode_of, run_module_main, tree_state  # pylint: disable=import-error
 
 ISSUER = "https://edge.example.com"
 JWKS_URI = "http://edge-jwks.default.svc.cluster.local/jwks.json"
@@ -39,18 +36,9 @@ MODULES = {"jwt_keypair": jwt_keypair, "jwt_token": jwt_token, "jwks_publish": j
 
 
 def run(module_name, args, capsys, check_mode=False, diff=False):
-    args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            MODULES[module_name].main()
-    out = capsys.readouterr().out
-    result = json.loads(out)
+    result = run_module_main(MODULES[module_name], args, capsys, check_mode=check_mode, diff=diff).result
     assert not result.get("failed"), result.get("msg")
     return result
-
-
-def mode_of(path):
-    return stat.S_IMODE(os.stat(path).st_mode)
 
 
 @pytest.fixture(params=[0o000, 0o022, 0o077], ids=["umask000", "umask022", "umask077"])

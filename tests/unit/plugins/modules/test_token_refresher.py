@@ -18,19 +18,18 @@ import os
 import pwd
 import stat
 import shutil
-import subprocess
 import sys
 import tempfile
 
 import jwt
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _refresher, _refresher_install, _token
 from ansible_collections.selfjwt.kyma.plugins.modules import token_refresher
-from helpers import private_directory_above, tree_state  # pylint: disable=import-error
+from helpers import (  # pylint: disable=import-error
+    private_directory_above, read_file as read, refresher_host, run_module_main, tree_state)
 
 ISSUER = "https://edge-jwks.kyma-system.svc.cluster.local"
 MODULE_UTILS = os.path.dirname(os.path.abspath(_jose.__file__))
@@ -44,40 +43,13 @@ def ec_key():
 @pytest.fixture
 def host(tmp_path, ec_key, monkeypatch):
     """A host with a signing key (mode 0600) and no systemd; returns the module arguments."""
-    root = tmp_path / "host"
-    (root / "keys").mkdir(parents=True)
-    key_path = root / "keys" / "signing.pem"
-    key_path.write_bytes(ec_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption()))
-    os.chmod(str(key_path), 0o600)
     monkeypatch.setattr(_refresher_install, "SYSTEMD_RUNTIME_DIR", str(tmp_path / "no-systemd"))
-    return {
-        "key_path": str(key_path),
-        "issuer": ISSUER,
-        "jku": ISSUER + "/.well-known/jwks.json",
-        "subject": "edge-01",
-        "audience": "orders-api",
-        "scopes": ["orders.read"],
-        "token_dir": str(root / "state"),
-        "lib_dir": str(root / "lib"),
-        "bin_dir": str(root / "bin"),
-        "python": sys.executable,
-        "scheduler": "cron",
-        "cron_file": str(root / "cron"),
-        "systemd_unit_dir": str(root / "systemd"),
-    }
+    return refresher_host(tmp_path / "host", ec_key, ISSUER)
 
 
 def run_module(capsys, args, check_mode=False, diff=False):
     """Run the module like Ansible does; returns (raw stdout, parsed result)."""
-    args = dict(args)
-    args["_ansible_check_mode"] = check_mode
-    args["_ansible_diff"] = diff
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            token_refresher.main()
-    out = capsys.readouterr().out
-    return out, json.loads(out)
+    return run_module_main(token_refresher, args, capsys, check_mode=check_mode, diff=diff)[:2]
 
 
 def root_of(args):
@@ -86,11 +58,6 @@ def root_of(args):
 
 def mode_of(path):
     return stat.S_IMODE(os.lstat(path).st_mode)
-
-
-def read(path):
-    with open(path, "rb") as handle:
-        return handle.read()
 
 
 # --------------------------------------------------------------------------------------
@@ -137,25 +104,6 @@ def test_the_configuration_is_what_the_refresher_reads(host, capsys):
     assert config["token"]["jku"] == host["jku"] and config["token"]["audience"] == "orders-api"
     assert config["token_file"] == {"path": host["token_dir"] + "/token", "mode": "0600", "group": None,
                                     "refresh_margin": 200}
-
-
-def test_the_installed_command_runs_without_ansible(host, capsys, ec_key):
-    """The command imports only the installed files: run it with a module path that has no Ansible."""
-    _out, result = run_module(capsys, host)
-    env = {"PATH": "/usr/bin:/bin", "PYTHONNOUSERSITE": "1"}
-    probe = subprocess.run([result["command"], "--json"], env=env, capture_output=True, text=True, check=False)
-    assert probe.returncode == 0, probe.stderr
-    facts = json.loads(probe.stdout)
-    assert facts["changed"] is False and facts["source"] == "kept"
-    assert facts["token_file"] == result["token_file"]
-    # Nothing from the repository or from Ansible was imported: ask the command's own Python.
-    check = subprocess.run(
-        [sys.executable, "-c", "import sys; sys.path[0] = %r; import selfjwt_refresher, ansible_collections; "
-         "print(selfjwt_refresher.__file__); print(ansible_collections.__file__); "
-         "print('ansible' in sys.modules)" % host["lib_dir"]],
-        env=env, capture_output=True, text=True, check=True, cwd=host["lib_dir"])
-    lines = check.stdout.split()
-    assert lines[0].startswith(host["lib_dir"]) and lines[1].startswith(host["lib_dir"]) and lines[2] == "False"
 
 
 def test_the_command_holds_no_setting_as_code(host, capsys, tmp_path):

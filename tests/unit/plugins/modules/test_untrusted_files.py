@@ -25,7 +25,6 @@ import stat
 
 import pytest
 from ansible.module_utils.common import warnings as module_warnings
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
@@ -33,7 +32,7 @@ from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _token
 from ansible_collections.selfjwt.kyma.plugins.modules import jwt_keypair, jwt_keyring, jwt_token
-from helpers import tree_state  # pylint: disable=import-error
+from helpers import read_file as read, run_module_main, tree_state  # pylint: disable=import-error
 
 ISSUER = "https://edge.example.com"
 #: The kid of the reproduction: from <base>/etc/selfjwt/signing.pem. three levels up is <base>.
@@ -50,11 +49,7 @@ def nobody():
 
 def run(module, args, capsys, check_mode=False):
     module_warnings._global_warnings.clear()  # pylint: disable=protected-access
-    args = dict(args, _ansible_check_mode=check_mode)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            module.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module_main(module, args, capsys, check_mode=check_mode).result
 
 
 def write(path, data, mode=0o600, uid=None):
@@ -63,11 +58,6 @@ def write(path, data, mode=0o600, uid=None):
     os.chmod(path, mode)
     if uid is not None:
         os.chown(path, uid, -1)
-
-
-def read(path):
-    with open(path, "rb") as handle:
-        return handle.read()
 
 
 @pytest.fixture

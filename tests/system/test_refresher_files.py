@@ -7,13 +7,16 @@
 
 Values that pass ``_refresher_install.problems`` give a command that runs, units that
 ``systemd-analyze verify`` accepts and a cron line with the fields cron expects; a value that it
-refuses is one that would break them.
+refuses is one that would break them. The command that the module installs runs without
+Ansible. (These tests start the command and systemd-analyze as processes; the module's other
+tests are in tests/unit/plugins/modules/test_token_refresher.py.)
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import os
 import shutil
 import subprocess
@@ -21,9 +24,13 @@ import sys
 from types import SimpleNamespace
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _refresher_install as install
+from ansible_collections.selfjwt.kyma.plugins.modules import token_refresher
+from helpers import refresher_host, run_module_main  # pylint: disable=import-error
 
+ISSUER = "https://edge-jwks.kyma-system.svc.cluster.local"
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 #: Every character a path may hold besides letters, digits and "/", and a non-ASCII letter.
 ODD = "a.b_c-d+e@f,gh~i\u00c5"
@@ -123,3 +130,29 @@ def test_what_systemd_finds_broken_is_refused(tmp_path, directory):
     found = install.problems({"bin_dir": settings.params["bin_dir"], "unit_dir": settings.params["systemd_unit_dir"]},
                              {"bin_dir": "bin_dir", "unit_dir": "systemd_unit_dir"})
     assert [message.split()[0] for message in found] == ["bin_dir", "systemd_unit_dir"]
+
+
+# --------------------------------------------------------------------------------------
+# The installed command
+# --------------------------------------------------------------------------------------
+
+def test_the_installed_command_runs_without_ansible(tmp_path, capsys, monkeypatch):
+    """The command imports only the installed files: run it with a module path that has no Ansible."""
+    # A host with a signing key (mode 0600) and no systemd.
+    monkeypatch.setattr(install, "SYSTEMD_RUNTIME_DIR", str(tmp_path / "no-systemd"))
+    host = refresher_host(tmp_path / "host", ec.generate_private_key(ec.SECP256R1()), ISSUER)
+    result = run_module_main(token_refresher, host, capsys).result
+    env = {"PATH": "/usr/bin:/bin", "PYTHONNOUSERSITE": "1"}
+    probe = subprocess.run([result["command"], "--json"], env=env, capture_output=True, text=True, check=False)
+    assert probe.returncode == 0, probe.stderr
+    facts = json.loads(probe.stdout)
+    assert facts["changed"] is False and facts["source"] == "kept"
+    assert facts["token_file"] == result["token_file"]
+    # Nothing from the repository or from Ansible was imported: ask the command's own Python.
+    check = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.path[0] = %r; import selfjwt_refresher, ansible_collections; "
+         "print(selfjwt_refresher.__file__); print(ansible_collections.__file__); "
+         "print('ansible' in sys.modules)" % host["lib_dir"]],
+        env=env, capture_output=True, text=True, check=True, cwd=host["lib_dir"])
+    lines = check.stdout.split()
+    assert lines[0].startswith(host["lib_dir"]) and lines[1].startswith(host["lib_dir"]) and lines[2] == "False"
