@@ -32,7 +32,7 @@ import contextlib
 import os
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _algorithms, _certificates, _jose, _jwk, _keys
 
 KEY_TYPES = ("rsa", "ec", "ed25519")
 CURVES = ("P-256", "P-384", "P-521")
@@ -80,7 +80,7 @@ class KeypairSpec(object):
             if value is None:
                 value = self.DEFAULTS.get(name)
             setattr(self, name, value)
-        # An empty passphrase means "no passphrase", as for _jose.load_private_key().
+        # An empty passphrase means "no passphrase", as for _keys.load_private_key().
         self.passphrase = self.passphrase or None
         self.old_passphrase = self.old_passphrase or None
 
@@ -108,15 +108,15 @@ class KeypairSpec(object):
             raise KeypairError("type must be one of %s, got %r" % (", ".join(KEY_TYPES), self.type))
         if self.type == "rsa":
             if (not isinstance(self.size, int) or isinstance(self.size, bool)
-                    or not _jose.MIN_RSA_BITS <= self.size <= _jose.MAX_RSA_BITS):
+                    or not _keys.MIN_RSA_BITS <= self.size <= _keys.MAX_RSA_BITS):
                 raise KeypairError("size must be between %d and %d bits for RSA keys, got %r: use 2048, 3072 or 4096"
-                                   % (_jose.MIN_RSA_BITS, _jose.MAX_RSA_BITS, self.size))
+                                   % (_keys.MIN_RSA_BITS, _keys.MAX_RSA_BITS, self.size))
         if self.type == "ec" and self.curve not in CURVES:
             raise KeypairError("curve must be one of %s, got %r" % (", ".join(CURVES), self.curve))
         if self.algorithm is not None:
             self._validate_algorithm()
         if self.kid is not None:
-            _jose.check_kid(self.kid)
+            _jwk.check_kid(self.kid)
         if self.certificate_path:
             if os.path.abspath(self.certificate_path) == os.path.abspath(self.path):
                 raise KeypairError("certificate_path must differ from path: the certificate would overwrite the key")
@@ -135,18 +135,18 @@ class KeypairSpec(object):
         return self
 
     def _validate_algorithm(self):
-        family = _jose.ALGORITHMS.get(self.algorithm)
+        family = _algorithms.ALGORITHMS.get(self.algorithm)
         if family is None:
             # Reuse the core's wording for none, HS* and unknown names.
-            _jose.check_algorithm(None, self.algorithm)
+            _algorithms.check_algorithm(None, self.algorithm)
             raise KeypairError("algorithm %r is not supported" % (self.algorithm,))
         wanted = _ALGORITHM_TYPE[family]
         if wanted != self.type:
             raise KeypairError("algorithm %s needs a key of type %s, but type is %s: change type or algorithm"
                                % (self.algorithm, wanted, self.type))
-        if self.type == "ec" and _jose.EC_ALG_CURVE[self.algorithm] != self.curve:
+        if self.type == "ec" and _algorithms.EC_ALG_CURVE[self.algorithm] != self.curve:
             raise KeypairError("algorithm %s needs curve %s, but curve is %s: change curve or algorithm"
-                               % (self.algorithm, _jose.EC_ALG_CURVE[self.algorithm], self.curve))
+                               % (self.algorithm, _algorithms.EC_ALG_CURVE[self.algorithm], self.curve))
 
     @staticmethod
     def _check_common_name(value, what):
@@ -204,7 +204,7 @@ class KeypairBackend(object):
             self._load_existing_key()
         if certificate_bytes is not None:
             try:
-                self.existing_certificate = _jose.load_certificate_pem(certificate_bytes)
+                self.existing_certificate = _certificates.load_certificate_pem(certificate_bytes)
             except _jose.JoseError:
                 self.existing_certificate = None
         self.diff_before = self._facts(
@@ -224,7 +224,7 @@ class KeypairBackend(object):
     def _load_existing_key(self):
         data = self.existing_key_bytes
         source = "the private key %s" % self.spec.path
-        self.existing_encrypted = _jose.pem_is_encrypted(data)
+        self.existing_encrypted = _keys.pem_is_encrypted(data)
         if self.existing_encrypted:
             candidates = [p for p in (self.spec.passphrase, self.spec.old_passphrase) if p]
             if len(candidates) == 2 and candidates[0] == candidates[1]:
@@ -234,7 +234,7 @@ class KeypairBackend(object):
         first_error = None
         for candidate in candidates or [None]:
             try:
-                self.existing_key = _jose.load_private_key(data, candidate, source=source, check=False)
+                self.existing_key = _keys.load_private_key(data, candidate, source=source, check=False)
             except _jose.JoseError as exc:
                 first_error = first_error or exc
                 continue
@@ -248,7 +248,7 @@ class KeypairBackend(object):
     def _unusable_reason(self):
         """Why the loaded existing key must not sign JWTs (DSA, RSA < 2048, ...), or None."""
         try:
-            _jose.check_key(self.existing_key)
+            _keys.signing_key_family(self.existing_key)
         except _jose.JoseError as exc:
             return str(exc)
         return None
@@ -275,7 +275,7 @@ class KeypairBackend(object):
                 "the private key %s cannot sign JWTs: %s. Nothing was changed. To replace it with a new "
                 "key, set regenerate=partial_idempotence or regenerate=always (%s)"
                 % (spec.path, unusable, _REPLACE_HINT))
-        if _jose.key_matches(self.existing_key, spec.type, spec.size, spec.curve):
+        if _keys.key_matches(self.existing_key, spec.type, spec.size, spec.curve):
             return False
         if spec.regenerate == "never":
             return False
@@ -284,7 +284,7 @@ class KeypairBackend(object):
                 "the private key %s is %s, but %s was requested. Nothing was changed. To keep the key, "
                 "set the options to match it; to replace it with a new key, set "
                 "regenerate=partial_idempotence or regenerate=always (%s)"
-                % (spec.path, _describe(_jose.key_description(self.existing_key)),
+                % (spec.path, _describe(_keys.key_description(self.existing_key)),
                    _describe(spec.requested_facts()), _REPLACE_HINT))
         return True
 
@@ -305,7 +305,7 @@ class KeypairBackend(object):
                 self.reencrypt()
         if self.key is not None:
             # Also refuses an algorithm that does not fit a key kept with regenerate=never.
-            _jose.check_algorithm(self.key, self.spec.algorithm)
+            _algorithms.check_algorithm(self.key, self.spec.algorithm)
         self.plan_certificate()
 
     def generate(self):
@@ -314,20 +314,20 @@ class KeypairBackend(object):
             # The new key is not needed to predict the result; RSA keys are slow to make.
             self.key = None
             return
-        self.key = _jose.generate_private_key(self.spec.type, self.spec.size, self.spec.curve)
-        self.key_pem = _jose.private_key_pem(self.key, self.spec.passphrase)
+        self.key = _keys.generate_private_key(self.spec.type, self.spec.size, self.spec.curve)
+        self.key_pem = _keys.private_key_pem(self.key, self.spec.passphrase)
 
     def reencrypt(self):
         self.key_action = "reencrypt"
         if not self.check_mode:
-            self.key_pem = _jose.private_key_pem(self.key, self.spec.passphrase)
+            self.key_pem = _keys.private_key_pem(self.key, self.spec.passphrase)
 
     def kid(self):
         if self.spec.kid:
             return self.spec.kid
         if self.key is None:
             return None
-        return _jose.key_thumbprint(self.key)
+        return _jwk.key_thumbprint(self.key)
 
     def certificate_subject(self):
         return self.spec.certificate_subject or self.kid()
@@ -341,13 +341,13 @@ class KeypairBackend(object):
         if self.key_action in ("generate", "regenerate"):
             return "new key"
         try:
-            same_key = (_jose.jwk_key_members(self.existing_certificate.public_key())
-                        == _jose.jwk_key_members(self.key))
+            same_key = (_jwk.jwk_key_members(self.existing_certificate.public_key())
+                        == _jwk.jwk_key_members(self.key))
         except (ValueError, _jose.JoseError):
             same_key = False
         if not same_key:
             return "other key"
-        if _jose.certificate_subject_cn(self.existing_certificate) != self.certificate_subject():
+        if _certificates.certificate_subject_cn(self.existing_certificate) != self.certificate_subject():
             return "other subject"
         return None
 
@@ -365,8 +365,8 @@ class KeypairBackend(object):
         KeypairSpec._check_common_name(subject, "certificate subject")
         if self.check_mode:
             return
-        self.certificate = _jose.self_signed_certificate(self.key, subject, self.spec.certificate_valid_days)
-        self.certificate_pem = _jose.certificate_pem(self.certificate).encode("ascii")
+        self.certificate = _certificates.self_signed_certificate(self.key, subject, self.spec.certificate_valid_days)
+        self.certificate_pem = _certificates.certificate_pem(self.certificate).encode("ascii")
 
     @property
     def changed(self):
@@ -444,8 +444,8 @@ class KeypairBackend(object):
                     facts["readable"] = False
             else:
                 try:
-                    facts.update(_jose.key_description(key))
-                    facts["thumbprint"] = _jose.key_thumbprint(key)
+                    facts.update(_keys.key_description(key))
+                    facts["thumbprint"] = _jwk.key_thumbprint(key)
                     facts["kid"] = self.spec.kid or facts["thumbprint"]
                 except _jose.JoseError:
                     facts["usable"] = False
@@ -469,11 +469,11 @@ class KeypairBackend(object):
         """The module result: public key facts only, never private key material."""
         key = self.key
         if key is not None:
-            info = _jose.key_description(key)
+            info = _keys.key_description(key)
             kid = self.kid()
             certificates = [self.certificate] if self.certificate is not None else None
-            jwk = _jose.public_jwk(key, kid=kid, algorithm=self.spec.algorithm, certificates=certificates)
-            public_key = _jose.public_key_pem(key)
+            jwk = _jwk.public_jwk(key, kid=kid, algorithm=self.spec.algorithm, certificates=certificates)
+            public_key = _keys.public_key_pem(key)
         else:
             info = self.spec.requested_facts()
             kid = self.spec.kid
@@ -485,7 +485,7 @@ class KeypairBackend(object):
             "kid": kid,
             "jwk": jwk,
             "public_key": public_key,
-            "certificate": _jose.certificate_pem(self.certificate) if self.certificate is not None else None,
+            "certificate": _certificates.certificate_pem(self.certificate) if self.certificate is not None else None,
             "type": info["type"],
             "size": info.get("size"),
             "curve": info.get("curve"),
@@ -522,11 +522,11 @@ def _certificate_facts(exists, certificate):
     if certificate is None:
         return {"state": "present", "readable": False}
     try:
-        members = _jose.certificate_members([certificate])
-        not_after = _jose.certificate_not_after(certificate)
+        members = _jwk.certificate_members([certificate])
+        not_after = _certificates.certificate_not_after(certificate)
         return {
             "state": "present",
-            "subject": "CN=%s" % _jose.certificate_subject_cn(certificate),
+            "subject": "CN=%s" % _certificates.certificate_subject_cn(certificate),
             "not_after": not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "x5t#S256": members["x5t#S256"],
         }

@@ -55,7 +55,7 @@ import re
 import time
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _jwk, _keys
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair
 
 STATE_VERSION = 1
@@ -247,7 +247,7 @@ def read_state(key_path, owners=None):
 def _check_public_jwk(entry, path):
     """An entry's ``jwk`` is published as it is: it must be a valid public JWK named by the entry's kid."""
     try:
-        normalized = _jose.jwk_to_public_key(entry["jwk"], "the public key of kid %r" % (entry["kid"],))[0]
+        normalized = _jwk.jwk_to_public_key(entry["jwk"], "the public key of kid %r" % (entry["kid"],))[0]
     except _jose.JoseError as exc:
         raise KeyringError("the key ring state %s is invalid: %s. Restore it, or move it away to start a new ring"
                            % (path, exc))
@@ -255,7 +255,7 @@ def _check_public_jwk(entry, path):
         raise KeyringError("the key ring state %s is invalid: the public key of kid %r is named %r. Restore it, or "
                            "move it away to start a new ring" % (path, entry["kid"], entry["jwk"].get("kid")))
     if entry["jwk"] != normalized:
-        # The ring writes normalized JWKs (_jose.public_jwk); anything else would be published as it is.
+        # The ring writes normalized JWKs (_jwk.public_jwk); anything else would be published as it is.
         raise KeyringError("the key ring state %s is invalid: the public key of kid %r is not a normalized public "
                            "JWK (members %s). Restore it, or move it away to start a new ring"
                            % (path, entry["kid"], ", ".join(sorted(repr(name) for name in entry["jwk"]))))
@@ -323,7 +323,7 @@ class Ring(object):
     # -- reading ---------------------------------------------------------------------------
 
     def _load_key(self, data, source):
-        return _jose.load_private_key(data, self.spec.passphrase, source=source)
+        return _keys.load_private_key(data, self.spec.passphrase, source=source)
 
     def load(self):
         data, status = _files.read_file(self.path, "private key", owners=self.owners)
@@ -338,7 +338,7 @@ class Ring(object):
                     "%s. Nothing was changed. Give the right passphrase or restore the key from a backup; to "
                     "replace it, make a new key with selfjwt.kyma.jwt_keypair (regenerate=full_idempotence) and "
                     "publish it before it signs (playbooks/rotate.yml)" % exc)
-            self.signing_kid = _jose.key_thumbprint(self._signing_key)
+            self.signing_kid = _jwk.key_thumbprint(self._signing_key)
             self._key_mode = status.st_mode & 0o7777
             if hasattr(os, "geteuid") and os.geteuid() == 0:
                 self._owner = (status.st_uid if self.owner is None else self.owner, status.st_gid)
@@ -360,7 +360,7 @@ class Ring(object):
         return found[0] if found else None
 
     def _jwk(self, key, kid):
-        return _jose.public_jwk(key, kid=kid, algorithm=self.spec.algorithm)
+        return _jwk.public_jwk(key, kid=kid, algorithm=self.spec.algorithm)
 
     def _did(self, step, kid, **extra):
         item = {"step": step, "kid": kid}
@@ -504,7 +504,7 @@ class Ring(object):
             return
         try:
             key = self._load_key(data, "the private key %s" % path)
-            matches = _jose.key_thumbprint(key) == kid
+            matches = _jwk.key_thumbprint(key) == kid
         except _jose.JoseError:
             matches = False
         if not matches:
@@ -533,10 +533,10 @@ class Ring(object):
             return False
         kid = None
         if not self.check_mode:
-            key = _jose.generate_private_key(self.spec.type, self.spec.size, self.spec.curve)
-            kid = _jose.key_thumbprint(key)
+            key = _keys.generate_private_key(self.spec.type, self.spec.size, self.spec.curve)
+            kid = _jwk.key_thumbprint(key)
             # The key file first: a run killed now leaves a file that the next run adopts.
-            self._write_key(key_file(self.path, kid), _jose.private_key_pem(key, self.spec.passphrase),
+            self._write_key(key_file(self.path, kid), _keys.private_key_pem(key, self.spec.passphrase),
                             "next private key")
             self.state["keys"].append({"kid": kid, "state": NEXT, "jwk": self._jwk(key, kid),
                                        "staged_at": iso(self.now)})
@@ -600,7 +600,7 @@ class Ring(object):
             raise KeyringError("the private key of the next key %s is missing (%s): run again to stage a new one"
                                % (nxt["kid"], path))
         key = self._load_key(data, "the next private key %s" % path)
-        if _jose.key_thumbprint(key) != nxt["kid"]:
+        if _jwk.key_thumbprint(key) != nxt["kid"]:
             raise KeyringError("%s does not hold the key %s: restore it or remove it (a new key is then staged)"
                                % (path, nxt["kid"]))
         if active is not None:

@@ -9,7 +9,8 @@ PRIVATE to the collection: do not import it from other collections.
 
 The module ``selfjwt.kyma.token_refresher`` (which the role ``selfjwt.kyma.edge_keys`` runs)
 installs this file as ``selfjwt_refresher.py`` in the refresher's library directory, beside the
-collection's ``_jose``, ``_files`` and ``_token`` module_utils (unchanged) and a JSON
+collection's ``_files`` and ``_token`` module_utils and the JOSE modules they import (unchanged,
+see ``_refresher_install.REFRESHER_MODULE_UTILS``) and a JSON
 configuration, plus a small command that puts the library directory first on ``sys.path`` and
 calls :func:`main`. The installed files need no Ansible: they import only each other and the
 standard library, cryptography and PyJWT. Tokens are minted and token files kept fresh by

@@ -8,8 +8,8 @@
 PRIVATE to the collection: do not import it from other collections.
 
 This file is shared by the ``selfjwt.kyma.jwt_token`` module and by the token refresher that
-runs on edge hosts without Ansible. It imports only the standard library, ``_jose`` and
-``_files``, never anything from Ansible.
+runs on edge hosts without Ansible. It imports only the standard library, ``_files`` and the
+JOSE modules (``_jose``, ``_keys``, ``_jws``), never anything from Ansible.
 
 Public API (stable for the refresher):
 
@@ -55,7 +55,7 @@ try:
 except ImportError:  # pragma: no cover - not on POSIX
     grp = pwd = None
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jws, _keys
 
 JoseError = _jose.JoseError
 FileError = _files.FileError
@@ -108,7 +108,7 @@ class TokenResult(object):
     @classmethod
     def from_token(cls, token):
         """Decode (without verifying) a compact token into a TokenResult."""
-        header, claims = _jose.decode_unverified(token)
+        header, claims = _jws.decode_unverified(token)
         expires_at = claims.get("exp")
         if not _is_int(expires_at) or not 0 <= expires_at <= MAX_EXPIRES_AT:
             raise JoseError("the token has no integer 'exp' claim between 1970 and 9999")
@@ -162,7 +162,7 @@ def load_key(path=None, content=None, passphrase=None):
     """Load the private signing key from a file (``path``) or from PEM text (``content``).
 
     Exactly one of ``path`` and ``content`` must be given. The key is checked
-    (``_jose.load_private_key``): encrypted without passphrase, wrong passphrase, damaged PEM,
+    (``_keys.load_private_key``): encrypted without passphrase, wrong passphrase, damaged PEM,
     a public key, unsupported key types and RSA keys under 2048 bits are refused. Load the
     key once and pass the object to :func:`mint` / :func:`ensure_token_file`.
 
@@ -171,7 +171,7 @@ def load_key(path=None, content=None, passphrase=None):
     owner may access (no group or other permission bits, as selfjwt.kyma.jwt_keypair writes
     it): that file was fully validated by jwt_keypair, which loads it with every check on each
     run, and whoever can change it can sign with it anyway. The first signature made with the
-    loaded key is verified with its public key (``_jose.sign_token``), so a damaged file fails
+    loaded key is verified with its public key (``_jws.sign_token``), so a damaged file fails
     loudly instead of releasing a bad token. Keys given as ``content`` and key files that group
     or others may access are of unknown origin: they are always fully validated.
     """
@@ -190,7 +190,7 @@ def load_key(path=None, content=None, passphrase=None):
         data = content
         source = "the private key content"
         validate_rsa = True
-    return _jose.load_private_key(data, passphrase=passphrase, source=source, validate_rsa=validate_rsa)
+    return _keys.load_private_key(data, passphrase=passphrase, source=source, validate_rsa=validate_rsa)
 
 
 def _owner_only(status):
@@ -217,11 +217,11 @@ def mint(key, issuer, subject, audience=None, expires_in=DEFAULT_EXPIRES_IN, max
     _check_names(claims, "claims", "claim")
     _check_names(headers, "headers", "header")
     _check_not_empty(kid=kid, jku=jku)
-    header = _jose.build_header(key, algorithm=algorithm, kid=kid, jku=jku, headers=headers, typ=_check_typ(typ))
-    claim_set = _jose.build_claims(issuer, subject, audience=audience, expires_in=expires_in,
-                                   max_lifetime=max_lifetime, not_before=not_before, claims=claims, jti=jti,
-                                   now=now)
-    token, signed_header, signed_claims = _jose.sign_token(key, header, claim_set)
+    header = _jws.build_header(key, algorithm=algorithm, kid=kid, jku=jku, headers=headers, typ=_check_typ(typ))
+    claim_set = _jws.build_claims(issuer, subject, audience=audience, expires_in=expires_in,
+                                  max_lifetime=max_lifetime, not_before=not_before, claims=claims, jti=jti,
+                                  now=now)
+    token, signed_header, signed_claims = _jws.sign_token(key, header, claim_set)
     if len(token) > MAX_TOKEN_BYTES:
         raise JoseError("the token would be %d bytes long; many HTTP servers refuse header lines over %d bytes: "
                         "send fewer or shorter claims and headers" % (len(token), MAX_TOKEN_BYTES))
@@ -317,23 +317,23 @@ def reuse_problem(token, key, refresh_margin=None, now=None, **options):
     _check_names(options.get("claims"), "claims", "claim")
     _check_names(options.get("headers"), "headers", "header")
     _check_not_empty(kid=options.get("kid"), jku=options.get("jku"))
-    expected_header = _normalized(_jose.build_header(
+    expected_header = _normalized(_jws.build_header(
         key, algorithm=options.get("algorithm"), kid=options.get("kid"), jku=options.get("jku"),
         headers=options.get("headers"), typ=_check_typ(options.get("typ", DEFAULT_TYP))))
-    expected_claims = _normalized(_jose.build_claims(
+    expected_claims = _normalized(_jws.build_claims(
         options["issuer"], options["subject"], audience=options.get("audience"), expires_in=expires_in,
         max_lifetime=options.get("max_lifetime", DEFAULT_MAX_LIFETIME), not_before=not_before,
         claims=options.get("claims"), jti=options.get("jti"), now=now))
 
     try:
-        header, claims = _jose.decode_unverified(token)
+        header, claims = _jws.decode_unverified(token)
     except JoseError as exc:
         return "the existing token cannot be read (%s)" % exc
     differing = _differences(expected_header, header, ())
     if differing:
         return "the token header differs in %s" % ", ".join(differing)
     try:
-        _jose.verify(token, _jose.public_key_of(key), expected_header["alg"])
+        _jws.verify(token, _keys.public_key_of(key), expected_header["alg"])
     except JoseError:
         return "the token's signature does not verify with this key and %s" % expected_header["alg"]
     ignored = _TIME_CLAIMS if options.get("jti") is not None else _TIME_CLAIMS + ("jti",)

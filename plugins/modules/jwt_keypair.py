@@ -410,7 +410,7 @@ try:
 except ImportError:  # pragma: no cover - not on POSIX
     grp = pwd = None
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _keypair
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jwk, _keypair, _keys
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import SecretMaskingModule
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, run_module
@@ -625,10 +625,10 @@ def _adoption_pending(module, spec, key_mode):
     if content is None:
         return None
     data = content.encode("utf-8")
-    given = _jose.load_private_key(data, spec.passphrase, source="the key in private_key_content")
-    if not _jose.key_matches(given, spec.type, spec.size, spec.curve):
+    given = _keys.load_private_key(data, spec.passphrase, source="the key in private_key_content")
+    if not _keys.key_matches(given, spec.type, spec.size, spec.curve):
         raise FileError("private_key_content holds %s, but type=%s was requested: set type, size and curve to match "
-                        "the key" % (_keypair._describe(_jose.key_description(given)), spec.type))
+                        "the key" % (_keypair._describe(_keys.key_description(given)), spec.type))
 
     owners = _files.trusted_owners(resolve_uid(module.params["owner"]))
 
@@ -644,7 +644,7 @@ def _adoption_pending(module, spec, key_mode):
             return None
         raise FileError("the private key %s holds another key than private_key_content (kid %s), or one that cannot "
                         "be read. Nothing was changed. Move the file away to adopt the given key, or keep the key "
-                        "the file holds" % (spec.path, _jose.key_thumbprint(given)))
+                        "the file holds" % (spec.path, _jwk.key_thumbprint(given)))
 
     if module.check_mode:
         return adopt()
@@ -654,13 +654,13 @@ def _adoption_pending(module, spec, key_mode):
 
 def _same_key(existing, given, spec):
     """True when the PEM ``existing`` holds the key ``given`` (with either passphrase, if encrypted)."""
-    for passphrase in (spec.passphrase, spec.old_passphrase) if _jose.pem_is_encrypted(existing) else (None,):
+    for passphrase in (spec.passphrase, spec.old_passphrase) if _keys.pem_is_encrypted(existing) else (None,):
         try:
-            key = _jose.load_private_key(existing, passphrase, check=False)
+            key = _keys.load_private_key(existing, passphrase, check=False)
         except _jose.JoseError:
             continue
         try:
-            return _jose.jwk_key_members(key) == _jose.jwk_key_members(given)
+            return _jwk.jwk_key_members(key) == _jwk.jwk_key_members(given)
         except _jose.JoseError:
             return False
     return False

@@ -43,7 +43,8 @@ import ansible_collections
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _keypair, _keyring, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jwk, _keypair, _keyring, _keys
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _token
 from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_keypair, jwt_keyring, jwt_token
 from helpers import SteppingClock, private_directory_above  # pylint: disable=import-error
 
@@ -97,7 +98,7 @@ def run_module(module, args, capsys, check_mode=False):
 
 
 def new_key_pem(key_type="ec"):
-    return _jose.private_key_pem(_jose.generate_private_key(key_type, 2048))
+    return _keys.private_key_pem(_keys.generate_private_key(key_type, 2048))
 
 
 class DiskFull(object):
@@ -151,7 +152,7 @@ def test_disk_full_in_every_module(tmp_path, capsys, monkeypatch, module_name):
     key_path = str(tmp_path / "key.pem")
     write(key_path, new_key_pem())
     token_path = str(tmp_path / "token")
-    expired = _token.mint(_jose.load_private_key(read(key_path)), issuer=ISSUER, subject="edge-01",
+    expired = _token.mint(_keys.load_private_key(read(key_path)), issuer=ISSUER, subject="edge-01",
                           now=int(time.time()) - 7200).token
     write(token_path, expired.encode("ascii"))
     jwks_path = str(tmp_path / "jwks.json")
@@ -159,7 +160,7 @@ def test_disk_full_in_every_module(tmp_path, capsys, monkeypatch, module_name):
     args = {
         "jwt_keypair": {"path": key_path, "regenerate": "always"},
         "jwt_token": {"private_key_path": key_path, "issuer": ISSUER, "subject": "edge-01", "dest": token_path},
-        "jwks_publish": {"keys": [_jose.public_jwk(_jose.load_private_key(read(key_path)))], "dest": jwks_path},
+        "jwks_publish": {"keys": [_jwk.public_jwk(_keys.load_private_key(read(key_path)))], "dest": jwks_path},
         # The first write of a stage is the next key, of an activation the copy of the outgoing key.
         "jwt_keyring-stage": {"path": key_path, "action": "stage"},
         "jwt_keyring-activate": dict(ZERO_WINDOWS, path=key_path, action="activate"),
@@ -336,14 +337,14 @@ import json, os, sys, time
 config = json.loads(sys.argv[1])
 import importlib
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _keys
 module = importlib.import_module("ansible_collections.selfjwt.kyma.plugins.modules." + config["module"])
 if config.get("slow_generate"):
-    real_generate = _jose.generate_private_key
+    real_generate = _keys.generate_private_key
     def slow_generate(*args, **kwargs):
         time.sleep(config["slow_generate"])
         return real_generate(*args, **kwargs)
-    _jose.generate_private_key = slow_generate
+    _keys.generate_private_key = slow_generate
 if config.get("stall") is not None:
     real_write = os.write
     def stalled_write(fd, data):
@@ -407,7 +408,7 @@ def foreign_tree():
     write(readable, pem, 0o644)
     try:
         yield {"root": root, "secret": secret, "readable": readable,
-               "kid": _jose.key_thumbprint(_jose.load_private_key(pem))}
+               "kid": _jwk.key_thumbprint(_keys.load_private_key(pem))}
     finally:
         shutil.rmtree(root)
 
@@ -481,7 +482,7 @@ def test_killed_mid_write_leaves_the_old_file(tmp_path, capsys, module_name):
     key_path = os.path.join(directory, "key.pem")
     token_path = os.path.join(directory, "token")
     made = run_module(jwt_keypair, {"path": key_path}, capsys)
-    old_token = _token.mint(_jose.load_private_key(read(key_path)), issuer=ISSUER, subject="old",
+    old_token = _token.mint(_keys.load_private_key(read(key_path)), issuer=ISSUER, subject="old",
                             now=int(time.time()) - 7200).token
     write(token_path, old_token.encode("ascii"))
     target, args = {
@@ -547,13 +548,13 @@ def test_remove_stale_temp_files_only_touches_old_temp_files_of_the_path(tmp_pat
 
 def _race(path, count, monkeypatch, lock=True):
     """``count`` threads run ensure_present() on one new key path at the same moment."""
-    real_generate = _jose.generate_private_key
+    real_generate = _keys.generate_private_key
 
     def slow_generate(*args, **kwargs):
         time.sleep(0.3)  # widen the window between "is there a key?" and writing one
         return real_generate(*args, **kwargs)
 
-    monkeypatch.setattr(_jose, "generate_private_key", slow_generate)
+    monkeypatch.setattr(_keys, "generate_private_key", slow_generate)
     if not lock:
         monkeypatch.setattr(_files, "locked", _no_lock)
     barrier = threading.Barrier(count)
@@ -588,7 +589,7 @@ def test_concurrent_runs_generate_exactly_one_key(tmp_path, monkeypatch):
     results = _race(path, 3, monkeypatch)
     assert sorted(result["changed"] for result in results) == [False, False, True]
     assert len(set(result["kid"] for result in results)) == 1
-    assert _jose.key_thumbprint(_jose.load_private_key(read(path))) == results[0]["kid"]
+    assert _jwk.key_thumbprint(_keys.load_private_key(read(path))) == results[0]["kid"]
 
 
 def test_without_the_lock_the_race_is_seen(tmp_path, monkeypatch):
@@ -606,7 +607,7 @@ def test_concurrent_token_writers_mint_once(tmp_path, monkeypatch):
     writer read the time before waiting, that token would look issued in the future to it, and
     it would mint a second one.
     """
-    key = _jose.generate_private_key("ec")
+    key = _keys.generate_private_key("ec")
     path = str(tmp_path / "token")
     ticks = [1800000000]
     clock_lock = threading.Lock()
@@ -660,7 +661,7 @@ def test_concurrent_module_processes_agree_on_one_key_and_one_token(tmp_path):
         assert [result.get("failed") for result in results] == [None] * parallel, results
         assert sorted(result["changed"] for result in results) == [False] * (parallel - 1) + [True]
         kids = set(result["kid"] for result in results)
-        assert kids == {_jose.key_thumbprint(_jose.load_private_key(read(key_path)))}
+        assert kids == {_jwk.key_thumbprint(_keys.load_private_key(read(key_path)))}
         token_path = os.path.join(directory, "token")
         token_args = {"private_key_path": key_path, "issuer": ISSUER, "subject": "edge-01", "dest": token_path}
         minters = [start_module("jwt_token", token_args) for _minter in range(parallel)]

@@ -25,7 +25,7 @@ import time
 import pytest
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _jwk, _keys
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring
 from ansible_collections.selfjwt.kyma.plugins.module_utils._keyring import KeyringError, Timing
@@ -78,11 +78,11 @@ def spec(path, **kwargs):
 
 def kid_at(path):
     data = _files.read_bytes(path, "key")
-    return None if data is None else _jose.key_thumbprint(_jose.load_private_key(data))
+    return None if data is None else _jwk.key_thumbprint(_keys.load_private_key(data))
 
 
 def jwk_at(path):
-    return _jose.public_jwk(_jose.load_private_key(_files.read_bytes(path, "key")))
+    return _jwk.public_jwk(_keys.load_private_key(_files.read_bytes(path, "key")))
 
 
 class Fleet(object):
@@ -342,7 +342,7 @@ def test_publish_jwks_without_and_with_ring(key_path):
     kids = [item["kid"] for item in _keyring.publish_jwks(key_path, jwk)]
     assert kids[0] == jwk["kid"] and len(kids) == 2
     for item in _keyring.publish_jwks(key_path, jwk):
-        assert not set(item) & set(_jose.PRIVATE_JWK_MEMBERS)
+        assert not set(item) & set(_jwk.PRIVATE_JWK_MEMBERS)
 
 
 def test_revoke_takes_every_key_out_and_removes_private_keys(key_path):
@@ -489,7 +489,7 @@ def _edit_state(key_path, edit):
 ])
 def test_state_whose_jwk_is_not_the_entrys_public_key_is_refused(key_path, tmp_path, edit, message):
     _keyring.run(spec(key_path), "auto", Timing(W, L, S), now=T0)
-    other = _jose.public_jwk(_jose.generate_private_key("ec"))
+    other = _jwk.public_jwk(_keys.generate_private_key("ec"))
     _edit_state(key_path, lambda state: edit(state["keys"][0]["jwk"], other))
     with pytest.raises(KeyringError, match=message) as info:
         _keyring.run(spec(key_path), "status", Timing(W, L, S), now=T0)

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jwk, _jws, _token
 
 NOW = 1767225600  # 2026-01-01T00:00:00Z
 ISSUER = "https://edge.example.com"
@@ -103,8 +103,8 @@ def test_mint_derives_the_algorithm_from_the_key(keys, key_name, algorithm):
 def test_mint_default_kid_is_the_rfc7638_thumbprint(keys):
     key = keys["p256"]
     result = _token.mint(key, **options())
-    assert result.kid == _jose.thumbprint(_jose.jwk_key_members(key))
-    assert result.kid == _jose.public_jwk(key)["kid"]
+    assert result.kid == _jwk.thumbprint(_jwk.jwk_key_members(key))
+    assert result.kid == _jwk.public_jwk(key)["kid"]
 
 
 def test_mint_claims_and_times(keys):
@@ -151,7 +151,7 @@ def test_article_token_is_reproduced(rsa4096):
     assert set(result.header) == {"alg", "typ", "kid", "jku"}
     assert result.header["alg"] == "RS256"
     assert result.header["jku"] == JKU
-    assert result.header["kid"] == _jose.key_thumbprint(rsa4096)
+    assert result.header["kid"] == _jwk.key_thumbprint(rsa4096)
     assert {"iss", "sub", "jti", "iat", "nbf", "exp"} <= set(result.claims)
     assert result.claims["exp"] - result.claims["iat"] == 3600
     claims = verify(result.token, rsa4096, "RS256", issuer=ISSUER)
@@ -251,7 +251,7 @@ JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-2 ** 53, 2 ** 53) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=10)
-CLAIM_NAMES = st.text(min_size=1, max_size=12).filter(lambda name: name not in _jose.REGISTERED_CLAIMS)
+CLAIM_NAMES = st.text(min_size=1, max_size=12).filter(lambda name: name not in _jws.REGISTERED_CLAIMS)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -274,15 +274,15 @@ def test_load_key_from_path_and_content(tmp_path, keys):
     path.write_bytes(pem(keys["p256"]))
     from_path = _token.load_key(path=str(path))
     from_content = _token.load_key(content=pem(keys["p256"]).decode())
-    assert _jose.key_thumbprint(from_path) == _jose.key_thumbprint(keys["p256"])
-    assert _jose.key_thumbprint(from_content) == _jose.key_thumbprint(keys["p256"])
+    assert _jwk.key_thumbprint(from_path) == _jwk.key_thumbprint(keys["p256"])
+    assert _jwk.key_thumbprint(from_content) == _jwk.key_thumbprint(keys["p256"])
 
 
 def test_load_key_encrypted(tmp_path, keys):
     path = tmp_path / "key.pem"
     path.write_bytes(pem(keys["ed25519"], passphrase="correct horse"))
     key = _token.load_key(path=str(path), passphrase="correct horse")
-    assert _jose.key_thumbprint(key) == _jose.key_thumbprint(keys["ed25519"])
+    assert _jwk.key_thumbprint(key) == _jwk.key_thumbprint(keys["ed25519"])
     with pytest.raises(_jose.JoseError, match="is encrypted: set the passphrase"):
         _token.load_key(path=str(path))
     with pytest.raises(_jose.JoseError, match="passphrase is wrong"):
@@ -685,7 +685,7 @@ def test_intact_rsa_key_file_0600_signs_verifiable_tokens(keys, tmp_path):
                             options={"verify_exp": False, "verify_iat": False, "verify_nbf": False})
         assert claims == result.claims
         assert jwt.get_unverified_header(result.token) == result.header
-        assert result.kid == _jose.key_thumbprint(keys["rsa2048"])
+        assert result.kid == _jwk.key_thumbprint(keys["rsa2048"])
 
 
 @pytest.mark.parametrize("name,algorithm", [("rsa2048", "PS256"), ("p384", "ES384"), ("p521", "ES512"),
