@@ -145,10 +145,18 @@ def check_mode_option(mode):
 
 
 def run_module(module, function):
-    """Run ``function(module)`` and turn expected errors into one clear fail_json()."""
+    """Run ``function(module)`` and turn expected errors into one clear fail_json().
+
+    An error that carries what the run performed before it failed (``CollectionError.result``)
+    is reported with it, so a run that changed something and then failed says what it changed.
+    """
     check_dependencies(module)
     try:
         result = function(module)
-    except (_jose.JoseError, FileError) as exc:
-        module.fail_json(msg=str(exc))
+    except _jose.CollectionError as exc:
+        performed = dict(exc.result or {})
+        for warning in performed.pop("warnings", None) or []:
+            module.warn(warning)
+        performed.pop("msg", None)
+        module.fail_json(msg=str(exc), **performed)
     module.exit_json(**result)

@@ -7,7 +7,7 @@
 
 PRIVATE to the collection: do not import it from other collections.
 
-Like ``_jose``, this file uses the standard library only, so that code outside Ansible (the
+Like ``_jose`` (whose error root it uses), this file uses the standard library only, so that code outside Ansible (the
 token refresher) writes files exactly as the modules do: into a temporary file in the target
 directory created with mode 0600, flushed and fsync'ed, then renamed over the target, so a
 reader sees the old file or the new one and never a partial file, and a secret is never
@@ -45,6 +45,8 @@ try:
 except ImportError:  # pragma: no cover - not on POSIX
     pwd = None
 
+from ansible_collections.selfjwt.kyma.plugins.module_utils._jose import CollectionError
+
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 #: Opening a FIFO planted at a path must not block the run.
@@ -56,7 +58,7 @@ _SYMLINK_ERRORS = tuple(code for code in (getattr(errno, "ELOOP", None), getattr
                                           getattr(errno, "EFTYPE", None)) if code is not None)
 
 
-class FileError(Exception):
+class FileError(CollectionError):
     """A file could not be read or written; the message says which and why."""
 
 

@@ -48,7 +48,18 @@ MIN_CRYPTOGRAPHY_VERSION = "3.4"
 MIN_PYJWT_VERSION = "2.4.0"
 
 
-class JoseError(Exception):
+class CollectionError(Exception):
+    """Root of the errors this collection expects: the message says what happened and what to do next.
+
+    ``result`` is None, or a dict of what the run performed before it failed (files it wrote,
+    steps it took): a module reports it beside the message (``_common.run_module``), so a run
+    that changed something and then failed still says what it changed.
+    """
+
+    result = None
+
+
+class JoseError(CollectionError):
     """A problem with keys, JWKs or tokens, with a message fit for the user."""
 
 

@@ -780,27 +780,33 @@ def run(spec, action="auto", timing=None, published_kids=None, remove_private_ke
     _files.check_parent_dir(spec.path, "private key")
     _files.check_private_dir(spec.path, ring.owners, "private key")
     with _locked_unless(check_mode or action == "status", spec.path):
-        ring.load()
-        if action != "revoke" or ring.state is None:
-            # Revocation takes every key out whatever state a run left: nothing to complete first.
-            if action == "revoke" and ring.signing_kid is None:
-                return dict(ring.result(), changed=False)
-            ring.reconcile()
-        if action == "stage":
-            ring.stage()
-        elif action == "mark_published":
-            ring.mark_published(published_kids)
-        elif action == "activate":
-            problem = ring.activation_problem()
-            if problem is not None:
-                raise KeyringError("cannot activate: %s. Nothing was changed." % problem)
-            ring.activate()
-        elif action == "retire":
-            ring.retire()
-        elif action == "revoke":
-            ring.revoke(remove_private_keys)
-        elif action in ("auto", "rotate"):
-            ring.auto(rotate=action == "rotate")
+        try:
+            ring.load()
+            if action != "revoke" or ring.state is None:
+                # Revocation takes every key out whatever state a run left: nothing to complete first.
+                if action == "revoke" and ring.signing_kid is None:
+                    return dict(ring.result(), changed=False)
+                ring.reconcile()
+            if action == "stage":
+                ring.stage()
+            elif action == "mark_published":
+                ring.mark_published(published_kids)
+            elif action == "activate":
+                problem = ring.activation_problem()
+                if problem is not None:
+                    raise KeyringError("cannot activate: %s. Nothing was changed." % problem)
+                ring.activate()
+            elif action == "retire":
+                ring.retire()
+            elif action == "revoke":
+                ring.revoke(remove_private_keys)
+            elif action in ("auto", "rotate"):
+                ring.auto(rotate=action == "rotate")
+        except _jose.CollectionError as exc:
+            # What the run wrote before it failed is reported with the error (run_module).
+            if ring.changed and exc.result is None:
+                exc.result = ring.result()
+            raise
         result = ring.result()
     if action == "status":
         result["changed"] = False
