@@ -30,14 +30,50 @@ ALGORITHMS = {
 EC_ALG_CURVE = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 
 
-def default_algorithm(key):
-    """The algorithm a key signs with unless told otherwise: RS256, ES256/384/512 or EdDSA."""
-    family = signing_key_family(key)
+def family_default(family, crv=None):
+    """The default algorithm of a key family (and EC curve): RS256, ES256/384/512 or EdDSA; None when unknown."""
     if family == "RSA":
         return "RS256"
     if family == "EC":
-        return CURVE_BY_NAME[curve_name(key)][2]
-    return "EdDSA"
+        curve = CURVE_BY_NAME.get(crv)
+        return curve[2] if curve is not None else None
+    if family == "OKP":
+        return "EdDSA"
+    return None
+
+
+def default_algorithm(key):
+    """The algorithm a key signs with unless told otherwise: RS256, ES256/384/512 or EdDSA."""
+    family = signing_key_family(key)
+    return family_default(family, curve_name(key) if family == "EC" else None)
+
+
+def jwk_algorithm(jwk):
+    """The JWK's ``alg``, or the algorithm its key signs with by default (RS256, ES256, ...)."""
+    if jwk.get("alg"):
+        return jwk["alg"]
+    algorithm = family_default(jwk.get("kty"), jwk.get("crv"))
+    if algorithm is None:
+        raise JoseError("cannot tell the algorithm of kid %s" % jwk.get("kid"))
+    return algorithm
+
+
+def key_family_of(algorithm):
+    """The key family an algorithm needs (RSA, EC or OKP); JoseError for an algorithm no key may sign with.
+
+    Refused are non-strings, ``none``, the shared-secret (HMAC) algorithms and anything outside
+    :data:`ALGORITHMS`, each with its own advice.
+    """
+    if not isinstance(algorithm, str):
+        raise JoseError("algorithm must be a string such as ES256, got %s" % type(algorithm).__name__)
+    if algorithm.lower() == "none":
+        raise JoseError("algorithm 'none' is refused: tokens must be signed")
+    if algorithm.upper().startswith("HS"):
+        raise JoseError("algorithm %s is refused: shared-secret (HMAC) algorithms cannot be verified "
+                        "through a public JWKS; use an asymmetric algorithm" % algorithm)
+    if algorithm not in ALGORITHMS:
+        raise JoseError("algorithm %r is not supported: use one of %s" % (algorithm, ", ".join(sorted(ALGORITHMS))))
+    return ALGORITHMS[algorithm]
 
 
 def check_algorithm(key, algorithm):
@@ -54,17 +90,9 @@ def check_algorithm(key, algorithm):
 def _check_algorithm(key, algorithm):
     if algorithm is None:
         return default_algorithm(key)
-    if not isinstance(algorithm, str):
-        raise JoseError("algorithm must be a string such as ES256, got %s" % type(algorithm).__name__)
-    if algorithm.lower() == "none":
-        raise JoseError("algorithm 'none' is refused: tokens must be signed")
-    if algorithm.upper().startswith("HS"):
-        raise JoseError("algorithm %s is refused: shared-secret (HMAC) algorithms cannot be verified "
-                        "through a public JWKS; use an asymmetric algorithm" % algorithm)
-    if algorithm not in ALGORITHMS:
-        raise JoseError("algorithm %r is not supported: use one of %s" % (algorithm, ", ".join(sorted(ALGORITHMS))))
+    needed = key_family_of(algorithm)
     family = signing_key_family(key)
-    if ALGORITHMS[algorithm] != family:
+    if needed != family:
         raise JoseError("algorithm %s needs a key of type %s, but the key is of type %s: use %s or a matching key"
                         % (algorithm, ALGORITHMS[algorithm], family, default_algorithm(key)))
     if family == "EC" and EC_ALG_CURVE[algorithm] != curve_name(key):

@@ -41,9 +41,10 @@ except ImportError:  # pragma: no cover - not on POSIX
     fcntl = None
 
 try:
+    import grp
     import pwd
 except ImportError:  # pragma: no cover - not on POSIX
-    pwd = None
+    grp = pwd = None
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils._jose import CollectionError
 
@@ -74,6 +75,39 @@ def check_path(path, what="file"):
         raise FileError("the path of %s holds a PEM private key, not a path: give the path of a file (key content "
                         "goes into an option of its own, such as private_key_content)" % what)
     return path
+
+
+def resolve_uid(owner):
+    """Numeric uid of a user name or id (None stays None)."""
+    return _resolve(owner, pwd.getpwnam if pwd else None, "pw_uid", "user")
+
+
+def resolve_gid(group):
+    """Numeric gid of a group name or id (None stays None)."""
+    return _resolve(group, grp.getgrnam if grp else None, "gr_gid", "group")
+
+
+#: Numeric user and group ids the system calls take (-1, 2**32 - 1, means "unchanged" to chown).
+_MAX_ID = 2 ** 32 - 2
+_DECIMAL = re.compile(r"^[0-9]+\Z")
+
+
+def _resolve(value, lookup, field, what):
+    if value is None:
+        return value
+    text = str(value)
+    if (isinstance(value, int) and not isinstance(value, bool)) or _DECIMAL.match(text):
+        number = int(text)
+        if not 0 <= number <= _MAX_ID:
+            raise FileError("%s id %s is out of range: give a %s name or an id from 0 to %d"
+                            % (what, text, what, _MAX_ID))
+        return number
+    if lookup is None:
+        raise FileError("cannot look up %s %s on this platform: give a numeric id" % (what, text))
+    try:
+        return getattr(lookup(text), field)
+    except (KeyError, ValueError):  # ValueError: a NUL character, which no name holds
+        raise FileError("%s %s does not exist on this host: create it or give another %s" % (what, text, what))
 
 
 def account_name(uid):

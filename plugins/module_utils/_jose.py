@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Base of the JOSE code: JoseError, strict JSON and base64url, and the dependency checks.
+"""Base of the JOSE code: the error root, strict JSON, base64url, ISO 8601 times and the dependency checks.
 
 PRIVATE to the collection: do not import it from other collections.
 
@@ -28,6 +28,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import binascii
+import datetime
 import json
 import os
 import re
@@ -74,6 +75,12 @@ def parse_json(text):
         return json.loads(text)
     except RecursionError:
         raise ValueError("the JSON text is nested too deeply")
+
+
+def iso_utc(epoch):
+    """ISO 8601 UTC text (``2026-01-31T12:00:00Z``) of whole epoch seconds (token expiry, key ring times)."""
+    moment = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=int(epoch))
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def missing_dependencies():

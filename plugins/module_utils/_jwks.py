@@ -25,7 +25,7 @@ import json
 import operator
 import re
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _jwk, _keys
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _algorithms, _jose, _jwk
 
 #: Largest JWKS file read back (bytes). A JWKS budget (max keys, max bytes) is far smaller;
 #: this only protects against reading a wrong, huge file.
@@ -667,19 +667,6 @@ def check_discovery_existing(data, what="the existing file"):
     return text
 
 
-def jwk_algorithm(jwk):
-    """The JWK's ``alg``, or the algorithm its key signs with by default (RS256, ES256, ...)."""
-    if jwk.get("alg"):
-        return jwk["alg"]
-    if jwk.get("kty") == "RSA":
-        return "RS256"
-    if jwk.get("kty") == "EC" and jwk.get("crv") in _keys.CURVE_BY_NAME:
-        return _keys.CURVE_BY_NAME[jwk["crv"]][2]
-    if jwk.get("kty") == "OKP":
-        return "EdDSA"
-    raise _jose.JoseError("cannot tell the algorithm of kid %s" % jwk.get("kid"))
-
-
 def discovery(issuer, jwks_uri, jwks):
     """(dict, text) of an OpenID Connect discovery document for ``jwks`` (a JWKS dict).
 
@@ -692,7 +679,7 @@ def discovery(issuer, jwks_uri, jwks):
     if not isinstance(jwks_uri, str) or not re.match(r"^https?://[^\s/?#]+\S*$", jwks_uri):
         raise _jose.JoseError("jwks_uri %r must be an http(s) URL: the URL that serves the JWKS, the same as "
                               "the APIRule's jwksUri" % (jwks_uri,))
-    algorithms = [jwk_algorithm(key) for key in jwks.get("keys", [])]
+    algorithms = [_algorithms.jwk_algorithm(key) for key in jwks.get("keys", [])]
     text = discovery_document(issuer, jwks_uri, algorithms)
     return json.loads(text), text
 

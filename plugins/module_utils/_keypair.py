@@ -135,12 +135,8 @@ class KeypairSpec(object):
         return self
 
     def _validate_algorithm(self):
-        family = _algorithms.ALGORITHMS.get(self.algorithm)
-        if family is None:
-            # Reuse the core's wording for none, HS* and unknown names.
-            _algorithms.check_algorithm(None, self.algorithm)
-            raise KeypairError("algorithm %r is not supported" % (self.algorithm,))
-        wanted = _ALGORITHM_TYPE[family]
+        # The policy (none, HS*, unknown names) is _algorithms'; the fit is checked against the options.
+        wanted = _ALGORITHM_TYPE[_algorithms.key_family_of(self.algorithm)]
         if wanted != self.type:
             raise KeypairError("algorithm %s needs a key of type %s, but type is %s: change type or algorithm"
                                % (self.algorithm, wanted, self.type))

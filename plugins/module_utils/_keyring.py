@@ -89,12 +89,6 @@ class KeyringError(_jose.JoseError):
 # Time
 # --------------------------------------------------------------------------------------
 
-def iso(epoch):
-    """ISO 8601 UTC text of whole epoch seconds."""
-    moment = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=int(epoch))
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 #: Times of a ring lie between 1970 and 9000: a later time plus a rotation window has no ISO 8601 text.
 _EARLIEST, _LATEST = datetime.datetime(1970, 1, 1), datetime.datetime(9000, 1, 1)
 
@@ -396,7 +390,7 @@ class Ring(object):
             if self._signing_key is None:
                 raise KeyringError("there is no signing key at %s to start a key ring from: create it first "
                                    "(selfjwt.kyma.jwt_keypair or the selfjwt.kyma.edge_keys role)" % self.path)
-            now = iso(self.now)
+            now = _jose.iso_utc(self.now)
             self.state = {"version": STATE_VERSION, "key_path": self.path, "keys": [{
                 "kid": self.signing_kid, "state": ACTIVE, "jwk": self._jwk(self._signing_key, self.signing_kid),
                 "adopted": True, "activated_at": now}]}
@@ -428,7 +422,7 @@ class Ring(object):
                     key_file(self.path, active["kid"]) if active else "a backup", self.path))
         # Replaced outside the ring (jwt_keypair regenerate, a restore): the key at the path
         # signs now. Keep the previous active key published until its tokens expired.
-        now = iso(_ceil(self.now))
+        now = _jose.iso_utc(_ceil(self.now))
         if active is not None:
             active["state"] = RETIRING
             active["deactivated_at"] = now
@@ -513,7 +507,7 @@ class Ring(object):
             return
         if self.one(NEXT) is None:
             self.state["keys"].append({"kid": kid, "state": NEXT, "jwk": self._jwk(key, kid),
-                                       "staged_at": iso(self.now)})
+                                       "staged_at": _jose.iso_utc(self.now)})
             self._did("stage", kid, recovered=True)
             self._write_state()
         else:
@@ -539,7 +533,7 @@ class Ring(object):
             self._write_key(key_file(self.path, kid), _keys.private_key_pem(key, self.spec.passphrase),
                             "next private key")
             self.state["keys"].append({"kid": kid, "state": NEXT, "jwk": self._jwk(key, kid),
-                                       "staged_at": iso(self.now)})
+                                       "staged_at": _jose.iso_utc(self.now)})
         self._did("stage", kid)
         self._write_state()
         return True
@@ -547,7 +541,7 @@ class Ring(object):
     def mark_published(self, published_kids):
         """Record a JWKS publication that completed just now, holding ``published_kids``."""
         published = set(published_kids or [])
-        now = iso(_ceil(self.now))
+        now = _jose.iso_utc(_ceil(self.now))
         touched = False
         for entry in self.state["keys"]:
             kid = entry["kid"]
@@ -586,7 +580,7 @@ class Ring(object):
                     "does) and record that with action=mark_published" % nxt["kid"])
         if due > self.now:
             return ("the next key %s was published at %s; istiod may still serve a JWKS without it until %s "
-                    "(propagation_window %d s): activate then" % (nxt["kid"], nxt["published_at"], iso(due),
+                    "(propagation_window %d s): activate then" % (nxt["kid"], nxt["published_at"], _jose.iso_utc(due),
                                                                   self.timing.propagation_window))
         return None
 
@@ -611,7 +605,7 @@ class Ring(object):
         return True
 
     def _finish_activation(self, nxt, active, interrupted=False):
-        now = iso(_ceil(self.now))
+        now = _jose.iso_utc(_ceil(self.now))
         if active is not None:
             active["state"] = RETIRING
             active["deactivated_at"] = now
@@ -630,7 +624,7 @@ class Ring(object):
             if due is None or due > self.now:
                 continue
             entry["state"] = RETIRED
-            entry["retired_at"] = iso(self.now)
+            entry["retired_at"] = _jose.iso_utc(self.now)
             path = key_file(self.path, entry["kid"])
             if self.keep_retired and os.path.lexists(path):
                 entry["backup_file"] = path
@@ -643,7 +637,7 @@ class Ring(object):
         return done
 
     def revoke(self, remove_private_keys=False):
-        now = iso(self.now)
+        now = _jose.iso_utc(self.now)
         for entry in self.state["keys"]:
             if entry["state"] in PUBLISHED_STATES:
                 entry["state"] = REVOKED
@@ -728,7 +722,7 @@ class Ring(object):
             "publish_needed": self.state is not None and self.publish_needed(),
             "in_progress": self.state is not None and self.in_progress(),
             "next_step": step,
-            "next_step_at": iso(due) if due is not None else None,
+            "next_step_at": _jose.iso_utc(due) if due is not None else None,
             "next_step_in": max(0, int(math.ceil(due - self.now))) if due is not None else None,
             "state_file": state_path(self.path),
             "warnings": self.warnings,

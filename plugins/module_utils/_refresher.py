@@ -255,7 +255,7 @@ def refresh(config, check=False, force=False, now=None):
     key = _token.load_key(path=key_conf["path"], passphrase=passphrase)
     return _token.ensure_token_file(
         file_conf["path"], key, refresh_margin=margin, mode=int(file_conf["mode"], 8),
-        gid=_token.resolve_gid(file_conf["group"]), check_mode=check, now=now, **options)
+        gid=_files.resolve_gid(file_conf["group"]), check_mode=check, now=now, **options)
 
 
 def read_token_file(config, now=None):

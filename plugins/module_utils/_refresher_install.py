@@ -425,10 +425,10 @@ class Settings(object):
         if params["passphrase_file"]:
             _absolute(params["passphrase_file"], name("passphrase_file"))
         # Users and groups must exist before anything is written.
-        self.uid = _token.resolve_uid(self.owner)
-        self.dir_gid = _token.resolve_gid(self.dir_group)
+        self.uid = _files.resolve_uid(self.owner)
+        self.dir_gid = _files.resolve_gid(self.dir_group)
         if self.token_group:
-            _token.resolve_gid(self.token_group)
+            _files.resolve_gid(self.token_group)
 
         self.token_file = _join(params["token_dir"], params["token_filename"])
         self.command = _join(params["bin_dir"], params["command_name"])
@@ -799,7 +799,7 @@ def _owner_uid(config):
     user = config.get("user")
     if user in (None, "") or os.geteuid() != 0:
         return None
-    uid = _token.resolve_uid(user)
+    uid = _files.resolve_uid(user)
     return None if uid == 0 else uid
 
 

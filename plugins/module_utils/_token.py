@@ -18,8 +18,8 @@ Public API (stable for the refresher):
 * :func:`mint` signs a new token and returns a :class:`TokenResult`.
 * :func:`reuse_problem` tells why an existing token cannot be kept (or None when it can).
 * :func:`ensure_token_file` keeps a token file fresh and returns ``(changed, TokenFileResult)``.
-* :func:`default_refresh_margin`, :func:`resolve_uid`, :func:`resolve_gid`,
-  :func:`expires_at_iso` are small helpers.
+* :func:`default_refresh_margin` is a small helper (user and group names are resolved by
+  ``_files.resolve_uid`` and ``_files.resolve_gid``, times written by ``_jose.iso_utc``).
 
 Every function raises ``_jose.JoseError`` (bad option, key or algorithm) or
 ``_files.FileError`` (file problems) with a message that says what to do next.
@@ -42,18 +42,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import contextlib
-import datetime
 import json
 import os
 import re
 import stat
 import time
-
-try:
-    import grp
-    import pwd
-except ImportError:  # pragma: no cover - not on POSIX
-    grp = pwd = None
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jws, _keys
 
@@ -83,12 +76,6 @@ _TYP_PATTERN = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,64}(/[A-Za-z0-9!#$&^_.+-]{1,
 # --------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------
-
-def expires_at_iso(epoch):
-    """ISO 8601 UTC text (``2026-01-31T12:00:00Z``) of an epoch time in seconds."""
-    moment = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=int(epoch))
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 class TokenResult(object):
     """A signed token with its header and claims as they are inside the token.
@@ -124,7 +111,7 @@ class TokenResult(object):
 
     @property
     def expires_at_iso(self):
-        return expires_at_iso(self.expires_at)
+        return _jose.iso_utc(self.expires_at)
 
     def metadata(self):
         """Header, claims and expiry (ISO 8601), never the token itself."""
@@ -368,39 +355,6 @@ _MISSING = object()
 # Token files
 # --------------------------------------------------------------------------------------
 
-def resolve_uid(owner):
-    """Numeric uid of a user name or id (None stays None)."""
-    return _resolve(owner, pwd.getpwnam if pwd else None, "pw_uid", "user")
-
-
-def resolve_gid(group):
-    """Numeric gid of a group name or id (None stays None)."""
-    return _resolve(group, grp.getgrnam if grp else None, "gr_gid", "group")
-
-
-#: Numeric user and group ids the system calls take (-1, 2**32 - 1, means "unchanged" to chown).
-_MAX_ID = 2 ** 32 - 2
-_DECIMAL = re.compile(r"^[0-9]+\Z")
-
-
-def _resolve(value, lookup, field, what):
-    if value is None:
-        return value
-    text = str(value)
-    if _is_int(value) or _DECIMAL.match(text):
-        number = int(text)
-        if not 0 <= number <= _MAX_ID:
-            raise FileError("%s id %s is out of range: give a %s name or an id from 0 to %d"
-                            % (what, text, what, _MAX_ID))
-        return number
-    if lookup is None:
-        raise FileError("cannot look up %s %s on this platform: give a numeric id" % (what, text))
-    try:
-        return getattr(lookup(text), field)
-    except (KeyError, ValueError):  # ValueError: a NUL character, which no name holds
-        raise FileError("%s %s does not exist on this host: create it or give another %s" % (what, text, what))
-
-
 @contextlib.contextmanager
 def _no_lock():
     yield
@@ -457,8 +411,8 @@ def ensure_token_file(path, key, refresh_margin=None, mode=0o600, uid=None, gid=
     holds the token without a trailing newline.
 
     ``mode`` (int, default 0o600; None keeps the mode of an existing file and uses 0o600 for
-    a new one), ``uid`` and ``gid`` (numeric ids, see :func:`resolve_uid` and
-    :func:`resolve_gid`; None leaves them as they are or as the writing process makes them)
+    a new one), ``uid`` and ``gid`` (numeric ids, see ``_files.resolve_uid`` and
+    ``_files.resolve_gid``; None leaves them as they are or as the writing process makes them)
     apply to new files from the first moment and are corrected on a kept file. With
     ``check_mode`` nothing is written, no lock is taken, and the result tells whether a new
     token would be written (its ``token`` is then a new token that was not stored).

@@ -333,7 +333,7 @@ discovery_dest:
 
 import os
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jwks, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jwks
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import SecretMaskingModule
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, run_module
 
@@ -354,7 +354,7 @@ def _creation_mode(mode):
 
 def _requested_ids(module):
     """(uid, gid) of O(owner) and O(group) (None when unset); FileError for unknown names."""
-    return _token.resolve_uid(module.params.get("owner")), _token.resolve_gid(module.params.get("group"))
+    return _files.resolve_uid(module.params.get("owner")), _files.resolve_gid(module.params.get("group"))
 
 
 def _owner_ids(module, path):

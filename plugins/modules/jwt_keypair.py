@@ -415,7 +415,7 @@ from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import SecretMaskingModule
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, run_module
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
-from ansible_collections.selfjwt.kyma.plugins.module_utils._token import resolve_gid, resolve_uid
+from ansible_collections.selfjwt.kyma.plugins.module_utils._files import resolve_gid, resolve_uid
 
 
 def argument_spec():

@@ -315,7 +315,7 @@ import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _common, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _common, _files, _token
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
 
 TOKEN_OPTIONS = _token.TOKEN_OPTIONS
@@ -380,7 +380,7 @@ def run(module):
 
     changed, result = _token.ensure_token_file(
         dest, key, refresh_margin=params["refresh_margin"], mode=file_mode(params["mode"], dest),
-        uid=_token.resolve_uid(params["owner"]), gid=_token.resolve_gid(params["group"]),
+        uid=_files.resolve_uid(params["owner"]), gid=_files.resolve_gid(params["group"]),
         check_mode=module.check_mode, **options)
     diff = {
         "before_header": dest,

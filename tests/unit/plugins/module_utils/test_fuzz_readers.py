@@ -247,7 +247,7 @@ def pool():
 # Ring state: <key>.ring.json
 # --------------------------------------------------------------------------------------
 
-TIMES = st.integers(min_value=1600000000, max_value=NOW - 100000).map(_keyring.iso)
+TIMES = st.integers(min_value=1600000000, max_value=NOW - 100000).map(_jose.iso_utc)
 TIMING = _keyring.Timing(propagation_window=60, token_max_lifetime=600, clock_skew=60)
 
 
@@ -319,7 +319,7 @@ def _check_ring_state(state):
             if entry.get(name) is not None:
                 epoch = _keyring.parse_iso(entry[name])
                 assert isinstance(epoch, int)
-                assert _keyring.iso(epoch) == entry[name] or _keyring.parse_iso(_keyring.iso(epoch)) == epoch
+                assert _jose.iso_utc(epoch) == entry[name] or _keyring.parse_iso(_jose.iso_utc(epoch)) == epoch
 
 
 def _check_ring_result(result):

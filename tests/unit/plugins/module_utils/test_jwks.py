@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _certificates, _jwk, _jwks, _keys
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _algorithms, _certificates, _jwk, _jwks, _keys
 from ansible_collections.selfjwt.kyma.plugins.module_utils._jose import JoseError
 
 try:
@@ -504,12 +504,12 @@ def _without_alg(jwk):
 
 def test_jwk_algorithm_defaults(jwks_):
     strip = _without_alg
-    assert _jwks.jwk_algorithm(strip(jwks_["rsa"])) == "RS256"
-    assert _jwks.jwk_algorithm(strip(jwks_["ec384"])) == "ES384"
-    assert _jwks.jwk_algorithm(strip(jwks_["ed"])) == "EdDSA"
-    assert _jwks.jwk_algorithm(dict(jwks_["rsa"], alg="PS512")) == "PS512"
+    assert _algorithms.jwk_algorithm(strip(jwks_["rsa"])) == "RS256"
+    assert _algorithms.jwk_algorithm(strip(jwks_["ec384"])) == "ES384"
+    assert _algorithms.jwk_algorithm(strip(jwks_["ed"])) == "EdDSA"
+    assert _algorithms.jwk_algorithm(dict(jwks_["rsa"], alg="PS512")) == "PS512"
     with pytest.raises(JoseError):
-        _jwks.jwk_algorithm({"kty": "oct", "kid": "x"})
+        _algorithms.jwk_algorithm({"kty": "oct", "kid": "x"})
 
 
 def test_check_discovery_existing():

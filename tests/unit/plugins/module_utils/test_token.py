@@ -244,7 +244,7 @@ def test_token_result_never_shows_the_token(keys):
 @pytest.mark.parametrize("epoch, text", [(0, "1970-01-01T00:00:00Z"), (NOW, "2026-01-01T00:00:00Z"),
                                          (NOW + 3599, "2026-01-01T00:59:59Z")])
 def test_expires_at_iso(epoch, text):
-    assert _token.expires_at_iso(epoch) == text
+    assert _jose.iso_utc(epoch) == text
 
 
 JSON_VALUES = st.recursive(
@@ -620,17 +620,17 @@ def test_ensure_failed_write_keeps_the_old_token(tmp_path, keys, monkeypatch):
 
 
 def test_resolve_uid_gid():
-    assert _token.resolve_uid(None) is None
-    assert _token.resolve_gid(None) is None
-    assert _token.resolve_uid(0) == 0
-    assert _token.resolve_uid("0") == 0
-    assert _token.resolve_uid("root") == 0
-    assert _token.resolve_gid("root") == 0
-    assert _token.resolve_gid("1234") == 1234
+    assert _files.resolve_uid(None) is None
+    assert _files.resolve_gid(None) is None
+    assert _files.resolve_uid(0) == 0
+    assert _files.resolve_uid("0") == 0
+    assert _files.resolve_uid("root") == 0
+    assert _files.resolve_gid("root") == 0
+    assert _files.resolve_gid("1234") == 1234
     with pytest.raises(_files.FileError, match="user no-such-user-here does not exist"):
-        _token.resolve_uid("no-such-user-here")
+        _files.resolve_uid("no-such-user-here")
     with pytest.raises(_files.FileError, match="group no-such-group-here does not exist"):
-        _token.resolve_gid("no-such-group-here")
+        _files.resolve_gid("no-such-group-here")
 
 
 # --------------------------------------------------------------------------------------
@@ -719,11 +719,11 @@ def test_token_file_with_an_exp_outside_1970_to_9999_is_replaced(tmp_path, keys,
 @pytest.mark.parametrize("value", ["x\0y", "\u00b2", 2 ** 32, -1, "99999999999999999999", 2 ** 70])
 def test_resolve_refuses_names_and_ids_no_system_call_takes(value):
     """A group from the refresher configuration or a module option: FileError, not ValueError or OverflowError later."""
-    for resolve in (_token.resolve_uid, _token.resolve_gid):
+    for resolve in (_files.resolve_uid, _files.resolve_gid):
         with pytest.raises(_files.FileError, match="does not exist|out of range"):
             resolve(value)
 
 
 def test_resolve_takes_names_and_ids():
-    assert _token.resolve_uid("root") == 0 and _token.resolve_gid(0) == 0 and _token.resolve_uid("0") == 0
-    assert _token.resolve_gid(None) is None and _token.resolve_uid(4294967294) == 4294967294
+    assert _files.resolve_uid("root") == 0 and _files.resolve_gid(0) == 0 and _files.resolve_uid("0") == 0
+    assert _files.resolve_gid(None) is None and _files.resolve_uid(4294967294) == 4294967294
