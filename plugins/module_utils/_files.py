@@ -452,6 +452,16 @@ def _open_lock(lock_path, parent):
 
 
 @contextlib.contextmanager
+def locked_unless(unlocked, path):
+    """:func:`locked` on ``path``, or no lock at all when ``unlocked`` is true (check mode, read-only runs)."""
+    if unlocked:
+        yield
+        return
+    with locked(path):
+        yield
+
+
+@contextlib.contextmanager
 def locked(path):
     """Hold an exclusive advisory lock tied to ``path`` (a ``.lock`` file beside it).
 

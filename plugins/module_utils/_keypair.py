@@ -28,7 +28,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import contextlib
 import os
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
@@ -530,15 +529,6 @@ def _certificate_facts(exists, certificate):
         return {"state": "present", "readable": False}
 
 
-@contextlib.contextmanager
-def _lock_unless(check_mode, path):
-    if check_mode:
-        yield
-        return
-    with _files.locked(path):
-        yield
-
-
 def ensure_present(spec, check_mode=False, backup=None, key_mode=KEY_MODE, uid=None, gid=None, check_parent=True):
     """Make sure the key (and certificate) exist as the spec says; returns the result dict.
 
@@ -561,7 +551,7 @@ def ensure_present(spec, check_mode=False, backup=None, key_mode=KEY_MODE, uid=N
         if spec.certificate_path:
             _files.check_parent_dir(spec.certificate_path, "certificate")
             _files.check_private_dir(spec.certificate_path, backend.owners, "certificate")
-    with _lock_unless(check_mode, spec.path):
+    with _files.locked_unless(check_mode, spec.path):
         backend.load_existing()
         backend.plan()
         backend.write()
@@ -588,7 +578,7 @@ def ensure_absent(spec, check_mode=False, backup=None, uid=None):
             raise KeypairError("%s %s is a directory, not a file: give the path of a file" % (what, path))
     # Without its directory there is no key, and no place for a lock file either.
     can_lock = os.path.isdir(os.path.dirname(os.path.abspath(spec.path)))
-    with _lock_unless(check_mode or not can_lock, spec.path):
+    with _files.locked_unless(check_mode or not can_lock, spec.path):
         backend = KeypairBackend(spec, check_mode=check_mode, uid=uid)
         try:
             backend.load_existing()

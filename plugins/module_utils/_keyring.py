@@ -46,7 +46,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import contextlib
 import datetime
 import json
 import math
@@ -738,15 +737,6 @@ def publish_jwks_of(state, signing_kid=None):
     return [entry["jwk"] for entry in entries]
 
 
-@contextlib.contextmanager
-def _locked_unless(unlocked, path):
-    if unlocked:
-        yield
-        return
-    with _files.locked(path):
-        yield
-
-
 def run(spec, action="auto", timing=None, published_kids=None, remove_private_keys=False, keep_retired=False,
         now=None, check_mode=False, io=None, owner=None):
     """Run one action on the ring of ``spec.path``; returns the result dict.
@@ -773,7 +763,7 @@ def run(spec, action="auto", timing=None, published_kids=None, remove_private_ke
                 io=io, owner=owner)
     _files.check_parent_dir(spec.path, "private key")
     _files.check_private_dir(spec.path, ring.owners, "private key")
-    with _locked_unless(check_mode or action == "status", spec.path):
+    with _files.locked_unless(check_mode or action == "status", spec.path):
         try:
             ring.load()
             if action != "revoke" or ring.state is None:

@@ -41,7 +41,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import contextlib
 import json
 import os
 import re
@@ -355,11 +354,6 @@ _MISSING = object()
 # Token files
 # --------------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _no_lock():
-    yield
-
-
 def _read_existing(path):
     """(token text or None, stat result or None) of an existing token file; refuses foreign content."""
     data, status = _files.read_file(path, what="token file", limit=4 * MAX_TOKEN_BYTES)
@@ -434,7 +428,7 @@ def ensure_token_file(path, key, refresh_margin=None, mode=0o600, uid=None, gid=
                         "is valid now")
     margin = _margin(refresh_margin, options.get("expires_in", DEFAULT_EXPIRES_IN))
     _files.check_parent_dir(path, "token file")
-    with (_no_lock() if check_mode else _files.locked(path)):
+    with _files.locked_unless(check_mode, path):
         # The time is taken once the lock is held: a token that another writer made while this
         # one waited must not look as if it were issued in the future.
         now = _now(now)

@@ -387,14 +387,6 @@ def _write(module, path, text, old, what):
     return module.set_fs_attributes_if_different(file_args, changed)
 
 
-class _NoLock(object):
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *args):
-        return False
-
-
 def publish(module):
     params = module.params
     dest, discovery_dest = params["dest"], params["discovery_dest"]
@@ -411,7 +403,7 @@ def publish(module):
     check_mode_option(params["mode"])
     _requested_ids(module)
 
-    lock = _files.locked(dest) if dest and params["merge"] and not module.check_mode else _NoLock()
+    lock = _files.locked_unless(not (dest and params["merge"]) or module.check_mode, dest)
     with lock:
         if dest:
             _files.check_parent_dir(dest, "JWKS file")
