@@ -7,8 +7,10 @@
 
 PRIVATE to the collection: do not import it from other collections.
 
-This file imports nothing from Ansible (only ``_jose`` and the standard library), so the
-module ``jwks_publish``, filter plugins, roles' helpers, tests and benchmarks share it.
+This file imports nothing from Ansible (only the JOSE modules and the standard library): the
+module ``jwks_publish``, ``_common`` (secret masking), ``_publish`` (the kyma_publish plan), tests
+and benchmarks share it. It also renders JWKS and discovery documents (:func:`jwks_document`,
+:func:`discovery_document`).
 
 The central function is :func:`plan`: it takes the keys to publish, the JWKS published so far
 (optional), the kids to revoke and the merge flag, and returns everything a caller needs to
@@ -439,7 +441,8 @@ def composition(keys):
     return sorted(((label, count, size) for label, (count, size) in shares.items()), key=lambda item: -item[2])
 
 
-def _describe(keys):
+def _by_key_type(keys):
+    """``; by key type: ...`` for budget messages (:func:`composition` of ``keys``), or "" without keys."""
     if keys is None:
         return ""
     parts = ["%d %s (about %d bytes, %d per key)" % (count, label, size, size // count)
@@ -464,7 +467,7 @@ def check_budget(document, key_count, max_keys=None, max_bytes=None, keys=None):
         raise _jose.JoseError(
             "the JWKS would hold %s (%d keys, %d bytes%s); nothing was published. Fix: %s; at this size the keys "
             "need at least %d JWKS of this budget, and twice that to leave room for a rotation (two key "
-            "generations per host)" % (" and ".join(over), key_count, size, _describe(keys), BUDGET_FIXES, needed))
+            "generations per host)" % (" and ".join(over), key_count, size, _by_key_type(keys), BUDGET_FIXES, needed))
     return size
 
 
@@ -478,7 +481,7 @@ def budget_warnings(size, key_count, max_keys=None, max_bytes=None, warn_percent
             warnings.append(
                 "the JWKS holds %d %s, %d%% of its budget of %d %s (warning above %d%%): a rotation publishes a "
                 "second key per host and may then exceed the budget%s. Plan ahead: %s"
-                % (used, unit, used * 100 // limit, limit, unit, warn_percent, _describe(keys), BUDGET_FIXES))
+                % (used, unit, used * 100 // limit, limit, unit, warn_percent, _by_key_type(keys), BUDGET_FIXES))
     return warnings
 
 

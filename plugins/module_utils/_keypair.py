@@ -7,8 +7,8 @@
 
 PRIVATE to the collection: do not import it from other collections.
 
-Like ``_jose`` and ``_files``, this file does not import Ansible, so other tools of the
-collection (a key ring for rotation, the token refresher) can drive the same backend.
+Like ``_jose`` and ``_files``, this file does not import Ansible; the modules jwt_keypair and
+jwt_keyring (through ``_keyring``, which stages new keys with :class:`KeypairSpec`) use it.
 
 One :class:`KeypairBackend` manages one private key file and, optionally, a self-signed
 certificate beside it. It follows the protocol of community.crypto's backends::
@@ -279,8 +279,8 @@ class KeypairBackend(object):
                 "the private key %s is %s, but %s was requested. Nothing was changed. To keep the key, "
                 "set the options to match it; to replace it with a new key, set "
                 "regenerate=partial_idempotence or regenerate=always (%s)"
-                % (spec.path, _describe(_keys.key_description(self.existing_key)),
-                   _describe(spec.requested_facts()), _REPLACE_HINT))
+                % (spec.path, describe_facts(_keys.key_description(self.existing_key)),
+                   describe_facts(spec.requested_facts()), _REPLACE_HINT))
         return True
 
     def needs_reencryption(self):
@@ -502,7 +502,8 @@ def _geteuid():
     return os.geteuid() if hasattr(os, "geteuid") else -1
 
 
-def _describe(facts):
+def describe_facts(facts):
+    """``a key of type=ec curve=P-256`` for key facts (``_keys.key_description``, :meth:`KeypairSpec.requested_facts`)."""
     parts = [facts["type"]]
     if "size" in facts:
         parts.append("size=%s" % facts["size"])

@@ -188,8 +188,8 @@ def key_file(key_path, kid):
     return "%s.%s" % (key_path, check_kid(kid))
 
 
-class FileIO(object):
-    """The writes of a ring; tests replace it to stop a run between any two writes."""
+class RingFiles(object):
+    """The file writes and removals of a ring; tests replace it to stop a run between any two of them."""
 
     def write(self, path, data, mode, what, uid=None, gid=None):
         _files.write_atomic(path, data, mode, what, uid=uid, gid=gid)
@@ -254,7 +254,7 @@ def _check_public_jwk(entry, path):
                            % (path, entry["kid"], ", ".join(sorted(repr(name) for name in entry["jwk"]))))
 
 
-def publish_jwks(key_path, jwk, owners=None):
+def jwks_for_key(key_path, jwk, owners=None):
     """The public JWKs to publish for the key at ``key_path`` whose JWK is ``jwk``.
 
     Without a ring that is ``[jwk]``. With a ring: ``jwk`` (unless the ring revoked or
@@ -298,7 +298,7 @@ class Ring(object):
         self.now = time.time() if now is None else now
         self.check_mode = check_mode
         self.keep_retired = keep_retired
-        self.io = io or FileIO()
+        self.io = io or RingFiles()
         self.state = None
         self.before = None
         self.performed = []
@@ -348,14 +348,16 @@ class Ring(object):
         found = [entry for entry in self.state["keys"] if entry["state"] == state]
         return found
 
-    def one(self, state):
+    def key_in(self, state):
+        """The (first) key entry in ``state``, or None: a ring holds at most one active and one next key."""
         found = self.by_state(state)
         return found[0] if found else None
 
     def _jwk(self, key, kid):
         return _jwk.public_jwk(key, kid=kid, algorithm=self.spec.algorithm)
 
-    def _did(self, step, kid, **extra):
+    def _record(self, step, kid, **extra):
+        """Record a step of this run in ``performed`` (the result) and mark the run changed."""
         item = {"step": step, "kid": kid}
         item.update(extra)
         self.performed.append(item)
@@ -393,7 +395,7 @@ class Ring(object):
             self.state = {"version": STATE_VERSION, "key_path": self.path, "keys": [{
                 "kid": self.signing_kid, "state": ACTIVE, "jwk": self._jwk(self._signing_key, self.signing_kid),
                 "adopted": True, "activated_at": now}]}
-            self._did("adopt", self.signing_kid)
+            self._record("adopt", self.signing_kid)
             self._write_state()
         if self._signing_key is None:
             raise KeyringError("the signing key %s is missing, but its key ring %s exists: restore the key, or move "
@@ -403,7 +405,7 @@ class Ring(object):
         self._reconcile_files()
 
     def _reconcile_signing_key(self):
-        active, nxt = self.one(ACTIVE), self.one(NEXT)
+        active, nxt = self.key_in(ACTIVE), self.key_in(NEXT)
         kid = self.signing_kid
         if active is not None and active["kid"] == kid:
             return
@@ -436,7 +438,7 @@ class Ring(object):
                 "published yet, so its tokens are rejected until the JWKS with it has been served for the "
                 "propagation window; publish now (playbooks/rotate.yml) and use rotation, not regenerate, next time"
                 % (self.path, kid))
-        self._did("adopt", kid, replaced=active["kid"] if active else None)
+        self._record("adopt", kid, replaced=active["kid"] if active else None)
         self._write_state()
 
     def _key_files(self):
@@ -479,13 +481,13 @@ class Ring(object):
                 self._remove(path, "copy of the active key")
             elif entry["state"] in (RETIRED, REVOKED) and not entry.get("backup_file"):
                 self._remove(path, "retired private key")
-        nxt = self.one(NEXT)
+        nxt = self.key_in(NEXT)
         if nxt is not None and nxt["kid"] not in files and not self.check_mode:
             # A next key never signed; without its private key it never can.
             self.state["keys"].remove(nxt)
             self.warnings.append("the private key of the next key %s is missing (%s); the rotation starts again"
                                  % (nxt["kid"], key_file(self.path, nxt["kid"])))
-            self._did("drop", nxt["kid"])
+            self._record("drop", nxt["kid"])
             self._write_state()
 
     def _adopt_orphan(self, kid, path):
@@ -504,15 +506,15 @@ class Ring(object):
             self.warnings.append("%s is named like a key of the ring but does not hold the key %s; left alone"
                                  % (path, kid))
             return
-        if self.one(NEXT) is None:
+        if self.key_in(NEXT) is None:
             self.state["keys"].append({"kid": kid, "state": NEXT, "jwk": self._jwk(key, kid),
                                        "staged_at": _jose.iso_utc(self.now)})
-            self._did("stage", kid, recovered=True)
+            self._record("stage", kid, recovered=True)
             self._write_state()
         else:
             # Never published (it was in no state), so nothing can verify with it.
             self._remove(path, "unused private key")
-            self._did("drop", kid)
+            self._record("drop", kid)
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -522,7 +524,7 @@ class Ring(object):
                     or [entry for entry in self.by_state(RETIRED) if not entry.get("withdrawn_at")])
 
     def stage(self):
-        if self.one(NEXT) is not None:
+        if self.key_in(NEXT) is not None:
             return False
         kid = None
         if not self.check_mode:
@@ -533,7 +535,7 @@ class Ring(object):
                             "next private key")
             self.state["keys"].append({"kid": kid, "state": NEXT, "jwk": self._jwk(key, kid),
                                        "staged_at": _jose.iso_utc(self.now)})
-        self._did("stage", kid)
+        self._record("stage", kid)
         self._write_state()
         return True
 
@@ -547,13 +549,13 @@ class Ring(object):
             if entry["state"] in PUBLISHED_STATES:
                 if kid in published and not entry.get("published_at"):
                     entry["published_at"] = now
-                    self._did("published", kid)
+                    self._record("published", kid)
                     touched = True
                 elif kid not in published:
                     if entry["state"] == NEXT and entry.get("published_at"):
                         # Taken out again: its propagation window starts anew.
                         entry["published_at"] = None
-                        self._did("unpublished", kid)
+                        self._record("unpublished", kid)
                         touched = True
                     if entry["state"] != NEXT:
                         self.warnings.append(
@@ -562,7 +564,7 @@ class Ring(object):
                             % (kid, entry["state"]))
             elif entry["state"] in (RETIRED, REVOKED) and not entry.get("withdrawn_at") and kid not in published:
                 entry["withdrawn_at"] = now
-                self._did("withdrawn", kid)
+                self._record("withdrawn", kid)
                 touched = True
         if touched:
             self._write_state()
@@ -570,7 +572,7 @@ class Ring(object):
 
     def activation_problem(self):
         """Why the next key may not sign yet, or None."""
-        nxt = self.one(NEXT)
+        nxt = self.key_in(NEXT)
         if nxt is None:
             return "there is no next key: stage one first"
         due = self.timing.activation_due(nxt)
@@ -584,7 +586,7 @@ class Ring(object):
         return None
 
     def activate(self):
-        nxt, active = self.one(NEXT), self.one(ACTIVE)
+        nxt, active = self.key_in(NEXT), self.key_in(ACTIVE)
         if self.activation_problem() is not None:
             return False
         path = key_file(self.path, nxt["kid"])
@@ -611,7 +613,7 @@ class Ring(object):
         nxt["state"] = ACTIVE
         nxt["activated_at"] = now
         self.signing_kid = nxt["kid"]
-        self._did("activate", nxt["kid"], previous=active["kid"] if active else None, recovered=interrupted)
+        self._record("activate", nxt["kid"], previous=active["kid"] if active else None, recovered=interrupted)
         self._write_state()
         # The copy under the kid name is no longer needed: the key is at the signing path.
         self._remove(key_file(self.path, nxt["kid"]), "copy of the active key")
@@ -627,7 +629,7 @@ class Ring(object):
             path = key_file(self.path, entry["kid"])
             if self.keep_retired and os.path.lexists(path):
                 entry["backup_file"] = path
-            self._did("retire", entry["kid"])
+            self._record("retire", entry["kid"])
             # State first: a run killed before the removal leaves a file the next run removes.
             self._write_state()
             if not self.keep_retired:
@@ -641,7 +643,7 @@ class Ring(object):
             if entry["state"] in PUBLISHED_STATES:
                 entry["state"] = REVOKED
                 entry["revoked_at"] = now
-                self._did("revoke", entry["kid"])
+                self._record("revoke", entry["kid"])
         if self.changed:
             self._write_state()
         if remove_private_keys:
@@ -655,17 +657,17 @@ class Ring(object):
             for entry in self.state["keys"]:
                 if entry["state"] in (REVOKED, RETIRED):
                     if self._remove(key_file(self.path, entry["kid"]), "revoked private key"):
-                        self._did("remove_key", entry["kid"])
+                        self._record("remove_key", entry["kid"])
             if self._remove(self.path, "revoked signing key"):
-                self._did("remove_key", self.signing_kid)
+                self._record("remove_key", self.signing_kid)
 
     def auto(self, allow_stage=True, rotate=False):
         self.retire()
         self.activate()
         if rotate and not self.in_progress():
             self.stage()
-        elif allow_stage and self.one(NEXT) is None and not self.by_state(RETIRING):
-            due = self.timing.stage_due(self.one(ACTIVE) or {})
+        elif allow_stage and self.key_in(NEXT) is None and not self.by_state(RETIRING):
+            due = self.timing.stage_due(self.key_in(ACTIVE) or {})
             if due is not None and due <= self.now:
                 self.stage()
 
@@ -689,14 +691,14 @@ class Ring(object):
 
     def next_step(self):
         """(step, epoch when it is due or None when it waits for a publication) or (None, None)."""
-        nxt = self.one(NEXT)
+        nxt = self.key_in(NEXT)
         candidates = []
         if nxt is not None:
             candidates.append(("activate", self.timing.activation_due(nxt)))
         for entry in self.by_state(RETIRING):
             candidates.append(("retire", self.timing.retire_due(entry)))
         if not candidates:
-            active = self.one(ACTIVE)
+            active = self.key_in(ACTIVE)
             due = self.timing.stage_due(active) if active else None
             if due is not None:
                 candidates.append(("stage", due))
@@ -708,7 +710,7 @@ class Ring(object):
         return min(candidates, key=lambda item: item[1])
 
     def result(self):
-        jwks = [] if self.state is None else publish_jwks_of(self.state, self.signing_kid)
+        jwks = [] if self.state is None else ring_jwks(self.state)
         step, due = self.next_step() if self.state is not None else (None, None)
         after = self.summary() if self.state is not None else []
         return {
@@ -729,7 +731,7 @@ class Ring(object):
         }
 
 
-def publish_jwks_of(state, signing_kid=None):
+def ring_jwks(state):
     """JWKs of the published states, the active (signing) key first, then next, then retiring."""
     order = {ACTIVE: 0, NEXT: 1, RETIRING: 2}
     entries = sorted((entry for entry in state["keys"] if entry["state"] in PUBLISHED_STATES),

@@ -221,7 +221,7 @@ def read_passphrase(path):
 # Work
 # --------------------------------------------------------------------------------------
 
-def _describe(result, changed, reason, source):
+def _token_facts(result, changed, reason, source):
     """Facts about a token for --json: everything except the token itself."""
     claims = result.claims
     return {
@@ -333,7 +333,7 @@ def run(config, check=False, force=False, now=None):
     """Return (TokenResult, facts for --json, warning or None)."""
     if key_readable(config):
         changed, result = refresh(config, check=check, force=force, now=now)
-        return result, _describe(result, changed, result.reason, "minted" if changed else "kept"), None
+        return result, _token_facts(result, changed, result.reason, "minted" if changed else "kept"), None
     if force:
         raise RefresherError("--force needs the private key %s, which this user may not read: run %s as the key's "
                              "owner" % (config["key"]["path"], PROG))
@@ -342,7 +342,7 @@ def run(config, check=False, force=False, now=None):
     if stale:
         warning = ("the token in %s expires at %s, within the refresh margin: the refresher timer or cron job seems "
                    "not to run" % (result.path, result.expires_at_iso))
-    return result, _describe(result, False, None, "token file"), warning
+    return result, _token_facts(result, False, None, "token file"), warning
 
 
 # --------------------------------------------------------------------------------------

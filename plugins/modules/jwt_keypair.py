@@ -628,7 +628,7 @@ def _adoption_pending(module, spec, key_mode):
     given = _keys.load_private_key(data, spec.passphrase, source="the key in private_key_content")
     if not _keys.key_matches(given, spec.type, spec.size, spec.curve):
         raise FileError("private_key_content holds %s, but type=%s was requested: set type, size and curve to match "
-                        "the key" % (_keypair._describe(_keys.key_description(given)), spec.type))
+                        "the key" % (_keypair.describe_facts(_keys.key_description(given)), spec.type))
 
     owners = _files.trusted_owners(resolve_uid(module.params["owner"]))
 
@@ -720,7 +720,7 @@ def run(module):
     _apply_file_attributes(module, result)
     _passphrase_file(module, result)
     owners = _files.trusted_owners(resolve_uid(module.params["owner"]))
-    result["jwks"] = _keyring.publish_jwks(spec.path, result["jwk"], owners) if result["jwk"] else []
+    result["jwks"] = _keyring.jwks_for_key(spec.path, result["jwk"], owners) if result["jwk"] else []
     return result
 
 

@@ -343,7 +343,7 @@ def test_ring_state_reader(ring, data):
         _message(exc)
         return
     _check_ring_state(state)
-    for jwk in _keyring.publish_jwks(ring["key_path"], None):
+    for jwk in _keyring.jwks_for_key(ring["key_path"], None):
         assert _jwk_problem(jwk) is None, _jwk_problem(jwk)
     try:
         result = _keyring.run(_spec(ring), "status", TIMING, now=NOW)

@@ -39,7 +39,7 @@ class Crash(Exception):
     """The process was killed."""
 
 
-class CrashingIO(_keyring.FileIO):
+class CrashingIO(_keyring.RingFiles):
     """Performs ``budget`` file operations, then 'dies' before the next one."""
 
     def __init__(self, budget):
@@ -106,7 +106,7 @@ class Fleet(object):
         """What edge_keys publishes for the host now (jwt_keypair's jwks)."""
         if not os.path.exists(self.path):
             return []
-        return [jwk["kid"] for jwk in _keyring.publish_jwks(self.path, jwk_at(self.path))]
+        return [jwk["kid"] for jwk in _keyring.jwks_for_key(self.path, jwk_at(self.path))]
 
     def publish(self, now, io=None):
         kids = self.offered()
@@ -336,12 +336,12 @@ def test_status_and_check_mode_write_nothing(key_path):
 
 def test_publish_jwks_without_and_with_ring(key_path):
     jwk = jwk_at(key_path)
-    assert _keyring.publish_jwks(key_path, jwk) == [jwk]
+    assert _keyring.jwks_for_key(key_path, jwk) == [jwk]
     fleet = Fleet(key_path)
     fleet.run("stage", T0)
-    kids = [item["kid"] for item in _keyring.publish_jwks(key_path, jwk)]
+    kids = [item["kid"] for item in _keyring.jwks_for_key(key_path, jwk)]
     assert kids[0] == jwk["kid"] and len(kids) == 2
-    for item in _keyring.publish_jwks(key_path, jwk):
+    for item in _keyring.jwks_for_key(key_path, jwk):
         assert not set(item) & set(_jwk.PRIVATE_JWK_MEMBERS)
 
 
@@ -351,7 +351,7 @@ def test_revoke_takes_every_key_out_and_removes_private_keys(key_path):
     # Revocation drops live keys on purpose: run it without the fleet's checks.
     result = _keyring.run(spec(key_path), "revoke", Timing(W, L, S), now=T0 + 1)
     assert result["jwks"] == [] and len([i for i in result["performed"] if i["step"] == "revoke"]) == 2
-    assert _keyring.publish_jwks(key_path, jwk_at(key_path)) == []
+    assert _keyring.jwks_for_key(key_path, jwk_at(key_path)) == []
     # Signing with a revoked key is refused.
     with pytest.raises(KeyringError, match="revoked in its key ring"):
         fleet.run("auto", T0 + 2)
@@ -495,7 +495,7 @@ def test_state_whose_jwk_is_not_the_entrys_public_key_is_refused(key_path, tmp_p
         _keyring.run(spec(key_path), "status", Timing(W, L, S), now=T0)
     assert "pRiV" not in str(info.value)
     with pytest.raises(KeyringError, match=message):
-        _keyring.publish_jwks(key_path, jwk_at(key_path))
+        _keyring.jwks_for_key(key_path, jwk_at(key_path))
 
 
 @pytest.mark.parametrize("moment", ["9999-12-31T23:59:59Z", "9000-01-01T00:00:00Z", "0001-01-01T00:00:00Z",

@@ -128,7 +128,7 @@ def test_a_run_that_wrote_its_state_and_then_failed_reports_what_it_performed(ke
     def refuse_removal(_io, path, what):
         raise FileError("cannot remove %s %s: read-only file system" % (what, path))
 
-    monkeypatch.setattr(_keyring.FileIO, "remove", refuse_removal)
+    monkeypatch.setattr(_keyring.RingFiles, "remove", refuse_removal)
     result = call(capsys, jwt_keyring, {"path": key, "passphrase": PASSPHRASE, "action": "revoke",
                                         "remove_private_keys": True})
     assert result["failed"] is True and "read-only file system" in result["msg"]
