@@ -7,8 +7,9 @@
 
 PRIVATE to the collection: do not import it from other collections.
 
-Like every JOSE module_util (``_jose`` and the modules named in its docstring) this file imports
-nothing from Ansible: the token refresher installed on edge hosts runs it without Ansible.
+The allowlist is :data:`ALGORITHMS`; :func:`key_family_of` refuses ``none``, HMAC and unknown
+names with advice, and :func:`check_algorithm` binds an algorithm to a key. Part of the JOSE
+core (see ``_jose``): no Ansible imports.
 """
 
 from __future__ import absolute_import, division, print_function

@@ -7,8 +7,9 @@
 
 PRIVATE to the collection: do not import it from other collections.
 
-Like every JOSE module_util (``_jose`` and the modules named in its docstring) this file imports
-nothing from Ansible: the token refresher installed on edge hosts runs it without Ansible.
+The certificates only carry a key into a JWK's x5c member: nothing here verifies a chain.
+cryptography.x509 is imported on first use (``_jose.x509_module``). Part of the JOSE core (see
+``_jose``): no Ansible imports.
 """
 
 from __future__ import absolute_import, division, print_function

@@ -10,8 +10,7 @@ PRIVATE to the collection: do not import it from other collections.
 JWKs are built from the key numbers here, not with PyJWT's ``to_jwk()``, because old PyJWT
 releases emit unpadded EC coordinates.
 
-Like every JOSE module_util (``_jose`` and the modules named in its docstring) this file imports
-nothing from Ansible: the token refresher installed on edge hosts runs it without Ansible.
+Part of the JOSE core (see ``_jose``): no Ansible imports, the refresher runs it on edge hosts.
 """
 
 from __future__ import absolute_import, division, print_function

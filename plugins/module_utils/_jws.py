@@ -7,8 +7,9 @@
 
 PRIVATE to the collection: do not import it from other collections.
 
-Like every JOSE module_util (``_jose`` and the modules named in its docstring) this file imports
-nothing from Ansible: the token refresher installed on edge hosts runs it without Ansible.
+Tokens are signed by ``cryptography`` with the signing input PyJWT would build, and verified by
+PyJWT (imported on first use) with a pinned algorithm. Part of the JOSE core (see ``_jose``): no
+Ansible imports, the refresher signs with it on edge hosts.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -82,11 +83,7 @@ def build_claims(issuer, subject, audience=None, expires_in=600, max_lifetime=36
         if name in REGISTERED_CLAIMS:
             raise JoseError("claim %r cannot be set through claims: use the dedicated option instead" % name)
         result[name] = value
-    try:
-        _STRICT_JSON.encode(result)
-    except (TypeError, ValueError) as exc:
-        raise JoseError("claims must be JSON-serializable: %s" % exc)
-    return result
+    return _json_serializable(result, "claims")
 
 
 def _audience(audience):
@@ -113,11 +110,16 @@ def build_header(key, algorithm=None, kid=None, jku=None, headers=None, typ="JWT
             raise JoseError("header %r cannot be set through headers: it decides how the token is verified"
                             % name)
         result[name] = value
+    return _json_serializable(result, "headers")
+
+
+def _json_serializable(members, what):
+    """``members``, or JoseError when strict JSON cannot encode them (NaN, sets, objects)."""
     try:
-        _STRICT_JSON.encode(result)
+        _STRICT_JSON.encode(members)
     except (TypeError, ValueError) as exc:
-        raise JoseError("headers must be JSON-serializable: %s" % exc)
-    return result
+        raise JoseError("%s must be JSON-serializable: %s" % (what, exc))
+    return members
 
 
 def sign_token(key, header, claims):

@@ -7,8 +7,9 @@
 
 PRIVATE to the collection: do not import it from other collections.
 
-Like every JOSE module_util (``_jose`` and the modules named in its docstring) this file imports
-nothing from Ansible: the token refresher installed on edge hosts runs it without Ansible.
+Keys are ``cryptography`` key objects. :func:`signing_key_family` refuses the ones that must not
+sign JWTs; :func:`signing_facts` keeps what signing needs to know about a private key object.
+Part of the JOSE core (see ``_jose``): no Ansible imports, the refresher runs it on edge hosts.
 """
 
 from __future__ import absolute_import, division, print_function
