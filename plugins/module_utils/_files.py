@@ -110,6 +110,18 @@ def _resolve(value, lookup, field, what):
         raise FileError("%s %s does not exist on this host: create it or give another %s" % (what, text, what))
 
 
+def replacement_owner(uid, gid, current):
+    """(uid, gid) for a file written over one whose ``os.stat`` result is ``current`` (None: no file).
+
+    The requested ids; where one is None and this process runs as root, the old file's, so a
+    service account that reads the file does not lose access to it when root replaces it.
+    """
+    if current is not None and hasattr(os, "geteuid") and os.geteuid() == 0:
+        uid = current.st_uid if uid is None else uid
+        gid = current.st_gid if gid is None else gid
+    return uid, gid
+
+
 def account_name(uid):
     """``name (uid N)`` of a numeric user id, or ``uid N`` when it has no name."""
     if pwd is not None:

@@ -413,12 +413,7 @@ class KeypairBackend(object):
         file (as read by load_existing(), never through a link), so a service account that
         reads the key does not lose access to it.
         """
-        uid, gid = self.uid, self.gid
-        if (uid is None or gid is None) and _geteuid() == 0:
-            current = self.existing_status.get(path)
-            if current is not None:
-                uid = current.st_uid if uid is None else uid
-                gid = current.st_gid if gid is None else gid
+        uid, gid = _files.replacement_owner(self.uid, self.gid, self.existing_status.get(path))
         _files.write_atomic(path, data, mode, what, uid=uid, gid=gid)
 
     # -- results ---------------------------------------------------------------------------
@@ -496,10 +491,6 @@ class KeypairBackend(object):
 def write_backup(path, data, mode, what):
     """The default backup of a key or certificate file: the bytes read from it, beside it (see _files)."""
     return _files.write_backup(path, data, mode, what)
-
-
-def _geteuid():
-    return os.geteuid() if hasattr(os, "geteuid") else -1
 
 
 def describe_facts(facts):

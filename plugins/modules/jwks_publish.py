@@ -363,10 +363,7 @@ def _owner_ids(module, path):
         current = os.stat(path)
     except OSError:
         current = None
-    uid, gid = _requested_ids(module)
-    if os.geteuid() == 0 and current is not None:
-        uid = current.st_uid if uid is None else uid
-        gid = current.st_gid if gid is None else gid
+    uid, gid = _files.replacement_owner(*_requested_ids(module), current=current)
     if uid == os.geteuid():
         uid = None
     return uid, gid
