@@ -13,13 +13,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import os
 import stat
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _jwks
-from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jwks
 
 
 def _no_log_forms(value):
@@ -130,17 +128,8 @@ def check_mode_option(mode):
     Ansible checks ``mode`` only when it applies it, after a module wrote its file; a module
     calls this first, so a typo in ``mode`` leaves every file as it was.
     """
-    if mode is None or isinstance(mode, int):
-        return mode
-    try:
-        int(str(mode), 8)
-        return mode
-    except ValueError:
-        pass
-    try:
-        AnsibleModule._symbolic_mode_to_octal(os.stat_result((stat.S_IFREG | 0o600,) + (0,) * 9), str(mode))
-    except (ValueError, TypeError) as exc:
-        raise FileError("mode %r is neither octal (such as '0640') nor symbolic (such as u=rw,g=r): %s" % (mode, exc))
+    if mode is not None:
+        _files.file_mode(mode, stat.S_IFREG | 0o600)
     return mode
 
 

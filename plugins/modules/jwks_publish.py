@@ -342,14 +342,7 @@ DEFAULT_MODE = 0o644
 
 def _creation_mode(mode):
     """Numeric mode for a new file; symbolic modes are applied afterwards by Ansible."""
-    if mode is None:
-        return DEFAULT_MODE
-    if isinstance(mode, int) and not isinstance(mode, bool):
-        return mode & 0o7777
-    try:
-        return int(str(mode), 8) & 0o7777
-    except ValueError:
-        return DEFAULT_MODE
+    return _files.creation_mode(mode, DEFAULT_MODE)
 
 
 def _requested_ids(module):

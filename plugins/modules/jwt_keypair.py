@@ -594,12 +594,7 @@ def _creation_mode(mode):
 
     Symbolic modes (u=rw,g=r) are applied after the write, by set_fs_attributes_if_different().
     """
-    if isinstance(mode, int):
-        return mode & 0o7777
-    try:
-        return int(str(mode), 8) & 0o7777
-    except ValueError:
-        return _keypair.KEY_MODE
+    return _files.creation_mode(mode, _keypair.KEY_MODE)
 
 
 def _check_adoption_options(module, spec):

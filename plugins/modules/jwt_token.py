@@ -313,10 +313,7 @@ dest:
 import os
 import stat
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _common, _files, _token
-from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
 
 TOKEN_OPTIONS = _token.TOKEN_OPTIONS
 
@@ -353,20 +350,11 @@ def file_mode(mode, dest):
     """
     if mode is None:
         return 0o600
-    if isinstance(mode, int):
-        return mode
     try:
-        return int(str(mode), 8)
-    except ValueError:
-        pass
-    try:
-        status = os.stat(dest)
+        current = os.stat(dest).st_mode
     except OSError:
-        status = os.stat_result((stat.S_IFREG | 0o600, 0, 0, 0, 0, 0, 0, 0, 0, 0))
-    try:
-        return AnsibleModule._symbolic_mode_to_octal(status, str(mode))
-    except (ValueError, TypeError) as exc:
-        raise FileError("mode %r is neither octal (such as '0640') nor symbolic (such as u=rw,g=r): %s" % (mode, exc))
+        current = stat.S_IFREG | 0o600
+    return _files.file_mode(mode, current)
 
 
 def run(module):
