@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Assembling JSON Web Key Sets (RFC 7517 section 5) from public keys.
+"""JSON Web Key Sets (RFC 7517 section 5): assembling, merging and budgeting them; JWKS and discovery documents.
 
 PRIVATE to the collection: do not import it from other collections.
 

@@ -43,8 +43,7 @@ import ansible_collections
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jwk, _keypair, _keyring, _keys
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jwk, _keypair, _keyring, _keys, _token
 from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_keypair, jwt_keyring, jwt_token
 from helpers import SteppingClock, private_directory_above  # pylint: disable=import-error
 
