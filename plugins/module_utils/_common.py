@@ -133,6 +133,23 @@ def check_mode_option(mode):
     return mode
 
 
+def write_file(module, path, data, old, what, mode, uid=None, gid=None, attributes=None):
+    """Write ``data`` (bytes) to ``path`` unless it holds them already, then apply ``attributes``.
+
+    ``old`` is what the module read from ``path`` (None when there is no file). The file is
+    written by ``_files.write_atomic``, with ``mode``, ``uid`` and ``gid`` from its first byte;
+    nothing is written in check mode. ``attributes`` are Ansible's file arguments
+    (``load_file_common_arguments``: owner, group, mode, SELinux context), applied to ``path``
+    unless check mode did not create it. Returns whether anything changed (or would).
+    """
+    changed = old != data
+    if changed and not module.check_mode:
+        _files.write_atomic(path, data, mode, what, uid=uid, gid=gid)
+    if attributes is None or (module.check_mode and old is None):
+        return changed
+    return module.set_fs_attributes_if_different(dict(attributes, path=path), changed)
+
+
 def run_module(module, function):
     """Run ``function(module)`` and turn expected errors into one clear fail_json().
 

@@ -335,7 +335,7 @@ import os
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jwks
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import SecretMaskingModule
-from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, run_module
+from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, run_module, write_file
 
 DEFAULT_MODE = 0o644
 
@@ -365,16 +365,12 @@ def _owner_ids(module, path):
 def _write(module, path, text, old, what):
     """Write ``text`` to ``path`` if it differs from ``old`` and apply file attributes; True if changed."""
     data = text.encode("utf-8")
-    changed = old != data
-    if changed and not module.check_mode:
-        uid, gid = _owner_ids(module, path)
-        _files.write_atomic(path, data, mode=_creation_mode(module.params["mode"]), what=what, uid=uid, gid=gid)
-    if module.check_mode and old is None:
-        return changed
+    uid, gid = _owner_ids(module, path) if old != data and not module.check_mode else (None, None)
     file_args = module.load_file_common_arguments(module.params, path=path)
     if file_args.get("mode") is None:
         file_args["mode"] = "0%o" % DEFAULT_MODE
-    return module.set_fs_attributes_if_different(file_args, changed)
+    return write_file(module, path, data, old, what, _creation_mode(module.params["mode"]), uid=uid, gid=gid,
+                      attributes=file_args)
 
 
 def publish(module):

@@ -413,7 +413,7 @@ except ImportError:  # pragma: no cover - not on POSIX
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jwk, _keypair, _keys
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import SecretMaskingModule
-from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, run_module
+from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, run_module, write_file
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import resolve_gid, resolve_uid
 
@@ -557,14 +557,12 @@ def _passphrase_file(module, result):
     changed = False
     if store:
         wanted = module.params["passphrase"].encode("utf-8")
-        if existing != wanted:
-            changed = True
-            if not module.check_mode:
-                _files.write_atomic(path, wanted, 0o600, "passphrase file", uid=resolve_uid(module.params["owner"]),
-                                    gid=resolve_gid(module.params["group"]))
-        file_args = module.load_file_common_arguments(module.params)
-        if os.path.exists(path):
-            changed = module.set_fs_attributes_if_different(dict(file_args, path=path, mode="0600"), changed)
+        uid, gid = (None, None)
+        if existing != wanted and not module.check_mode:
+            uid, gid = resolve_uid(module.params["owner"]), resolve_gid(module.params["group"])
+        file_args = dict(module.load_file_common_arguments(module.params), mode="0600")
+        changed = write_file(module, path, wanted, existing, "passphrase file", 0o600, uid=uid, gid=gid,
+                             attributes=file_args)
     elif existing is not None:
         changed = True
         if not module.check_mode:
