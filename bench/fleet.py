@@ -226,13 +226,13 @@ def _check_jwks(path, count):
 
 def _verify_crypto_jwks(path):
     """The hand-assembled JWKS must be right: every key validates and its kid is the RFC 7638 thumbprint."""
-    from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+    from ansible_collections.selfjwt.kyma.plugins.module_utils import _jwk
 
     with open(path, encoding="utf-8") as handle:
         document = json.load(handle)
     for jwk in document["keys"]:
-        normalized = _jose.key_input_to_jwk(jwk)
-        if normalized["kid"] != _jose.thumbprint(normalized):
+        normalized = _jwk.key_input_to_jwk(jwk)
+        if normalized["kid"] != _jwk.thumbprint(normalized):
             raise harness.CommandFailed("the hand-assembled JWK %s has a kid that is not its thumbprint" % jwk["kid"])
 
 

@@ -31,9 +31,9 @@ TOPOLOGIES = ("per-host", "sharded", "site")
 
 
 def _clear_caches():
-    from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+    from ansible_collections.selfjwt.kyma.plugins.module_utils import _jwk
 
-    _jose.clear_caches()
+    _jwk.clear_caches()
 
 
 def _render(topology, hosts, keys):

@@ -29,7 +29,7 @@ SIZE_TYPES = (("RSA-2048", "rsa", 2048, None), ("RSA-4096", "rsa", 4096, None), 
 
 
 def fixture(count):
-    from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose
+    from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jwk, _keys
 
     if os.path.exists(FIXTURE):
         with open(FIXTURE, encoding="utf-8") as handle:
@@ -37,14 +37,14 @@ def fixture(count):
         if len(keys) >= count:
             return keys[:count]
     harness.log("jwks: generating %d EC P-256 public JWKs (cached in %s)" % (count, FIXTURE))
-    keys = [_jose.public_jwk(_jose.generate_private_key("ec", curve="P-256")) for _index in range(count)]
+    keys = [_jwk.public_jwk(_keys.generate_private_key("ec", curve="P-256")) for _index in range(count)]
     os.makedirs(os.path.dirname(FIXTURE), exist_ok=True)
     _files.write_atomic(FIXTURE, json.dumps(keys).encode("utf-8"), mode=0o644)
     return keys
 
 
 def scaling(quick, rng):
-    from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _jwks
+    from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _jwk, _jwks
 
     keys = fixture(max(SIZES))
     rounds = 3 if quick else 5
@@ -58,7 +58,7 @@ def scaling(quick, rng):
         # sample, not to whichever smaller sample happens to come next.
         def run():
             result = function()
-            _jose.clear_caches()
+            _jwk.clear_caches()
             return result
         return run
 
@@ -67,7 +67,7 @@ def scaling(quick, rng):
         candidates[("publish", size)] = lambda s=subset: harness.per_op_window(cold(lambda: _jwks.plan(s)), 1)
         candidates[("merge re-run", size)] = lambda s=subset, d=documents[size]: harness.per_op_window(
             cold(lambda: _jwks.plan(s, existing=d, merge=True)), 1)
-    _jose.clear_caches()
+    _jwk.clear_caches()
     harness.log("jwks: %d rounds over %d sizes" % (rounds, len(SIZES)))
     samples = harness.interleave(candidates, rounds, rng)
     result = {"rounds": rounds, "key_type": "EC P-256", "cases": {}}
@@ -85,20 +85,20 @@ def scaling(quick, rng):
 
 def sizes(count=8):
     """Bytes per key: the growth of the document from 1 to ``count`` keys, divided by count - 1."""
-    from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _jwks
+    from ansible_collections.selfjwt.kyma.plugins.module_utils import _certificates, _jwk, _jwks, _keys
 
     rows = []
     for label, key_type, size, curve in SIZE_TYPES:
         plain, with_x5c = [], []
         for index in range(count):
-            key = _jose.generate_private_key(key_type, size=size or 4096, curve=curve or "P-256")
-            certificate = _jose.self_signed_certificate(key, "edge-%04d.fleet.example" % index)
-            plain.append(_jose.public_jwk(key))
-            with_x5c.append(_jose.public_jwk(key, certificates=[certificate]))
+            key = _keys.generate_private_key(key_type, size=size or 4096, curve=curve or "P-256")
+            certificate = _certificates.self_signed_certificate(key, "edge-%04d.fleet.example" % index)
+            plain.append(_jwk.public_jwk(key))
+            with_x5c.append(_jwk.public_jwk(key, certificates=[certificate]))
         row = {"key_type": label}
         for name, keys in (("without_x5c", plain), ("with_x5c", with_x5c)):
-            one = _jwks.render(keys[:1])
-            many = _jwks.render(keys)
+            one = _jwks.jwks_document({"keys": keys[:1]})
+            many = _jwks.jwks_document({"keys": keys})
             one_min = json.dumps(json.loads(one), separators=(",", ":"))
             many_min = json.dumps(json.loads(many), separators=(",", ":"))
             row[name] = {

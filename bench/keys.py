@@ -12,7 +12,7 @@ import harness
 
 KEY_DIR = os.path.join(harness.CACHE_DIR, "keys")
 
-#: name -> (key type, size, curve) as _jose.generate_private_key takes them
+#: name -> (key type, size, curve) as _keys.generate_private_key takes them
 KEY_SPECS = {
     "rsa2048": ("rsa", 2048, None),
     "rsa4096": ("rsa", 4096, None),
@@ -28,19 +28,19 @@ def key_path(name):
 
 def ensure_key(name):
     """Path of the cached PEM (PKCS#8, unencrypted) private key ``name``; generated on first use."""
-    from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose
+    from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _keys
 
     path = key_path(name)
     if not os.path.exists(path):
         os.makedirs(KEY_DIR, mode=0o700, exist_ok=True)
         key_type, size, curve = KEY_SPECS[name]
-        key = _jose.generate_private_key(key_type, size=size or 4096, curve=curve or "P-256")
-        _files.write_atomic(path, _jose.private_key_pem(key), mode=0o600)
+        key = _keys.generate_private_key(key_type, size=size or 4096, curve=curve or "P-256")
+        _files.write_atomic(path, _keys.private_key_pem(key), mode=0o600)
     return path
 
 
 def load(name):
-    from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+    from ansible_collections.selfjwt.kyma.plugins.module_utils import _keys
 
     with open(ensure_key(name), "rb") as handle:
-        return _jose.load_private_key(handle.read())
+        return _keys.load_private_key(handle.read())

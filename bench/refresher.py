@@ -75,22 +75,22 @@ def _rsa_config(base):
 
 
 def _kid(config_path):
-    from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _token
+    from ansible_collections.selfjwt.kyma.plugins.module_utils import _algorithms, _jwk, _token
 
     with open(config_path, encoding="utf-8") as handle:
         config = json.load(handle)
     key = _token.load_key(path=config["key"]["path"])
-    return _jose.key_thumbprint(key), _jose.default_algorithm(key)
+    return _jwk.key_thumbprint(key), _algorithms.default_algorithm(key)
 
 
 def _verified(output, config_path, algorithm):
     """The printed token must verify with the key: every candidate prints a real token."""
-    from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _token
+    from ansible_collections.selfjwt.kyma.plugins.module_utils import _jws, _keys, _token
 
     with open(config_path, encoding="utf-8") as handle:
         config = json.load(handle)
     key = _token.load_key(path=config["key"]["path"])
-    _jose.verify(output.strip(), _jose.public_key_of(key), algorithm)
+    _jws.verify(output.strip(), _keys.public_key_of(key), algorithm)
 
 
 def run(quick, rng):

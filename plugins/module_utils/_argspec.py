@@ -17,7 +17,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils._jose import ALGORITHMS
+from ansible_collections.selfjwt.kyma.plugins.module_utils._algorithms import ALGORITHMS
 from ansible_collections.selfjwt.kyma.plugins.module_utils._token import DEFAULT_EXPIRES_IN, DEFAULT_MAX_LIFETIME
 
 #: The choices of an algorithm option: the signing algorithms the collection accepts, in their order.
@@ -41,7 +41,7 @@ def token_argument_spec():
     """The token options that mean the same in every module that signs (fragment selfjwt.kyma.token).
 
     algorithm has no choices: an algorithm outside ALGORITHMS is refused with the message of
-    _jose, which also says which algorithm fits the key.
+    _algorithms, which also says which algorithm fits the key.
     """
     return dict(
         algorithm=dict(type="str"),

@@ -13,13 +13,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import os
 import stat
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _jwks
-from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jwks
 
 
 def _no_log_forms(value):
@@ -130,25 +128,41 @@ def check_mode_option(mode):
     Ansible checks ``mode`` only when it applies it, after a module wrote its file; a module
     calls this first, so a typo in ``mode`` leaves every file as it was.
     """
-    if mode is None or isinstance(mode, int):
-        return mode
-    try:
-        int(str(mode), 8)
-        return mode
-    except ValueError:
-        pass
-    try:
-        AnsibleModule._symbolic_mode_to_octal(os.stat_result((stat.S_IFREG | 0o600,) + (0,) * 9), str(mode))
-    except (ValueError, TypeError) as exc:
-        raise FileError("mode %r is neither octal (such as '0640') nor symbolic (such as u=rw,g=r): %s" % (mode, exc))
+    if mode is not None:
+        _files.file_mode(mode, stat.S_IFREG | 0o600)
     return mode
 
 
+def write_file(module, path, data, old, what, mode, uid=None, gid=None, attributes=None):
+    """Write ``data`` (bytes) to ``path`` unless it holds them already, then apply ``attributes``.
+
+    ``old`` is what the module read from ``path`` (None when there is no file). The file is
+    written by ``_files.write_atomic``, with ``mode``, ``uid`` and ``gid`` from its first byte;
+    nothing is written in check mode. ``attributes`` are Ansible's file arguments
+    (``load_file_common_arguments``: owner, group, mode, SELinux context), applied to ``path``
+    unless check mode did not create it. Returns whether anything changed (or would).
+    """
+    changed = old != data
+    if changed and not module.check_mode:
+        _files.write_atomic(path, data, mode, what, uid=uid, gid=gid)
+    if attributes is None or (module.check_mode and old is None):
+        return changed
+    return module.set_fs_attributes_if_different(dict(attributes, path=path), changed)
+
+
 def run_module(module, function):
-    """Run ``function(module)`` and turn expected errors into one clear fail_json()."""
+    """Run ``function(module)`` and turn expected errors into one clear fail_json().
+
+    An error that carries what the run performed before it failed (``CollectionError.result``)
+    is reported with it, so a run that changed something and then failed says what it changed.
+    """
     check_dependencies(module)
     try:
         result = function(module)
-    except (_jose.JoseError, FileError) as exc:
-        module.fail_json(msg=str(exc))
+    except _jose.CollectionError as exc:
+        performed = dict(exc.result or {})
+        for warning in performed.pop("warnings", None) or []:
+            module.warn(warning)
+        performed.pop("msg", None)
+        module.fail_json(msg=str(exc), **performed)
     module.exit_json(**result)

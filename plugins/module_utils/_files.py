@@ -7,7 +7,7 @@
 
 PRIVATE to the collection: do not import it from other collections.
 
-Like ``_jose``, this file uses the standard library only, so that code outside Ansible (the
+Like ``_jose`` (whose error root it uses), this file uses the standard library only, so that code outside Ansible (the
 token refresher) writes files exactly as the modules do: into a temporary file in the target
 directory created with mode 0600, flushed and fsync'ed, then renamed over the target, so a
 reader sees the old file or the new one and never a partial file, and a secret is never
@@ -41,9 +41,12 @@ except ImportError:  # pragma: no cover - not on POSIX
     fcntl = None
 
 try:
+    import grp
     import pwd
 except ImportError:  # pragma: no cover - not on POSIX
-    pwd = None
+    grp = pwd = None
+
+from ansible_collections.selfjwt.kyma.plugins.module_utils._jose import CollectionError
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -56,7 +59,7 @@ _SYMLINK_ERRORS = tuple(code for code in (getattr(errno, "ELOOP", None), getattr
                                           getattr(errno, "EFTYPE", None)) if code is not None)
 
 
-class FileError(Exception):
+class FileError(CollectionError):
     """A file could not be read or written; the message says which and why."""
 
 
@@ -72,6 +75,153 @@ def check_path(path, what="file"):
         raise FileError("the path of %s holds a PEM private key, not a path: give the path of a file (key content "
                         "goes into an option of its own, such as private_key_content)" % what)
     return path
+
+
+def resolve_uid(owner):
+    """Numeric uid of a user name or id (None stays None)."""
+    return _resolve(owner, pwd.getpwnam if pwd else None, "pw_uid", "user")
+
+
+def resolve_gid(group):
+    """Numeric gid of a group name or id (None stays None)."""
+    return _resolve(group, grp.getgrnam if grp else None, "gr_gid", "group")
+
+
+#: Numeric user and group ids the system calls take (-1, 2**32 - 1, means "unchanged" to chown).
+_MAX_ID = 2 ** 32 - 2
+_DECIMAL = re.compile(r"^[0-9]+\Z")
+
+
+def _resolve(value, lookup, field, what):
+    if value is None:
+        return value
+    text = str(value)
+    if (isinstance(value, int) and not isinstance(value, bool)) or _DECIMAL.match(text):
+        number = int(text)
+        if not 0 <= number <= _MAX_ID:
+            raise FileError("%s id %s is out of range: give a %s name or an id from 0 to %d"
+                            % (what, text, what, _MAX_ID))
+        return number
+    if lookup is None:
+        raise FileError("cannot look up %s %s on this platform: give a numeric id" % (what, text))
+    try:
+        return getattr(lookup(text), field)
+    except (KeyError, ValueError):  # ValueError: a NUL character, which no name holds
+        raise FileError("%s %s does not exist on this host: create it or give another %s" % (what, text, what))
+
+
+# --------------------------------------------------------------------------------------
+# Modes
+# --------------------------------------------------------------------------------------
+
+_MODE_OPERATOR = re.compile(r"[+=-]")
+_MODE_USERS = re.compile(r"^[ugo]+$")
+_MODE_PERMS = re.compile(r"^[rwxXstugo]*$")
+#: How far the permission bits of each class are shifted, and what "=" replaces for it.
+_CLASS_SHIFT = {"u": 6, "g": 3, "o": 0}
+_CLASS_BITS = {"u": stat.S_IRWXU | stat.S_ISUID, "g": stat.S_IRWXG | stat.S_ISGID, "o": stat.S_IRWXO | stat.S_ISVTX}
+_SPECIAL_BITS = {("u", "s"): stat.S_ISUID, ("g", "s"): stat.S_ISGID, ("o", "t"): stat.S_ISVTX}
+_RWX = {"r": 4, "w": 2, "x": 1}
+
+
+def _octal_mode(mode):
+    """The number of an int (not a bool) or a text of octal digits, else None."""
+    if isinstance(mode, int) and not isinstance(mode, bool):
+        return mode
+    try:
+        return int(str(mode), 8)
+    except ValueError:
+        return None
+
+
+def creation_mode(mode, default):
+    """The mode a new file gets before its first byte: ``mode`` when it is numeric, else ``default``.
+
+    A symbolic ``mode`` (u=rw,g=r) is applied to the written file afterwards, by Ansible's file
+    attributes; :func:`file_mode` checks it before anything is written.
+    """
+    number = None if mode is None else _octal_mode(mode)
+    return default if number is None else number & 0o7777
+
+
+def file_mode(mode, current):
+    """The numeric mode that ``mode`` (a module's ``mode`` option, not None) gives a file of ``current``.
+
+    ``current`` is an ``st_mode`` (the file's, or that of the file about to be made). An int is
+    taken as it is, a text of octal digits as octal, and a symbolic mode (``u=rw,g=r``, as
+    chmod(1) and Ansible's file attributes take it) is applied to ``current``. Anything else is
+    a FileError that says what a mode looks like.
+    """
+    if isinstance(mode, int):
+        return mode
+    number = _octal_mode(mode)
+    if number is not None:
+        return number
+    try:
+        return _symbolic_mode(current, str(mode))
+    except ValueError as exc:
+        raise FileError("mode %r is neither octal (such as '0640') nor symbolic (such as u=rw,g=r): %s" % (mode, exc))
+
+
+def _symbolic_mode(current, text):
+    """``current`` (an st_mode) changed by a symbolic mode, clause by clause, as Ansible applies one."""
+    mode = stat.S_IMODE(current)
+    for clause in text.split(","):
+        perm_lists = _MODE_OPERATOR.split(clause)
+        operators = _MODE_OPERATOR.findall(clause)
+        users = perm_lists.pop(0)
+        use_umask = users == ""
+        if users in ("a", ""):
+            users = "ugo"
+        if not _MODE_USERS.match(users):
+            raise ValueError("bad symbolic permission for mode: %s" % clause)
+        for operator, perms in zip(operators, perm_lists):
+            if not _MODE_PERMS.match(perms):
+                raise ValueError("bad symbolic permission for mode: %s" % clause)
+            for user in users:
+                bits = _permission_bits(mode, stat.S_ISDIR(current), user, perms, use_umask)
+                if operator == "=":
+                    mode = (mode & (_CLASS_BITS[user] ^ 0o7777)) | bits
+                elif operator == "+":
+                    mode |= bits
+                else:
+                    mode -= mode & bits
+    return mode
+
+
+def _permission_bits(mode, is_directory, user, perms, use_umask):
+    """The bits that ``perms`` (such as ``rwX`` or ``g``) stand for in class ``user`` of ``mode``."""
+    shift = _CLASS_SHIFT[user]
+    allowed = 0o7777
+    if use_umask:
+        # No class given ("=rw"): as "a", but the bits set in the umask stay as they are.
+        umask = os.umask(0)
+        os.umask(umask)
+        allowed = umask ^ 0o7777
+    bits = 0
+    for perm in perms:
+        if perm in _RWX:
+            bits |= allowed & (_RWX[perm] << shift)
+        elif perm == "X":
+            bits |= (1 << shift) if is_directory or mode & 0o111 else 0
+        elif perm in "st":
+            bits |= _SPECIAL_BITS.get((user, perm), 0)
+        else:
+            # u, g or o: the bits that class has now.
+            bits |= ((mode >> _CLASS_SHIFT[perm]) & 7) << shift
+    return bits
+
+
+def replacement_owner(uid, gid, current):
+    """(uid, gid) for a file written over one whose ``os.stat`` result is ``current`` (None: no file).
+
+    The requested ids; where one is None and this process runs as root, the old file's, so a
+    service account that reads the file does not lose access to it when root replaces it.
+    """
+    if current is not None and hasattr(os, "geteuid") and os.geteuid() == 0:
+        uid = current.st_uid if uid is None else uid
+        gid = current.st_gid if gid is None else gid
+    return uid, gid
 
 
 def account_name(uid):
@@ -413,6 +563,16 @@ def _open_lock(lock_path, parent):
         os.close(fd)
         raise
     return fd
+
+
+@contextlib.contextmanager
+def locked_unless(unlocked, path):
+    """:func:`locked` on ``path``, or no lock at all when ``unlocked`` is true (check mode, read-only runs)."""
+    if unlocked:
+        yield
+        return
+    with locked(path):
+        yield
 
 
 @contextlib.contextmanager

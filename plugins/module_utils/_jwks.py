@@ -3,12 +3,14 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Assembling JSON Web Key Sets (RFC 7517 section 5) from public keys.
+"""JSON Web Key Sets (RFC 7517 section 5): assembling, merging and budgeting them; JWKS and discovery documents.
 
 PRIVATE to the collection: do not import it from other collections.
 
-This file imports nothing from Ansible (only ``_jose`` and the standard library), so the
-module ``jwks_publish``, filter plugins, roles' helpers, tests and benchmarks share it.
+This file imports nothing from Ansible (only the JOSE modules and the standard library): the
+module ``jwks_publish``, ``_common`` (secret masking), ``_publish`` (the kyma_publish plan), tests
+and benchmarks share it. It also renders JWKS and discovery documents (:func:`jwks_document`,
+:func:`discovery_document`).
 
 The central function is :func:`plan`: it takes the keys to publish, the JWKS published so far
 (optional), the kids to revoke and the merge flag, and returns everything a caller needs to
@@ -25,7 +27,7 @@ import json
 import operator
 import re
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _algorithms, _jose, _jwk
 
 #: Largest JWKS file read back (bytes). A JWKS budget (max keys, max bytes) is far smaller;
 #: this only protects against reading a wrong, huge file.
@@ -36,7 +38,7 @@ READ_LIMIT = 64 * 1024 * 1024
 MIN_SECRET_LENGTH = 8
 
 _KID = operator.itemgetter("kid")
-_PRIVATE_MEMBERS = frozenset(_jose.PRIVATE_JWK_MEMBERS)
+_PRIVATE_MEMBERS = frozenset(_jwk.PRIVATE_JWK_MEMBERS)
 _URL = re.compile(r"^https?://[^\s/?#]+[^\s?#]*$")
 
 
@@ -47,7 +49,7 @@ _URL = re.compile(r"^https?://[^\s/?#]+[^\s?#]*$")
 #: A private JWK member and its value in text that is not valid JSON (a broken JSON text, a Python dict
 #: printed as text): the value is taken up to its closing quote.
 _PRIVATE_MEMBER_TEXT = re.compile(r"""["'](?:%s|r|t)["']\s*:\s*["']([^"']+)["']"""
-                                  % "|".join(_jose.PRIVATE_JWK_MEMBERS))
+                                  % "|".join(_jwk.PRIVATE_JWK_MEMBERS))
 
 
 def _text(value):
@@ -112,7 +114,7 @@ def secret_values(items, any_dict=True):
             return
         if isinstance(item, dict):
             if (any_dict or "kty" in item) and not _PRIVATE_MEMBERS.isdisjoint(item):
-                for name in _jose.PRIVATE_JWK_MEMBERS:
+                for name in _jwk.PRIVATE_JWK_MEMBERS:
                     if name in item:
                         collect(item[name])
             values = item.values()
@@ -139,7 +141,7 @@ def private_members(keys):
     names = set()
     for key in keys or []:
         if isinstance(key, dict):
-            names.update(name for name in _jose.PRIVATE_JWK_MEMBERS if name in key)
+            names.update(name for name in _jwk.PRIVATE_JWK_MEMBERS if name in key)
     return sorted(names)
 
 
@@ -177,7 +179,7 @@ def _unique(entries):
         first_label, first = by_kid[kid]
         if first == jwk:
             continue
-        if _jose.thumbprint(first) == _jose.thumbprint(jwk):
+        if _jwk.thumbprint(first) == _jwk.thumbprint(jwk):
             differ = sorted(name for name in set(first) | set(jwk) if first.get(name) != jwk.get(name))
             raise _jose.JoseError(
                 "kid %s is given twice (%s and %s) for the same key with different members (%s): "
@@ -228,14 +230,14 @@ def collect_keys(items, what="keys"):
     ``keys`` list) whose keys are all taken. The same key given twice under the same kid is
     kept once; the same kid for two different keys, or for the same key with different
     members (``alg``, ``x5c``, ...), is refused. Private members, unknown ``kty`` and
-    malformed keys are refused by ``_jose.key_input_to_jwk``.
+    malformed keys are refused by ``_jwk.key_input_to_jwk``.
     """
     if items is None:
         items = []
     if not isinstance(items, (list, tuple)):
         raise _jose.JoseError("%s must be a list of keys, got %s" % (what, type(items).__name__))
     entries = []
-    to_jwk = _jose.jwk_to_public_key
+    to_jwk = _jwk.jwk_to_public_key
     for index, item in enumerate(items):
         label = "%s[%d]" % (what, index)
         if isinstance(item, dict) and not _is_jwks(item):
@@ -243,7 +245,7 @@ def collect_keys(items, what="keys"):
             entries.append((label, to_jwk(item, label)[0]))
             continue
         for label, value in _expand(item, label):
-            entries.append((label, _jose.key_input_to_jwk(value, label)))
+            entries.append((label, _jwk.key_input_to_jwk(value, label)))
     return _unique(entries)
 
 
@@ -297,7 +299,7 @@ def undisclosed_members(value):
     """Why an existing JWKS (parsed dict) may not be shown in a diff; [] when it holds public keys only.
 
     Shown is only a JSON object whose one member is ``keys``, a list of JWKs with public
-    members only (``_jose.PUBLIC_JWK_MEMBERS``) holding text or lists of text, and no PEM
+    members only (``_jwk.PUBLIC_JWK_MEMBERS``) holding text or lists of text, and no PEM
     private key anywhere. Anything else may be a private file at the wrong path, so its
     content is never printed; the result names what is unexpected (member names, never values).
     """
@@ -306,7 +308,7 @@ def undisclosed_members(value):
     found = set("member %s" % name for name in value if name != "keys")
     for key in value.get("keys") or []:
         for name, member in key.items():
-            if name not in _jose.PUBLIC_JWK_MEMBERS:
+            if name not in _jwk.PUBLIC_JWK_MEMBERS:
                 found.add("key member %s" % name)
             elif not (isinstance(member, str) or
                       (isinstance(member, list) and all(isinstance(item, str) for item in member))):
@@ -324,7 +326,7 @@ def _check_one_kid_per_key(keys):
     """Refuse one key published under two kids: revoking one kid would leave it trusted."""
     seen = {}
     for kid in sorted(keys):
-        digest = _jose.thumbprint(keys[kid])
+        digest = _jwk.thumbprint(keys[kid])
         if digest in seen:
             raise _jose.JoseError(
                 "the same key is published under kids %s and %s: revoking one of them would leave the key "
@@ -336,9 +338,74 @@ def _check_one_kid_per_key(keys):
 # Documents
 # --------------------------------------------------------------------------------------
 
-def render(keys):
-    """Deterministic JSON text of a JWKS holding ``keys`` (normalized JWK dicts, any order)."""
-    return _jose.jwks_document({"keys": list(keys)})
+def jwks_document(jwks, normalized=False):
+    """Deterministic JSON text of a JWKS: keys sorted by kid, members in a fixed order.
+
+    ``normalized=True`` says the keys already have their members in the published order (as
+    ``_jwk.jwk_to_public_key`` and ``_jwk.public_jwk`` return them), so they are not copied again.
+    """
+    keys = jwks.get("keys", [])
+    if not normalized:
+        keys = [_jwk.ordered_jwk(key) for key in keys]
+    keys = sorted(keys, key=_KID)
+    rendered = [_indented_jwk(key) for key in keys]
+    if not keys or None in rendered:
+        return json.dumps({"keys": keys}, indent=2, sort_keys=False, ensure_ascii=True) + "\n"
+    # The same text as json.dumps(indent=2) above, which runs in pure Python (its C encoder
+    # does not indent) and so took most of the time of a 10,000-key JWKS.
+    return '{\n  "keys": [\n%s\n  ]\n}\n' % ",\n".join(rendered)
+
+
+def _indented_jwk(jwk):
+    """One JWK as json.dumps(indent=2) writes it at depth 2, or None when it holds other than strings."""
+    try:
+        # The common case: only known member names with string values (a list or number
+        # raises TypeError, another name KeyError, and the general way below handles them).
+        names = tuple(jwk)
+        template = _JWK_TEMPLATES.get(names)
+        if template is None:
+            if not names or len(_JWK_TEMPLATES) >= 64:
+                raise KeyError(names)
+            template = _JWK_TEMPLATES[names] = "    {\n%s\n    }" % ",\n".join(
+                _MEMBER_PREFIXES[name].replace("%", "%%") + "%s" for name in names)
+        return template % tuple(map(_json_string, jwk.values()))
+    except (KeyError, TypeError):
+        pass
+    lines = []
+    for name, value in jwk.items():
+        if isinstance(value, str):
+            prefix = _MEMBER_PREFIXES.get(name)
+            if prefix is None:
+                prefix = "      %s: " % _json_string(name)
+            lines.append(prefix + json.encoder.encode_basestring_ascii(value))
+        elif isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+            lines.append("      %s: [\n%s\n      ]" % (
+                _json_string(name), ",\n".join("        " + _json_string(item) for item in value)))
+        else:
+            return None
+    if not lines:
+        return None
+    return "    {\n%s\n    }" % ",\n".join(lines)
+
+
+_json_string = json.encoder.encode_basestring_ascii
+
+
+_MEMBER_PREFIXES = dict((name, '      "%s": ' % name) for name in _jwk.PUBLIC_JWK_MEMBERS)
+#: Text of a JWK of string members by its member names (a JWKS has few shapes).
+_JWK_TEMPLATES = {}
+
+
+def discovery_document(issuer, jwks_uri, algorithms):
+    """A minimal OpenID Connect discovery document that points at the JWKS."""
+    doc = {
+        "issuer": issuer,
+        "jwks_uri": jwks_uri,
+        "id_token_signing_alg_values_supported": sorted(set(algorithms)),
+        "response_types_supported": ["id_token"],
+        "subject_types_supported": ["public"],
+    }
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True) + "\n"
 
 
 #: What to do about a JWKS over budget (named in every budget message).
@@ -374,7 +441,8 @@ def composition(keys):
     return sorted(((label, count, size) for label, (count, size) in shares.items()), key=lambda item: -item[2])
 
 
-def _describe(keys):
+def _by_key_type(keys):
+    """``; by key type: ...`` for budget messages (:func:`composition` of ``keys``), or "" without keys."""
     if keys is None:
         return ""
     parts = ["%d %s (about %d bytes, %d per key)" % (count, label, size, size // count)
@@ -399,7 +467,7 @@ def check_budget(document, key_count, max_keys=None, max_bytes=None, keys=None):
         raise _jose.JoseError(
             "the JWKS would hold %s (%d keys, %d bytes%s); nothing was published. Fix: %s; at this size the keys "
             "need at least %d JWKS of this budget, and twice that to leave room for a rotation (two key "
-            "generations per host)" % (" and ".join(over), key_count, size, _describe(keys), BUDGET_FIXES, needed))
+            "generations per host)" % (" and ".join(over), key_count, size, _by_key_type(keys), BUDGET_FIXES, needed))
     return size
 
 
@@ -413,7 +481,7 @@ def budget_warnings(size, key_count, max_keys=None, max_bytes=None, warn_percent
             warnings.append(
                 "the JWKS holds %d %s, %d%% of its budget of %d %s (warning above %d%%): a rotation publishes a "
                 "second key per host and may then exceed the budget%s. Plan ahead: %s"
-                % (used, unit, used * 100 // limit, limit, unit, warn_percent, _describe(keys), BUDGET_FIXES))
+                % (used, unit, used * 100 // limit, limit, unit, warn_percent, _by_key_type(keys), BUDGET_FIXES))
     return warnings
 
 
@@ -457,7 +525,7 @@ def plan(keys=None, existing=None, revoke=None, merge=False, allow_empty=False, 
                 "publish without merge to replace it, and treat the keys it held as compromised"
                 % (existing_what, ", ".join(old_private)))
         labels = ["%s keys[%d]" % (existing_what, index) for index in range(len(old_raw))]
-        final.update(_unique((label, _jose.key_input_to_jwk(key, label)) for label, key in zip(labels, old_raw)))
+        final.update(_unique((label, _jwk.key_input_to_jwk(key, label)) for label, key in zip(labels, old_raw)))
     elif old_private:
         warnings.append("%s held private key material (members %s); it is replaced by public keys only now: "
                         "treat the keys it held as compromised" % (existing_what, ", ".join(old_private)))
@@ -469,7 +537,7 @@ def plan(keys=None, existing=None, revoke=None, merge=False, allow_empty=False, 
 
     for kid in sorted(given):
         jwk = given[kid]
-        if kid in final and kid not in revoke_set and _jose.thumbprint(final[kid]) != _jose.thumbprint(jwk):
+        if kid in final and kid not in revoke_set and _jwk.thumbprint(final[kid]) != _jwk.thumbprint(jwk):
             raise _jose.JoseError(
                 "kid %s already names another key in %s: a kid must never be reused for a different key, "
                 "because validators cache keys by kid; give the new key another kid (the default thumbprint kid "
@@ -495,7 +563,7 @@ def plan(keys=None, existing=None, revoke=None, merge=False, allow_empty=False, 
 
     # Every key in final comes from key_input_to_jwk: normalized, with its members in order.
     published = sorted(final.values(), key=_KID)
-    document = _jose.jwks_document({"keys": published}, normalized=True)
+    document = jwks_document({"keys": published}, normalized=True)
     size = check_budget(document, len(final), max_keys, max_bytes, keys=final.values())
     warnings.extend(budget_warnings(size, len(final), max_keys, max_bytes, budget_warn_percent, keys=final.values()))
     old_by_kid = dict((key["kid"], key) for key in old_raw or [] if isinstance(key.get("kid"), str))
@@ -555,7 +623,7 @@ def _private_member_names(value, depth=0):
     if depth > 64:
         return names
     if isinstance(value, dict):
-        names.update(name for name in _jose.PRIVATE_JWK_MEMBERS if name in value)
+        names.update(name for name in _jwk.PRIVATE_JWK_MEMBERS if name in value)
         for item in value.values():
             names.update(_private_member_names(item, depth + 1))
     elif isinstance(value, list):
@@ -602,19 +670,6 @@ def check_discovery_existing(data, what="the existing file"):
     return text
 
 
-def jwk_algorithm(jwk):
-    """The JWK's ``alg``, or the algorithm its key signs with by default (RS256, ES256, ...)."""
-    if jwk.get("alg"):
-        return jwk["alg"]
-    if jwk.get("kty") == "RSA":
-        return "RS256"
-    if jwk.get("kty") == "EC" and jwk.get("crv") in _jose.CURVE_BY_NAME:
-        return _jose.CURVE_BY_NAME[jwk["crv"]][2]
-    if jwk.get("kty") == "OKP":
-        return "EdDSA"
-    raise _jose.JoseError("cannot tell the algorithm of kid %s" % jwk.get("kid"))
-
-
 def discovery(issuer, jwks_uri, jwks):
     """(dict, text) of an OpenID Connect discovery document for ``jwks`` (a JWKS dict).
 
@@ -627,8 +682,8 @@ def discovery(issuer, jwks_uri, jwks):
     if not isinstance(jwks_uri, str) or not re.match(r"^https?://[^\s/?#]+\S*$", jwks_uri):
         raise _jose.JoseError("jwks_uri %r must be an http(s) URL: the URL that serves the JWKS, the same as "
                               "the APIRule's jwksUri" % (jwks_uri,))
-    algorithms = [jwk_algorithm(key) for key in jwks.get("keys", [])]
-    text = _jose.discovery_document(issuer, jwks_uri, algorithms)
+    algorithms = [_algorithms.jwk_algorithm(key) for key in jwks.get("keys", [])]
+    text = discovery_document(issuer, jwks_uri, algorithms)
     return json.loads(text), text
 
 

@@ -7,8 +7,8 @@
 
 PRIVATE to the collection: do not import it from other collections.
 
-Like ``_jose`` and ``_files``, this file does not import Ansible, so other tools of the
-collection (a key ring for rotation, the token refresher) can drive the same backend.
+Like ``_jose`` and ``_files``, this file does not import Ansible; the modules jwt_keypair and
+jwt_keyring (through ``_keyring``, which stages new keys with :class:`KeypairSpec`) use it.
 
 One :class:`KeypairBackend` manages one private key file and, optionally, a self-signed
 certificate beside it. It follows the protocol of community.crypto's backends::
@@ -28,11 +28,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import contextlib
 import os
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _algorithms, _certificates, _jose, _jwk, _keys
 
 KEY_TYPES = ("rsa", "ec", "ed25519")
 CURVES = ("P-256", "P-384", "P-521")
@@ -80,7 +79,7 @@ class KeypairSpec(object):
             if value is None:
                 value = self.DEFAULTS.get(name)
             setattr(self, name, value)
-        # An empty passphrase means "no passphrase", as for _jose.load_private_key().
+        # An empty passphrase means "no passphrase", as for _keys.load_private_key().
         self.passphrase = self.passphrase or None
         self.old_passphrase = self.old_passphrase or None
 
@@ -114,16 +113,16 @@ class KeypairSpec(object):
             raise KeypairError("%s must be one of %s, got %r" % (name["type"], ", ".join(KEY_TYPES), self.type))
         if self.type == "rsa":
             if (not isinstance(self.size, int) or isinstance(self.size, bool)
-                    or not _jose.MIN_RSA_BITS <= self.size <= _jose.MAX_RSA_BITS):
+                    or not _keys.MIN_RSA_BITS <= self.size <= _keys.MAX_RSA_BITS):
                 raise KeypairError("%s must be between %d and %d bits for RSA keys, got %r: use 2048, 3072 or 4096"
-                                   % (name["size"], _jose.MIN_RSA_BITS, _jose.MAX_RSA_BITS, self.size))
+                                   % (name["size"], _keys.MIN_RSA_BITS, _keys.MAX_RSA_BITS, self.size))
         if self.type == "ec" and self.curve not in CURVES:
             raise KeypairError("%s must be one of %s, got %r" % (name["curve"], ", ".join(CURVES), self.curve))
         if self.algorithm is not None:
             self._validate_algorithm(name)
         if self.kid is not None:
             try:
-                _jose.check_kid(self.kid)
+                _jwk.check_kid(self.kid)
             except _jose.JoseError as exc:
                 raise KeypairError(str(exc).replace("kid ", name["kid"] + " ", 1))
         if self.certificate_path:
@@ -147,21 +146,18 @@ class KeypairSpec(object):
         return self
 
     def _validate_algorithm(self, name):
-        family = _jose.ALGORITHMS.get(self.algorithm)
-        if family is None:
-            # Reuse the core's wording for none, HS* and unknown names.
-            try:
-                _jose.check_algorithm(None, self.algorithm)
-            except _jose.JoseError as exc:
-                raise KeypairError(str(exc).replace("algorithm ", name["algorithm"] + " ", 1))
-            raise KeypairError("%s %r is not supported" % (name["algorithm"], self.algorithm))
+        # The policy (none, HS*, unknown names) is _algorithms'; the fit is checked against the options.
+        try:
+            family = _algorithms.key_family_of(self.algorithm)
+        except _jose.JoseError as exc:
+            raise KeypairError(str(exc).replace("algorithm ", name["algorithm"] + " ", 1))
         wanted = _ALGORITHM_TYPE[family]
         if wanted != self.type:
             raise KeypairError("algorithm %s needs a key of type %s, but %s is %s: change %s or %s"
                                % (self.algorithm, wanted, name["type"], self.type, name["type"], name["algorithm"]))
-        if self.type == "ec" and _jose.EC_ALG_CURVE[self.algorithm] != self.curve:
+        if self.type == "ec" and _algorithms.EC_ALG_CURVE[self.algorithm] != self.curve:
             raise KeypairError("algorithm %s needs curve %s, but %s is %s: change %s or %s"
-                               % (self.algorithm, _jose.EC_ALG_CURVE[self.algorithm], name["curve"], self.curve,
+                               % (self.algorithm, _algorithms.EC_ALG_CURVE[self.algorithm], name["curve"], self.curve,
                                   name["curve"], name["algorithm"]))
 
     @staticmethod
@@ -221,7 +217,7 @@ class KeypairBackend(object):
             self._load_existing_key()
         if certificate_bytes is not None:
             try:
-                self.existing_certificate = _jose.load_certificate_pem(certificate_bytes)
+                self.existing_certificate = _certificates.load_certificate_pem(certificate_bytes)
             except _jose.JoseError:
                 self.existing_certificate = None
         self.diff_before = self._facts(
@@ -241,7 +237,7 @@ class KeypairBackend(object):
     def _load_existing_key(self):
         data = self.existing_key_bytes
         source = "the private key %s" % self.spec.path
-        self.existing_encrypted = _jose.pem_is_encrypted(data)
+        self.existing_encrypted = _keys.pem_is_encrypted(data)
         if self.existing_encrypted:
             candidates = [p for p in (self.spec.passphrase, self.spec.old_passphrase) if p]
             if len(candidates) == 2 and candidates[0] == candidates[1]:
@@ -251,7 +247,7 @@ class KeypairBackend(object):
         first_error = None
         for candidate in candidates or [None]:
             try:
-                self.existing_key = _jose.load_private_key(data, candidate, source=source, check=False)
+                self.existing_key = _keys.load_private_key(data, candidate, source=source, check=False)
             except _jose.JoseError as exc:
                 first_error = first_error or exc
                 continue
@@ -265,7 +261,7 @@ class KeypairBackend(object):
     def _unusable_reason(self):
         """Why the loaded existing key must not sign JWTs (DSA, RSA < 2048, ...), or None."""
         try:
-            _jose.check_key(self.existing_key)
+            _keys.signing_key_family(self.existing_key)
         except _jose.JoseError as exc:
             return str(exc)
         return None
@@ -292,7 +288,7 @@ class KeypairBackend(object):
                 "the private key %s cannot sign JWTs: %s. Nothing was changed. To replace it with a new "
                 "key, set regenerate=partial_idempotence or regenerate=always (%s)"
                 % (spec.path, unusable, _REPLACE_HINT))
-        if _jose.key_matches(self.existing_key, spec.type, spec.size, spec.curve):
+        if _keys.key_matches(self.existing_key, spec.type, spec.size, spec.curve):
             return False
         if spec.regenerate == "never":
             return False
@@ -301,8 +297,8 @@ class KeypairBackend(object):
                 "the private key %s is %s, but %s was requested. Nothing was changed. To keep the key, "
                 "set the options to match it; to replace it with a new key, set "
                 "regenerate=partial_idempotence or regenerate=always (%s)"
-                % (spec.path, _describe(_jose.key_description(self.existing_key)),
-                   _describe(spec.requested_facts()), _REPLACE_HINT))
+                % (spec.path, describe_facts(_keys.key_description(self.existing_key)),
+                   describe_facts(spec.requested_facts()), _REPLACE_HINT))
         return True
 
     def needs_reencryption(self):
@@ -322,7 +318,7 @@ class KeypairBackend(object):
                 self.reencrypt()
         if self.key is not None:
             # Also refuses an algorithm that does not fit a key kept with regenerate=never.
-            _jose.check_algorithm(self.key, self.spec.algorithm)
+            _algorithms.check_algorithm(self.key, self.spec.algorithm)
         self.plan_certificate()
 
     def generate(self):
@@ -331,20 +327,20 @@ class KeypairBackend(object):
             # The new key is not needed to predict the result; RSA keys are slow to make.
             self.key = None
             return
-        self.key = _jose.generate_private_key(self.spec.type, self.spec.size, self.spec.curve)
-        self.key_pem = _jose.private_key_pem(self.key, self.spec.passphrase)
+        self.key = _keys.generate_private_key(self.spec.type, self.spec.size, self.spec.curve)
+        self.key_pem = _keys.private_key_pem(self.key, self.spec.passphrase)
 
     def reencrypt(self):
         self.key_action = "reencrypt"
         if not self.check_mode:
-            self.key_pem = _jose.private_key_pem(self.key, self.spec.passphrase)
+            self.key_pem = _keys.private_key_pem(self.key, self.spec.passphrase)
 
     def kid(self):
         if self.spec.kid:
             return self.spec.kid
         if self.key is None:
             return None
-        return _jose.key_thumbprint(self.key)
+        return _jwk.key_thumbprint(self.key)
 
     def certificate_subject(self):
         return self.spec.certificate_subject or self.kid()
@@ -358,13 +354,13 @@ class KeypairBackend(object):
         if self.key_action in ("generate", "regenerate"):
             return "new key"
         try:
-            same_key = (_jose.jwk_key_members(self.existing_certificate.public_key())
-                        == _jose.jwk_key_members(self.key))
+            same_key = (_jwk.jwk_key_members(self.existing_certificate.public_key())
+                        == _jwk.jwk_key_members(self.key))
         except (ValueError, _jose.JoseError):
             same_key = False
         if not same_key:
             return "other key"
-        if _jose.certificate_subject_cn(self.existing_certificate) != self.certificate_subject():
+        if _certificates.certificate_subject_cn(self.existing_certificate) != self.certificate_subject():
             return "other subject"
         return None
 
@@ -382,8 +378,8 @@ class KeypairBackend(object):
         KeypairSpec._check_common_name(subject, "certificate subject")
         if self.check_mode:
             return
-        self.certificate = _jose.self_signed_certificate(self.key, subject, self.spec.certificate_valid_days)
-        self.certificate_pem = _jose.certificate_pem(self.certificate).encode("ascii")
+        self.certificate = _certificates.self_signed_certificate(self.key, subject, self.spec.certificate_valid_days)
+        self.certificate_pem = _certificates.certificate_pem(self.certificate).encode("ascii")
 
     @property
     def changed(self):
@@ -435,12 +431,7 @@ class KeypairBackend(object):
         file (as read by load_existing(), never through a link), so a service account that
         reads the key does not lose access to it.
         """
-        uid, gid = self.uid, self.gid
-        if (uid is None or gid is None) and _geteuid() == 0:
-            current = self.existing_status.get(path)
-            if current is not None:
-                uid = current.st_uid if uid is None else uid
-                gid = current.st_gid if gid is None else gid
+        uid, gid = _files.replacement_owner(self.uid, self.gid, self.existing_status.get(path))
         _files.write_atomic(path, data, mode, what, uid=uid, gid=gid)
 
     # -- results ---------------------------------------------------------------------------
@@ -461,8 +452,8 @@ class KeypairBackend(object):
                     facts["readable"] = False
             else:
                 try:
-                    facts.update(_jose.key_description(key))
-                    facts["thumbprint"] = _jose.key_thumbprint(key)
+                    facts.update(_keys.key_description(key))
+                    facts["thumbprint"] = _jwk.key_thumbprint(key)
                     facts["kid"] = self.spec.kid or facts["thumbprint"]
                 except _jose.JoseError:
                     facts["usable"] = False
@@ -486,11 +477,11 @@ class KeypairBackend(object):
         """The module result: public key facts only, never private key material."""
         key = self.key
         if key is not None:
-            info = _jose.key_description(key)
+            info = _keys.key_description(key)
             kid = self.kid()
             certificates = [self.certificate] if self.certificate is not None else None
-            jwk = _jose.public_jwk(key, kid=kid, algorithm=self.spec.algorithm, certificates=certificates)
-            public_key = _jose.public_key_pem(key)
+            jwk = _jwk.public_jwk(key, kid=kid, algorithm=self.spec.algorithm, certificates=certificates)
+            public_key = _keys.public_key_pem(key)
         else:
             info = self.spec.requested_facts()
             kid = self.spec.kid
@@ -502,7 +493,7 @@ class KeypairBackend(object):
             "kid": kid,
             "jwk": jwk,
             "public_key": public_key,
-            "certificate": _jose.certificate_pem(self.certificate) if self.certificate is not None else None,
+            "certificate": _certificates.certificate_pem(self.certificate) if self.certificate is not None else None,
             "type": info["type"],
             "size": info.get("size"),
             "curve": info.get("curve"),
@@ -520,11 +511,8 @@ def write_backup(path, data, mode, what):
     return _files.write_backup(path, data, mode, what)
 
 
-def _geteuid():
-    return os.geteuid() if hasattr(os, "geteuid") else -1
-
-
-def _describe(facts):
+def describe_facts(facts):
+    """``a key of type=ec curve=P-256`` for key facts (``_keys.key_description``, :meth:`KeypairSpec.requested_facts`)."""
     parts = [facts["type"]]
     if "size" in facts:
         parts.append("size=%s" % facts["size"])
@@ -539,25 +527,16 @@ def _certificate_facts(exists, certificate):
     if certificate is None:
         return {"state": "present", "readable": False}
     try:
-        members = _jose.certificate_members([certificate])
-        not_after = _jose.certificate_not_after(certificate)
+        members = _jwk.certificate_members([certificate])
+        not_after = _certificates.certificate_not_after(certificate)
         return {
             "state": "present",
-            "subject": "CN=%s" % _jose.certificate_subject_cn(certificate),
+            "subject": "CN=%s" % _certificates.certificate_subject_cn(certificate),
             "not_after": not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "x5t#S256": members["x5t#S256"],
         }
     except (ValueError, _jose.JoseError):
         return {"state": "present", "readable": False}
-
-
-@contextlib.contextmanager
-def _lock_unless(check_mode, path):
-    if check_mode:
-        yield
-        return
-    with _files.locked(path):
-        yield
 
 
 def ensure_present(spec, check_mode=False, backup=None, key_mode=KEY_MODE, uid=None, gid=None, check_parent=True):
@@ -582,7 +561,7 @@ def ensure_present(spec, check_mode=False, backup=None, key_mode=KEY_MODE, uid=N
         if spec.certificate_path:
             _files.check_parent_dir(spec.certificate_path, "certificate")
             _files.check_private_dir(spec.certificate_path, backend.owners, "certificate")
-    with _lock_unless(check_mode, spec.path):
+    with _files.locked_unless(check_mode, spec.path):
         backend.load_existing()
         backend.plan()
         backend.write()
@@ -609,7 +588,7 @@ def ensure_absent(spec, check_mode=False, backup=None, uid=None):
             raise KeypairError("%s %s is a directory, not a file: give the path of a file" % (what, path))
     # Without its directory there is no key, and no place for a lock file either.
     can_lock = os.path.isdir(os.path.dirname(os.path.abspath(spec.path)))
-    with _lock_unless(check_mode or not can_lock, spec.path):
+    with _files.locked_unless(check_mode or not can_lock, spec.path):
         backend = KeypairBackend(spec, check_mode=check_mode, uid=uid)
         try:
             backend.load_existing()

@@ -46,7 +46,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import contextlib
 import datetime
 import json
 import math
@@ -55,7 +54,7 @@ import re
 import time
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _jwk, _keys
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair
 
 STATE_VERSION = 1
@@ -88,12 +87,6 @@ class KeyringError(_jose.JoseError):
 # --------------------------------------------------------------------------------------
 # Time
 # --------------------------------------------------------------------------------------
-
-def iso(epoch):
-    """ISO 8601 UTC text of whole epoch seconds."""
-    moment = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=int(epoch))
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 #: Times of a ring lie between 1970 and 9000: a later time plus a rotation window has no ISO 8601 text.
 _EARLIEST, _LATEST = datetime.datetime(1970, 1, 1), datetime.datetime(9000, 1, 1)
@@ -195,8 +188,8 @@ def key_file(key_path, kid):
     return "%s.%s" % (key_path, check_kid(kid))
 
 
-class FileIO(object):
-    """The writes of a ring; tests replace it to stop a run between any two writes."""
+class RingFiles(object):
+    """The file writes and removals of a ring; tests replace it to stop a run between any two of them."""
 
     def write(self, path, data, mode, what, uid=None, gid=None):
         _files.write_atomic(path, data, mode, what, uid=uid, gid=gid)
@@ -247,7 +240,7 @@ def read_state(key_path, owners=None):
 def _check_public_jwk(entry, path):
     """An entry's ``jwk`` is published as it is: it must be a valid public JWK named by the entry's kid."""
     try:
-        normalized = _jose.jwk_to_public_key(entry["jwk"], "the public key of kid %r" % (entry["kid"],))[0]
+        normalized = _jwk.jwk_to_public_key(entry["jwk"], "the public key of kid %r" % (entry["kid"],))[0]
     except _jose.JoseError as exc:
         raise KeyringError("the key ring state %s is invalid: %s. Restore it, or move it away to start a new ring"
                            % (path, exc))
@@ -255,13 +248,13 @@ def _check_public_jwk(entry, path):
         raise KeyringError("the key ring state %s is invalid: the public key of kid %r is named %r. Restore it, or "
                            "move it away to start a new ring" % (path, entry["kid"], entry["jwk"].get("kid")))
     if entry["jwk"] != normalized:
-        # The ring writes normalized JWKs (_jose.public_jwk); anything else would be published as it is.
+        # The ring writes normalized JWKs (_jwk.public_jwk); anything else would be published as it is.
         raise KeyringError("the key ring state %s is invalid: the public key of kid %r is not a normalized public "
                            "JWK (members %s). Restore it, or move it away to start a new ring"
                            % (path, entry["kid"], ", ".join(sorted(repr(name) for name in entry["jwk"]))))
 
 
-def publish_jwks(key_path, jwk, owners=None):
+def jwks_for_key(key_path, jwk, owners=None):
     """The public JWKs to publish for the key at ``key_path`` whose JWK is ``jwk``.
 
     Without a ring that is ``[jwk]``. With a ring: ``jwk`` (unless the ring revoked or
@@ -305,7 +298,7 @@ class Ring(object):
         self.now = time.time() if now is None else now
         self.check_mode = check_mode
         self.keep_retired = keep_retired
-        self.io = io or FileIO()
+        self.io = io or RingFiles()
         self.state = None
         self.before = None
         self.performed = []
@@ -323,7 +316,7 @@ class Ring(object):
     # -- reading ---------------------------------------------------------------------------
 
     def _load_key(self, data, source):
-        return _jose.load_private_key(data, self.spec.passphrase, source=source)
+        return _keys.load_private_key(data, self.spec.passphrase, source=source)
 
     def load(self):
         data, status = _files.read_file(self.path, "private key", owners=self.owners)
@@ -338,7 +331,7 @@ class Ring(object):
                     "%s. Nothing was changed. Give the right passphrase or restore the key from a backup; to "
                     "replace it, make a new key with selfjwt.kyma.jwt_keypair (regenerate=full_idempotence) and "
                     "publish it before it signs (playbooks/rotate.yml)" % exc)
-            self.signing_kid = _jose.key_thumbprint(self._signing_key)
+            self.signing_kid = _jwk.key_thumbprint(self._signing_key)
             self._key_mode = status.st_mode & 0o7777
             if hasattr(os, "geteuid") and os.geteuid() == 0:
                 self._owner = (status.st_uid if self.owner is None else self.owner, status.st_gid)
@@ -355,14 +348,16 @@ class Ring(object):
         found = [entry for entry in self.state["keys"] if entry["state"] == state]
         return found
 
-    def one(self, state):
+    def key_in(self, state):
+        """The (first) key entry in ``state``, or None: a ring holds at most one active and one next key."""
         found = self.by_state(state)
         return found[0] if found else None
 
     def _jwk(self, key, kid):
-        return _jose.public_jwk(key, kid=kid, algorithm=self.spec.algorithm)
+        return _jwk.public_jwk(key, kid=kid, algorithm=self.spec.algorithm)
 
-    def _did(self, step, kid, **extra):
+    def _record(self, step, kid, **extra):
+        """Record a step of this run in ``performed`` (the result) and mark the run changed."""
         item = {"step": step, "kid": kid}
         item.update(extra)
         self.performed.append(item)
@@ -396,11 +391,11 @@ class Ring(object):
             if self._signing_key is None:
                 raise KeyringError("there is no signing key at %s to start a key ring from: create it first "
                                    "(selfjwt.kyma.jwt_keypair or the selfjwt.kyma.edge_keys role)" % self.path)
-            now = iso(self.now)
+            now = _jose.iso_utc(self.now)
             self.state = {"version": STATE_VERSION, "key_path": self.path, "keys": [{
                 "kid": self.signing_kid, "state": ACTIVE, "jwk": self._jwk(self._signing_key, self.signing_kid),
                 "adopted": True, "activated_at": now}]}
-            self._did("adopt", self.signing_kid)
+            self._record("adopt", self.signing_kid)
             self._write_state()
         if self._signing_key is None:
             raise KeyringError("the signing key %s is missing, but its key ring %s exists: restore the key, or move "
@@ -410,7 +405,7 @@ class Ring(object):
         self._reconcile_files()
 
     def _reconcile_signing_key(self):
-        active, nxt = self.one(ACTIVE), self.one(NEXT)
+        active, nxt = self.key_in(ACTIVE), self.key_in(NEXT)
         kid = self.signing_kid
         if active is not None and active["kid"] == kid:
             return
@@ -428,7 +423,7 @@ class Ring(object):
                     key_file(self.path, active["kid"]) if active else "a backup", self.path))
         # Replaced outside the ring (jwt_keypair regenerate, a restore): the key at the path
         # signs now. Keep the previous active key published until its tokens expired.
-        now = iso(_ceil(self.now))
+        now = _jose.iso_utc(_ceil(self.now))
         if active is not None:
             active["state"] = RETIRING
             active["deactivated_at"] = now
@@ -443,7 +438,7 @@ class Ring(object):
                 "published yet, so its tokens are rejected until the JWKS with it has been served for the "
                 "propagation window; publish now (playbooks/rotate.yml) and use rotation, not regenerate, next time"
                 % (self.path, kid))
-        self._did("adopt", kid, replaced=active["kid"] if active else None)
+        self._record("adopt", kid, replaced=active["kid"] if active else None)
         self._write_state()
 
     def _key_files(self):
@@ -486,13 +481,13 @@ class Ring(object):
                 self._remove(path, "copy of the active key")
             elif entry["state"] in (RETIRED, REVOKED) and not entry.get("backup_file"):
                 self._remove(path, "retired private key")
-        nxt = self.one(NEXT)
+        nxt = self.key_in(NEXT)
         if nxt is not None and nxt["kid"] not in files and not self.check_mode:
             # A next key never signed; without its private key it never can.
             self.state["keys"].remove(nxt)
             self.warnings.append("the private key of the next key %s is missing (%s); the rotation starts again"
                                  % (nxt["kid"], key_file(self.path, nxt["kid"])))
-            self._did("drop", nxt["kid"])
+            self._record("drop", nxt["kid"])
             self._write_state()
 
     def _adopt_orphan(self, kid, path):
@@ -504,22 +499,22 @@ class Ring(object):
             return
         try:
             key = self._load_key(data, "the private key %s" % path)
-            matches = _jose.key_thumbprint(key) == kid
+            matches = _jwk.key_thumbprint(key) == kid
         except _jose.JoseError:
             matches = False
         if not matches:
             self.warnings.append("%s is named like a key of the ring but does not hold the key %s; left alone"
                                  % (path, kid))
             return
-        if self.one(NEXT) is None:
+        if self.key_in(NEXT) is None:
             self.state["keys"].append({"kid": kid, "state": NEXT, "jwk": self._jwk(key, kid),
-                                       "staged_at": iso(self.now)})
-            self._did("stage", kid, recovered=True)
+                                       "staged_at": _jose.iso_utc(self.now)})
+            self._record("stage", kid, recovered=True)
             self._write_state()
         else:
             # Never published (it was in no state), so nothing can verify with it.
             self._remove(path, "unused private key")
-            self._did("drop", kid)
+            self._record("drop", kid)
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -529,38 +524,38 @@ class Ring(object):
                     or [entry for entry in self.by_state(RETIRED) if not entry.get("withdrawn_at")])
 
     def stage(self):
-        if self.one(NEXT) is not None:
+        if self.key_in(NEXT) is not None:
             return False
         kid = None
         if not self.check_mode:
-            key = _jose.generate_private_key(self.spec.type, self.spec.size, self.spec.curve)
-            kid = _jose.key_thumbprint(key)
+            key = _keys.generate_private_key(self.spec.type, self.spec.size, self.spec.curve)
+            kid = _jwk.key_thumbprint(key)
             # The key file first: a run killed now leaves a file that the next run adopts.
-            self._write_key(key_file(self.path, kid), _jose.private_key_pem(key, self.spec.passphrase),
+            self._write_key(key_file(self.path, kid), _keys.private_key_pem(key, self.spec.passphrase),
                             "next private key")
             self.state["keys"].append({"kid": kid, "state": NEXT, "jwk": self._jwk(key, kid),
-                                       "staged_at": iso(self.now)})
-        self._did("stage", kid)
+                                       "staged_at": _jose.iso_utc(self.now)})
+        self._record("stage", kid)
         self._write_state()
         return True
 
     def mark_published(self, published_kids):
         """Record a JWKS publication that completed just now, holding ``published_kids``."""
         published = set(published_kids or [])
-        now = iso(_ceil(self.now))
+        now = _jose.iso_utc(_ceil(self.now))
         touched = False
         for entry in self.state["keys"]:
             kid = entry["kid"]
             if entry["state"] in PUBLISHED_STATES:
                 if kid in published and not entry.get("published_at"):
                     entry["published_at"] = now
-                    self._did("published", kid)
+                    self._record("published", kid)
                     touched = True
                 elif kid not in published:
                     if entry["state"] == NEXT and entry.get("published_at"):
                         # Taken out again: its propagation window starts anew.
                         entry["published_at"] = None
-                        self._did("unpublished", kid)
+                        self._record("unpublished", kid)
                         touched = True
                     if entry["state"] != NEXT:
                         self.warnings.append(
@@ -569,7 +564,7 @@ class Ring(object):
                             % (kid, entry["state"]))
             elif entry["state"] in (RETIRED, REVOKED) and not entry.get("withdrawn_at") and kid not in published:
                 entry["withdrawn_at"] = now
-                self._did("withdrawn", kid)
+                self._record("withdrawn", kid)
                 touched = True
         if touched:
             self._write_state()
@@ -577,7 +572,7 @@ class Ring(object):
 
     def activation_problem(self):
         """Why the next key may not sign yet, or None."""
-        nxt = self.one(NEXT)
+        nxt = self.key_in(NEXT)
         if nxt is None:
             return "there is no next key: stage one first"
         due = self.timing.activation_due(nxt)
@@ -586,12 +581,12 @@ class Ring(object):
                     "does) and record that with action=mark_published" % nxt["kid"])
         if due > self.now:
             return ("the next key %s was published at %s; istiod may still serve a JWKS without it until %s "
-                    "(propagation_window %d s): activate then" % (nxt["kid"], nxt["published_at"], iso(due),
+                    "(propagation_window %d s): activate then" % (nxt["kid"], nxt["published_at"], _jose.iso_utc(due),
                                                                   self.timing.propagation_window))
         return None
 
     def activate(self):
-        nxt, active = self.one(NEXT), self.one(ACTIVE)
+        nxt, active = self.key_in(NEXT), self.key_in(ACTIVE)
         if self.activation_problem() is not None:
             return False
         path = key_file(self.path, nxt["kid"])
@@ -600,7 +595,7 @@ class Ring(object):
             raise KeyringError("the private key of the next key %s is missing (%s): run again to stage a new one"
                                % (nxt["kid"], path))
         key = self._load_key(data, "the next private key %s" % path)
-        if _jose.key_thumbprint(key) != nxt["kid"]:
+        if _jwk.key_thumbprint(key) != nxt["kid"]:
             raise KeyringError("%s does not hold the key %s: restore it or remove it (a new key is then staged)"
                                % (path, nxt["kid"]))
         if active is not None:
@@ -611,14 +606,14 @@ class Ring(object):
         return True
 
     def _finish_activation(self, nxt, active, interrupted=False):
-        now = iso(_ceil(self.now))
+        now = _jose.iso_utc(_ceil(self.now))
         if active is not None:
             active["state"] = RETIRING
             active["deactivated_at"] = now
         nxt["state"] = ACTIVE
         nxt["activated_at"] = now
         self.signing_kid = nxt["kid"]
-        self._did("activate", nxt["kid"], previous=active["kid"] if active else None, recovered=interrupted)
+        self._record("activate", nxt["kid"], previous=active["kid"] if active else None, recovered=interrupted)
         self._write_state()
         # The copy under the kid name is no longer needed: the key is at the signing path.
         self._remove(key_file(self.path, nxt["kid"]), "copy of the active key")
@@ -630,11 +625,11 @@ class Ring(object):
             if due is None or due > self.now:
                 continue
             entry["state"] = RETIRED
-            entry["retired_at"] = iso(self.now)
+            entry["retired_at"] = _jose.iso_utc(self.now)
             path = key_file(self.path, entry["kid"])
             if self.keep_retired and os.path.lexists(path):
                 entry["backup_file"] = path
-            self._did("retire", entry["kid"])
+            self._record("retire", entry["kid"])
             # State first: a run killed before the removal leaves a file the next run removes.
             self._write_state()
             if not self.keep_retired:
@@ -643,12 +638,12 @@ class Ring(object):
         return done
 
     def revoke(self, remove_private_keys=False):
-        now = iso(self.now)
+        now = _jose.iso_utc(self.now)
         for entry in self.state["keys"]:
             if entry["state"] in PUBLISHED_STATES:
                 entry["state"] = REVOKED
                 entry["revoked_at"] = now
-                self._did("revoke", entry["kid"])
+                self._record("revoke", entry["kid"])
         if self.changed:
             self._write_state()
         if remove_private_keys:
@@ -662,17 +657,17 @@ class Ring(object):
             for entry in self.state["keys"]:
                 if entry["state"] in (REVOKED, RETIRED):
                     if self._remove(key_file(self.path, entry["kid"]), "revoked private key"):
-                        self._did("remove_key", entry["kid"])
+                        self._record("remove_key", entry["kid"])
             if self._remove(self.path, "revoked signing key"):
-                self._did("remove_key", self.signing_kid)
+                self._record("remove_key", self.signing_kid)
 
     def auto(self, allow_stage=True, rotate=False):
         self.retire()
         self.activate()
         if rotate and not self.in_progress():
             self.stage()
-        elif allow_stage and self.one(NEXT) is None and not self.by_state(RETIRING):
-            due = self.timing.stage_due(self.one(ACTIVE) or {})
+        elif allow_stage and self.key_in(NEXT) is None and not self.by_state(RETIRING):
+            due = self.timing.stage_due(self.key_in(ACTIVE) or {})
             if due is not None and due <= self.now:
                 self.stage()
 
@@ -696,14 +691,14 @@ class Ring(object):
 
     def next_step(self):
         """(step, epoch when it is due or None when it waits for a publication) or (None, None)."""
-        nxt = self.one(NEXT)
+        nxt = self.key_in(NEXT)
         candidates = []
         if nxt is not None:
             candidates.append(("activate", self.timing.activation_due(nxt)))
         for entry in self.by_state(RETIRING):
             candidates.append(("retire", self.timing.retire_due(entry)))
         if not candidates:
-            active = self.one(ACTIVE)
+            active = self.key_in(ACTIVE)
             due = self.timing.stage_due(active) if active else None
             if due is not None:
                 candidates.append(("stage", due))
@@ -715,7 +710,7 @@ class Ring(object):
         return min(candidates, key=lambda item: item[1])
 
     def result(self):
-        jwks = [] if self.state is None else publish_jwks_of(self.state, self.signing_kid)
+        jwks = [] if self.state is None else ring_jwks(self.state)
         step, due = self.next_step() if self.state is not None else (None, None)
         after = self.summary() if self.state is not None else []
         return {
@@ -728,7 +723,7 @@ class Ring(object):
             "publish_needed": self.state is not None and self.publish_needed(),
             "in_progress": self.state is not None and self.in_progress(),
             "next_step": step,
-            "next_step_at": iso(due) if due is not None else None,
+            "next_step_at": _jose.iso_utc(due) if due is not None else None,
             "next_step_in": max(0, int(math.ceil(due - self.now))) if due is not None else None,
             "state_file": state_path(self.path),
             "warnings": self.warnings,
@@ -736,21 +731,12 @@ class Ring(object):
         }
 
 
-def publish_jwks_of(state, signing_kid=None):
+def ring_jwks(state):
     """JWKs of the published states, the active (signing) key first, then next, then retiring."""
     order = {ACTIVE: 0, NEXT: 1, RETIRING: 2}
     entries = sorted((entry for entry in state["keys"] if entry["state"] in PUBLISHED_STATES),
                      key=lambda entry: (order[entry["state"]], entry["kid"]))
     return [entry["jwk"] for entry in entries]
-
-
-@contextlib.contextmanager
-def _locked_unless(unlocked, path):
-    if unlocked:
-        yield
-        return
-    with _files.locked(path):
-        yield
 
 
 def run(spec, action="auto", timing=None, published_kids=None, remove_private_keys=False, keep_retired=False,
@@ -779,28 +765,34 @@ def run(spec, action="auto", timing=None, published_kids=None, remove_private_ke
                 io=io, owner=owner)
     _files.check_parent_dir(spec.path, "private key")
     _files.check_private_dir(spec.path, ring.owners, "private key")
-    with _locked_unless(check_mode or action == "status", spec.path):
-        ring.load()
-        if action != "revoke" or ring.state is None:
-            # Revocation takes every key out whatever state a run left: nothing to complete first.
-            if action == "revoke" and ring.signing_kid is None:
-                return dict(ring.result(), changed=False)
-            ring.reconcile()
-        if action == "stage":
-            ring.stage()
-        elif action == "mark_published":
-            ring.mark_published(published_kids)
-        elif action == "activate":
-            problem = ring.activation_problem()
-            if problem is not None:
-                raise KeyringError("cannot activate: %s. Nothing was changed." % problem)
-            ring.activate()
-        elif action == "retire":
-            ring.retire()
-        elif action == "revoke":
-            ring.revoke(remove_private_keys)
-        elif action in ("auto", "rotate"):
-            ring.auto(rotate=action == "rotate")
+    with _files.locked_unless(check_mode or action == "status", spec.path):
+        try:
+            ring.load()
+            if action != "revoke" or ring.state is None:
+                # Revocation takes every key out whatever state a run left: nothing to complete first.
+                if action == "revoke" and ring.signing_kid is None:
+                    return dict(ring.result(), changed=False)
+                ring.reconcile()
+            if action == "stage":
+                ring.stage()
+            elif action == "mark_published":
+                ring.mark_published(published_kids)
+            elif action == "activate":
+                problem = ring.activation_problem()
+                if problem is not None:
+                    raise KeyringError("cannot activate: %s. Nothing was changed." % problem)
+                ring.activate()
+            elif action == "retire":
+                ring.retire()
+            elif action == "revoke":
+                ring.revoke(remove_private_keys)
+            elif action in ("auto", "rotate"):
+                ring.auto(rotate=action == "rotate")
+        except _jose.CollectionError as exc:
+            # What the run wrote before it failed is reported with the error (run_module).
+            if ring.changed and exc.result is None:
+                exc.result = ring.result()
+            raise
         result = ring.result()
     if action == "status":
         result["changed"] = False

@@ -9,7 +9,8 @@ PRIVATE to the collection: do not import it from other collections.
 
 The module ``selfjwt.kyma.token_refresher`` (which the role ``selfjwt.kyma.edge_keys`` runs)
 installs this file as ``selfjwt_refresher.py`` in the refresher's library directory, beside the
-collection's ``_jose``, ``_files`` and ``_token`` module_utils (unchanged) and a JSON
+collection's ``_files`` and ``_token`` module_utils and the JOSE modules they import (unchanged,
+see ``_refresher_install.REFRESHER_MODULE_UTILS``) and a JSON
 configuration, plus a small command that puts the library directory first on ``sys.path`` and
 calls :func:`main`. The installed files need no Ansible: they import only each other and the
 standard library, cryptography and PyJWT. Tokens are minted and token files kept fresh by
@@ -220,7 +221,7 @@ def read_passphrase(path):
 # Work
 # --------------------------------------------------------------------------------------
 
-def _describe(result, changed, reason, source):
+def _token_facts(result, changed, reason, source):
     """Facts about a token for --json: everything except the token itself."""
     claims = result.claims
     return {
@@ -254,7 +255,7 @@ def refresh(config, check=False, force=False, now=None):
     key = _token.load_key(path=key_conf["path"], passphrase=passphrase)
     return _token.ensure_token_file(
         file_conf["path"], key, refresh_margin=margin, mode=int(file_conf["mode"], 8),
-        gid=_token.resolve_gid(file_conf["group"]), check_mode=check, now=now, **options)
+        gid=_files.resolve_gid(file_conf["group"]), check_mode=check, now=now, **options)
 
 
 def read_token_file(config, now=None):
@@ -332,7 +333,7 @@ def run(config, check=False, force=False, now=None):
     """Return (TokenResult, facts for --json, warning or None)."""
     if key_readable(config):
         changed, result = refresh(config, check=check, force=force, now=now)
-        return result, _describe(result, changed, result.reason, "minted" if changed else "kept"), None
+        return result, _token_facts(result, changed, result.reason, "minted" if changed else "kept"), None
     if force:
         raise RefresherError("--force needs the private key %s, which this user may not read: run %s as the key's "
                              "owner" % (config["key"]["path"], PROG))
@@ -341,7 +342,7 @@ def run(config, check=False, force=False, now=None):
     if stale:
         warning = ("the token in %s expires at %s, within the refresh margin: the refresher timer or cron job seems "
                    "not to run" % (result.path, result.expires_at_iso))
-    return result, _describe(result, False, None, "token file"), warning
+    return result, _token_facts(result, False, None, "token file"), warning
 
 
 # --------------------------------------------------------------------------------------

@@ -7,11 +7,12 @@
 
 PRIVATE to the collection: do not import it from other collections.
 
-What lands on the host (the files the refresher has always had)::
+What lands on the host::
 
     <lib_dir>/selfjwt_refresher.py                     this collection's _refresher.py
     <lib_dir>/ansible_collections/__init__.py          empty: a regular package at the top
-    <lib_dir>/ansible_collections/selfjwt/kyma/plugins/module_utils/_files.py, _jose.py, _token.py
+    <lib_dir>/ansible_collections/selfjwt/kyma/plugins/module_utils/<name>.py  REFRESHER_MODULE_UTILS:
+                                                       _files, _token and the JOSE modules
     <lib_dir>/refresher.json                           the configuration (claims, paths; no secrets)
     <bin_dir>/<command_name>                           the command
     <systemd_unit_dir>/<unit_name>.service and .timer, or <cron_file>
@@ -51,7 +52,8 @@ try:
 except ImportError:  # pragma: no cover - not on POSIX
     pwd = None
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _refresher, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _algorithms, _certificates, _files, _jose, _jwk
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jws, _keys, _refresher, _token
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
 
 #: Present on a host whose service manager is systemd (what sd_booted(3) checks).
@@ -60,6 +62,10 @@ SCHEDULERS = ("auto", "systemd", "cron", "none")
 CONFIG_NAME = "refresher.json"
 PROGRAM_NAME = "selfjwt_refresher.py"
 MODULE_UTILS_DIR = "ansible_collections/selfjwt/kyma/plugins/module_utils"
+
+#: The module_utils the refresher imports (``_refresher`` imports ``_files``, ``_jose`` and ``_token``;
+#: ``_token`` the JOSE modules), installed unchanged below MODULE_UTILS_DIR.
+REFRESHER_MODULE_UTILS = (_algorithms, _certificates, _files, _jose, _jwk, _jws, _keys, _token)
 HEADER = "# Managed by selfjwt.kyma (module selfjwt.kyma.token_refresher): local changes are overwritten.\n"
 
 
@@ -431,10 +437,10 @@ class Settings(object):
         if params["passphrase_file"]:
             _absolute(params["passphrase_file"], name("passphrase_file"))
         # Users and groups must exist before anything is written.
-        self.uid = _token.resolve_uid(self.owner)
-        self.dir_gid = _token.resolve_gid(self.dir_group)
+        self.uid = _files.resolve_uid(self.owner)
+        self.dir_gid = _files.resolve_gid(self.dir_group)
         if self.token_group:
-            _token.resolve_gid(self.token_group)
+            _files.resolve_gid(self.token_group)
 
         self.token_file = _join(params["token_dir"], params["token_filename"])
         self.command = _join(params["bin_dir"], params["command_name"])
@@ -513,9 +519,9 @@ class Settings(object):
                                % name("not_before"))
         try:
             options = _refresher.token_options(self.config)
-            _jose.build_claims(options["issuer"], options["subject"], audience=options.get("audience"),
-                               expires_in=options["expires_in"], max_lifetime=options["max_lifetime"],
-                               not_before=options["not_before"], claims=options["claims"])
+            _jws.build_claims(options["issuer"], options["subject"], audience=options.get("audience"),
+                              expires_in=options["expires_in"], max_lifetime=options["max_lifetime"],
+                              not_before=options["not_before"], claims=options["claims"])
         except (_refresher.RefresherError, _jose.JoseError) as exc:
             raise InstallError("the token settings are not valid: %s (options: %s)"
                                % (exc, ", ".join(name(option) for option in (
@@ -553,7 +559,7 @@ def payload():
         PROGRAM_NAME: module_source(_refresher),
         "ansible_collections/__init__.py": b"",
     }
-    for module in (_files, _jose, _token):
+    for module in REFRESHER_MODULE_UTILS:
         files["%s/%s.py" % (MODULE_UTILS_DIR, module.__name__.rsplit(".", 1)[-1])] = module_source(module)
     return files
 
@@ -805,7 +811,7 @@ def _owner_uid(config):
     user = config.get("user")
     if user in (None, "") or os.geteuid() != 0:
         return None
-    uid = _token.resolve_uid(user)
+    uid = _files.resolve_uid(user)
     return None if uid == 0 else uid
 
 

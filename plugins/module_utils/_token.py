@@ -8,8 +8,8 @@
 PRIVATE to the collection: do not import it from other collections.
 
 This file is shared by the ``selfjwt.kyma.jwt_token`` module and by the token refresher that
-runs on edge hosts without Ansible. It imports only the standard library, ``_jose`` and
-``_files``, never anything from Ansible.
+runs on edge hosts without Ansible. It imports only the standard library, ``_files`` and the
+JOSE modules (``_jose``, ``_keys``, ``_jws``), never anything from Ansible.
 
 Public API (stable for the refresher):
 
@@ -18,8 +18,8 @@ Public API (stable for the refresher):
 * :func:`mint` signs a new token and returns a :class:`TokenResult`.
 * :func:`reuse_problem` tells why an existing token cannot be kept (or None when it can).
 * :func:`ensure_token_file` keeps a token file fresh and returns ``(changed, TokenFileResult)``.
-* :func:`default_refresh_margin`, :func:`resolve_uid`, :func:`resolve_gid`,
-  :func:`expires_at_iso` are small helpers.
+* :func:`default_refresh_margin` is a small helper (user and group names are resolved by
+  ``_files.resolve_uid`` and ``_files.resolve_gid``, times written by ``_jose.iso_utc``).
 
 Every function raises ``_jose.JoseError`` (bad option, key or algorithm) or
 ``_files.FileError`` (file problems) with a message that says what to do next.
@@ -41,21 +41,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import contextlib
-import datetime
 import json
 import os
 import re
 import stat
 import time
 
-try:
-    import grp
-    import pwd
-except ImportError:  # pragma: no cover - not on POSIX
-    grp = pwd = None
-
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jws, _keys
 
 JoseError = _jose.JoseError
 FileError = _files.FileError
@@ -84,12 +76,6 @@ _TYP_PATTERN = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,64}(/[A-Za-z0-9!#$&^_.+-]{1,
 # Results
 # --------------------------------------------------------------------------------------
 
-def expires_at_iso(epoch):
-    """ISO 8601 UTC text (``2026-01-31T12:00:00Z``) of an epoch time in seconds."""
-    moment = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=int(epoch))
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class TokenResult(object):
     """A signed token with its header and claims as they are inside the token.
 
@@ -108,7 +94,7 @@ class TokenResult(object):
     @classmethod
     def from_token(cls, token):
         """Decode (without verifying) a compact token into a TokenResult."""
-        header, claims = _jose.decode_unverified(token)
+        header, claims = _jws.decode_unverified(token)
         expires_at = claims.get("exp")
         if not _is_int(expires_at) or not 0 <= expires_at <= MAX_EXPIRES_AT:
             raise JoseError("the token has no integer 'exp' claim between 1970 and 9999")
@@ -124,7 +110,7 @@ class TokenResult(object):
 
     @property
     def expires_at_iso(self):
-        return expires_at_iso(self.expires_at)
+        return _jose.iso_utc(self.expires_at)
 
     def metadata(self):
         """Header, claims and expiry (ISO 8601), never the token itself."""
@@ -162,7 +148,7 @@ def load_key(path=None, content=None, passphrase=None):
     """Load the private signing key from a file (``path``) or from PEM text (``content``).
 
     Exactly one of ``path`` and ``content`` must be given. The key is checked
-    (``_jose.load_private_key``): encrypted without passphrase, wrong passphrase, damaged PEM,
+    (``_keys.load_private_key``): encrypted without passphrase, wrong passphrase, damaged PEM,
     a public key, unsupported key types and RSA keys under 2048 bits are refused. Load the
     key once and pass the object to :func:`mint` / :func:`ensure_token_file`.
 
@@ -171,7 +157,7 @@ def load_key(path=None, content=None, passphrase=None):
     owner may access (no group or other permission bits, as selfjwt.kyma.jwt_keypair writes
     it): that file was fully validated by jwt_keypair, which loads it with every check on each
     run, and whoever can change it can sign with it anyway. The first signature made with the
-    loaded key is verified with its public key (``_jose.sign_token``), so a damaged file fails
+    loaded key is verified with its public key (``_jws.sign_token``), so a damaged file fails
     loudly instead of releasing a bad token. Keys given as ``content`` and key files that group
     or others may access are of unknown origin: they are always fully validated.
     """
@@ -190,7 +176,7 @@ def load_key(path=None, content=None, passphrase=None):
         data = content
         source = "the private key content"
         validate_rsa = True
-    return _jose.load_private_key(data, passphrase=passphrase, source=source, validate_rsa=validate_rsa)
+    return _keys.load_private_key(data, passphrase=passphrase, source=source, validate_rsa=validate_rsa)
 
 
 def _owner_only(status):
@@ -217,11 +203,11 @@ def mint(key, issuer, subject, audience=None, expires_in=DEFAULT_EXPIRES_IN, max
     _check_names(claims, "claims", "claim")
     _check_names(headers, "headers", "header")
     _check_not_empty(kid=kid, jku=jku)
-    header = _jose.build_header(key, algorithm=algorithm, kid=kid, jku=jku, headers=headers, typ=_check_typ(typ))
-    claim_set = _jose.build_claims(issuer, subject, audience=audience, expires_in=expires_in,
-                                   max_lifetime=max_lifetime, not_before=not_before, claims=claims, jti=jti,
-                                   now=now)
-    token, signed_header, signed_claims = _jose.sign_token(key, header, claim_set)
+    header = _jws.build_header(key, algorithm=algorithm, kid=kid, jku=jku, headers=headers, typ=_check_typ(typ))
+    claim_set = _jws.build_claims(issuer, subject, audience=audience, expires_in=expires_in,
+                                  max_lifetime=max_lifetime, not_before=not_before, claims=claims, jti=jti,
+                                  now=now)
+    token, signed_header, signed_claims = _jws.sign_token(key, header, claim_set)
     if len(token) > MAX_TOKEN_BYTES:
         raise JoseError("the token would be %d bytes long; many HTTP servers refuse header lines over %d bytes: "
                         "send fewer or shorter claims and headers" % (len(token), MAX_TOKEN_BYTES))
@@ -317,23 +303,23 @@ def reuse_problem(token, key, refresh_margin=None, now=None, **options):
     _check_names(options.get("claims"), "claims", "claim")
     _check_names(options.get("headers"), "headers", "header")
     _check_not_empty(kid=options.get("kid"), jku=options.get("jku"))
-    expected_header = _normalized(_jose.build_header(
+    expected_header = _normalized(_jws.build_header(
         key, algorithm=options.get("algorithm"), kid=options.get("kid"), jku=options.get("jku"),
         headers=options.get("headers"), typ=_check_typ(options.get("typ", DEFAULT_TYP))))
-    expected_claims = _normalized(_jose.build_claims(
+    expected_claims = _normalized(_jws.build_claims(
         options["issuer"], options["subject"], audience=options.get("audience"), expires_in=expires_in,
         max_lifetime=options.get("max_lifetime", DEFAULT_MAX_LIFETIME), not_before=not_before,
         claims=options.get("claims"), jti=options.get("jti"), now=now))
 
     try:
-        header, claims = _jose.decode_unverified(token)
+        header, claims = _jws.decode_unverified(token)
     except JoseError as exc:
         return "the existing token cannot be read (%s)" % exc
     differing = _differences(expected_header, header, ())
     if differing:
         return "the token header differs in %s" % ", ".join(differing)
     try:
-        _jose.verify(token, _jose.public_key_of(key), expected_header["alg"])
+        _jws.verify(token, _keys.public_key_of(key), expected_header["alg"])
     except JoseError:
         return "the token's signature does not verify with this key and %s" % expected_header["alg"]
     ignored = _TIME_CLAIMS if options.get("jti") is not None else _TIME_CLAIMS + ("jti",)
@@ -367,44 +353,6 @@ _MISSING = object()
 # --------------------------------------------------------------------------------------
 # Token files
 # --------------------------------------------------------------------------------------
-
-def resolve_uid(owner):
-    """Numeric uid of a user name or id (None stays None)."""
-    return _resolve(owner, pwd.getpwnam if pwd else None, "pw_uid", "user")
-
-
-def resolve_gid(group):
-    """Numeric gid of a group name or id (None stays None)."""
-    return _resolve(group, grp.getgrnam if grp else None, "gr_gid", "group")
-
-
-#: Numeric user and group ids the system calls take (-1, 2**32 - 1, means "unchanged" to chown).
-_MAX_ID = 2 ** 32 - 2
-_DECIMAL = re.compile(r"^[0-9]+\Z")
-
-
-def _resolve(value, lookup, field, what):
-    if value is None:
-        return value
-    text = str(value)
-    if _is_int(value) or _DECIMAL.match(text):
-        number = int(text)
-        if not 0 <= number <= _MAX_ID:
-            raise FileError("%s id %s is out of range: give a %s name or an id from 0 to %d"
-                            % (what, text, what, _MAX_ID))
-        return number
-    if lookup is None:
-        raise FileError("cannot look up %s %s on this platform: give a numeric id" % (what, text))
-    try:
-        return getattr(lookup(text), field)
-    except (KeyError, ValueError):  # ValueError: a NUL character, which no name holds
-        raise FileError("%s %s does not exist on this host: create it or give another %s" % (what, text, what))
-
-
-@contextlib.contextmanager
-def _no_lock():
-    yield
-
 
 def _read_existing(path):
     """(token text or None, stat result or None) of an existing token file; refuses foreign content."""
@@ -457,8 +405,8 @@ def ensure_token_file(path, key, refresh_margin=None, mode=0o600, uid=None, gid=
     holds the token without a trailing newline.
 
     ``mode`` (int, default 0o600; None keeps the mode of an existing file and uses 0o600 for
-    a new one), ``uid`` and ``gid`` (numeric ids, see :func:`resolve_uid` and
-    :func:`resolve_gid`; None leaves them as they are or as the writing process makes them)
+    a new one), ``uid`` and ``gid`` (numeric ids, see ``_files.resolve_uid`` and
+    ``_files.resolve_gid``; None leaves them as they are or as the writing process makes them)
     apply to new files from the first moment and are corrected on a kept file. With
     ``check_mode`` nothing is written, no lock is taken, and the result tells whether a new
     token would be written (its ``token`` is then a new token that was not stored).
@@ -480,7 +428,7 @@ def ensure_token_file(path, key, refresh_margin=None, mode=0o600, uid=None, gid=
                         "is valid now")
     margin = _margin(refresh_margin, options.get("expires_in", DEFAULT_EXPIRES_IN))
     _files.check_parent_dir(path, "token file")
-    with (_no_lock() if check_mode else _files.locked(path)):
+    with _files.locked_unless(check_mode, path):
         # The time is taken once the lock is held: a token that another writer made while this
         # one waited must not look as if it were issued in the future.
         now = _now(now)

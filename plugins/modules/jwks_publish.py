@@ -329,28 +329,21 @@ discovery_dest:
 
 import os
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jwks, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jwks
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import SecretMaskingModule
-from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, run_module
+from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, run_module, write_file
 
 DEFAULT_MODE = 0o644
 
 
 def _creation_mode(mode):
     """Numeric mode for a new file; symbolic modes are applied afterwards by Ansible."""
-    if mode is None:
-        return DEFAULT_MODE
-    if isinstance(mode, int) and not isinstance(mode, bool):
-        return mode & 0o7777
-    try:
-        return int(str(mode), 8) & 0o7777
-    except ValueError:
-        return DEFAULT_MODE
+    return _files.creation_mode(mode, DEFAULT_MODE)
 
 
 def _requested_ids(module):
     """(uid, gid) of O(owner) and O(group) (None when unset); FileError for unknown names."""
-    return _token.resolve_uid(module.params.get("owner")), _token.resolve_gid(module.params.get("group"))
+    return _files.resolve_uid(module.params.get("owner")), _files.resolve_gid(module.params.get("group"))
 
 
 def _owner_ids(module, path):
@@ -359,10 +352,7 @@ def _owner_ids(module, path):
         current = os.stat(path)
     except OSError:
         current = None
-    uid, gid = _requested_ids(module)
-    if os.geteuid() == 0 and current is not None:
-        uid = current.st_uid if uid is None else uid
-        gid = current.st_gid if gid is None else gid
+    uid, gid = _files.replacement_owner(*_requested_ids(module), current=current)
     if uid == os.geteuid():
         uid = None
     return uid, gid
@@ -371,24 +361,12 @@ def _owner_ids(module, path):
 def _write(module, path, text, old, what):
     """Write ``text`` to ``path`` if it differs from ``old`` and apply file attributes; True if changed."""
     data = text.encode("utf-8")
-    changed = old != data
-    if changed and not module.check_mode:
-        uid, gid = _owner_ids(module, path)
-        _files.write_atomic(path, data, mode=_creation_mode(module.params["mode"]), what=what, uid=uid, gid=gid)
-    if module.check_mode and old is None:
-        return changed
+    uid, gid = _owner_ids(module, path) if old != data and not module.check_mode else (None, None)
     file_args = module.load_file_common_arguments(module.params, path=path)
     if file_args.get("mode") is None:
         file_args["mode"] = "0%o" % DEFAULT_MODE
-    return module.set_fs_attributes_if_different(file_args, changed)
-
-
-class _NoLock(object):
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *args):
-        return False
+    return write_file(module, path, data, old, what, _creation_mode(module.params["mode"]), uid=uid, gid=gid,
+                      attributes=file_args)
 
 
 def publish(module):
@@ -407,7 +385,7 @@ def publish(module):
     check_mode_option(params["mode"])
     _requested_ids(module)
 
-    lock = _files.locked(dest) if dest and params["merge"] and not module.check_mode else _NoLock()
+    lock = _files.locked_unless(not (dest and params["merge"]) or module.check_mode, dest)
     with lock:
         if dest:
             _files.check_parent_dir(dest, "JWKS file")

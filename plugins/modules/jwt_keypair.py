@@ -369,12 +369,12 @@ try:
 except ImportError:  # pragma: no cover - not on POSIX
     grp = pwd = None
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _argspec, _files, _jose, _keypair
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _argspec, _files, _jose, _jwk, _keypair, _keys
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import SecretMaskingModule
-from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, run_module
+from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, run_module, write_file
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
-from ansible_collections.selfjwt.kyma.plugins.module_utils._token import resolve_gid, resolve_uid
+from ansible_collections.selfjwt.kyma.plugins.module_utils._files import resolve_gid, resolve_uid
 
 
 def argument_spec():
@@ -516,14 +516,12 @@ def _passphrase_file(module, result):
     changed = False
     if store:
         wanted = module.params["passphrase"].encode("utf-8")
-        if existing != wanted:
-            changed = True
-            if not module.check_mode:
-                _files.write_atomic(path, wanted, 0o600, "passphrase file", uid=resolve_uid(module.params["owner"]),
-                                    gid=resolve_gid(module.params["group"]))
-        file_args = module.load_file_common_arguments(module.params)
-        if os.path.exists(path):
-            changed = module.set_fs_attributes_if_different(dict(file_args, path=path, mode="0600"), changed)
+        uid, gid = (None, None)
+        if existing != wanted and not module.check_mode:
+            uid, gid = resolve_uid(module.params["owner"]), resolve_gid(module.params["group"])
+        file_args = dict(module.load_file_common_arguments(module.params), mode="0600")
+        changed = write_file(module, path, wanted, existing, "passphrase file", 0o600, uid=uid, gid=gid,
+                             attributes=file_args)
     elif existing is not None:
         changed = True
         if not module.check_mode:
@@ -553,12 +551,7 @@ def _creation_mode(mode):
 
     Symbolic modes (u=rw,g=r) are applied after the write, by set_fs_attributes_if_different().
     """
-    if isinstance(mode, int):
-        return mode & 0o7777
-    try:
-        return int(str(mode), 8) & 0o7777
-    except ValueError:
-        return _keypair.KEY_MODE
+    return _files.creation_mode(mode, _keypair.KEY_MODE)
 
 
 def _check_adoption_options(module, spec):
@@ -584,10 +577,10 @@ def _adoption_pending(module, spec, key_mode):
     if content is None:
         return None
     data = content.encode("utf-8")
-    given = _jose.load_private_key(data, spec.passphrase, source="the key in private_key_content")
-    if not _jose.key_matches(given, spec.type, spec.size, spec.curve):
+    given = _keys.load_private_key(data, spec.passphrase, source="the key in private_key_content")
+    if not _keys.key_matches(given, spec.type, spec.size, spec.curve):
         raise FileError("private_key_content holds %s, but type=%s was requested: set type, size and curve to match "
-                        "the key" % (_keypair._describe(_jose.key_description(given)), spec.type))
+                        "the key" % (_keypair.describe_facts(_keys.key_description(given)), spec.type))
 
     owners = _files.trusted_owners(resolve_uid(module.params["owner"]))
 
@@ -603,7 +596,7 @@ def _adoption_pending(module, spec, key_mode):
             return None
         raise FileError("the private key %s holds another key than private_key_content (kid %s), or one that cannot "
                         "be read. Nothing was changed. Move the file away to adopt the given key, or keep the key "
-                        "the file holds" % (spec.path, _jose.key_thumbprint(given)))
+                        "the file holds" % (spec.path, _jwk.key_thumbprint(given)))
 
     if module.check_mode:
         return adopt()
@@ -613,13 +606,13 @@ def _adoption_pending(module, spec, key_mode):
 
 def _same_key(existing, given, spec):
     """True when the PEM ``existing`` holds the key ``given`` (with either passphrase, if encrypted)."""
-    for passphrase in (spec.passphrase, spec.old_passphrase) if _jose.pem_is_encrypted(existing) else (None,):
+    for passphrase in (spec.passphrase, spec.old_passphrase) if _keys.pem_is_encrypted(existing) else (None,):
         try:
-            key = _jose.load_private_key(existing, passphrase, check=False)
+            key = _keys.load_private_key(existing, passphrase, check=False)
         except _jose.JoseError:
             continue
         try:
-            return _jose.jwk_key_members(key) == _jose.jwk_key_members(given)
+            return _jwk.jwk_key_members(key) == _jwk.jwk_key_members(given)
         except _jose.JoseError:
             return False
     return False
@@ -679,7 +672,7 @@ def run(module):
     _apply_file_attributes(module, result)
     _passphrase_file(module, result)
     owners = _files.trusted_owners(resolve_uid(module.params["owner"]))
-    result["jwks"] = _keyring.publish_jwks(spec.path, result["jwk"], owners) if result["jwk"] else []
+    result["jwks"] = _keyring.jwks_for_key(spec.path, result["jwk"], owners) if result["jwk"] else []
     return result
 
 

@@ -279,7 +279,7 @@ state_file:
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _argspec, _keypair
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import SecretMaskingModule, run_module
-from ansible_collections.selfjwt.kyma.plugins.module_utils._token import resolve_uid
+from ansible_collections.selfjwt.kyma.plugins.module_utils._files import resolve_uid
 
 
 def argument_spec():

@@ -265,10 +265,7 @@ dest:
 import os
 import stat
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _argspec, _common, _token
-from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _argspec, _common, _files, _token
 
 TOKEN_OPTIONS = _token.TOKEN_OPTIONS
 
@@ -306,20 +303,11 @@ def file_mode(mode, dest):
     """
     if mode is None:
         return 0o600
-    if isinstance(mode, int):
-        return mode
     try:
-        return int(str(mode), 8)
-    except ValueError:
-        pass
-    try:
-        status = os.stat(dest)
+        current = os.stat(dest).st_mode
     except OSError:
-        status = os.stat_result((stat.S_IFREG | 0o600, 0, 0, 0, 0, 0, 0, 0, 0, 0))
-    try:
-        return AnsibleModule._symbolic_mode_to_octal(status, str(mode))
-    except (ValueError, TypeError) as exc:
-        raise FileError("mode %r is neither octal (such as '0640') nor symbolic (such as u=rw,g=r): %s" % (mode, exc))
+        current = stat.S_IFREG | 0o600
+    return _files.file_mode(mode, current)
 
 
 def run(module):
@@ -333,7 +321,7 @@ def run(module):
 
     changed, result = _token.ensure_token_file(
         dest, key, refresh_margin=params["refresh_margin"], mode=file_mode(params["mode"], dest),
-        uid=_token.resolve_uid(params["owner"]), gid=_token.resolve_gid(params["group"]),
+        uid=_files.resolve_uid(params["owner"]), gid=_files.resolve_gid(params["group"]),
         check_mode=module.check_mode, **options)
     diff = {
         "before_header": dest,

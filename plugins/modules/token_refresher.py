@@ -16,8 +16,9 @@ description:
   - Installs the token refresher, the C(selfjwt-token) command that keeps a self-signed JWT in a token file fresh
     for the host's API clients, with its configuration, its scheduler and its first token, in one module run. The
     role M(selfjwt.kyma.edge_keys) runs it after M(selfjwt.kyma.jwt_keypair).
-  - 'The refresher is the collection''s own signing code: the program and the C(_jose), C(_files) and C(_token)
-    module_utils that this module process carries, written unchanged below O(lib_dir). It needs only Python,
+  - 'The refresher is the collection''s own signing code: the program and the C(_files), C(_token) and JOSE
+    module_utils (C(_jose), C(_keys), C(_algorithms), C(_jwk), C(_certificates), C(_jws)) that this module process
+    carries, written unchanged below O(lib_dir). It needs only Python,
     C(cryptography) and C(PyJWT) on the host, not Ansible.'
   - Writes the configuration C(<lib_dir>/refresher.json) (claims and paths, never a secret; an encrypted key's
     passphrase is read from O(passphrase_file)), the command C(<bin_dir>/<command_name>), and for the scheduler

@@ -652,13 +652,13 @@ def _b64url_int(value, length=None):
 
 def _private_jwks():
     """(EC private JWK, RSA private JWK, their private values) for the syslog test."""
-    from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose  # pylint: disable=import-outside-toplevel
+    from ansible_collections.selfjwt.kyma.plugins.module_utils import _jwk  # pylint: disable=import-outside-toplevel
 
     ec_key = ec.generate_private_key(ec.SECP256R1())
-    ec_jwk = dict(_jose.public_jwk(ec_key), d=_b64url_int(ec_key.private_numbers().private_value, 32))
+    ec_jwk = dict(_jwk.public_jwk(ec_key), d=_b64url_int(ec_key.private_numbers().private_value, 32))
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     numbers = rsa_key.private_numbers()
-    rsa_jwk = dict(_jose.public_jwk(rsa_key), d=_b64url_int(numbers.d), p=_b64url_int(numbers.p),
+    rsa_jwk = dict(_jwk.public_jwk(rsa_key), d=_b64url_int(numbers.d), p=_b64url_int(numbers.p),
                    q=_b64url_int(numbers.q), dp=_b64url_int(numbers.dmp1), dq=_b64url_int(numbers.dmq1),
                    qi=_b64url_int(numbers.iqmp))
     values = [("EC JWK d", ec_jwk["d"])]

@@ -36,7 +36,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _keypair  # noqa: E402
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jwk, _jwks, _keypair, _keys  # noqa: E402
 from tools.kyma_standin import envoy_jwt  # noqa: E402
 from helpers import ansible_env, configured_collections_path, find_ansible_playbook  # noqa: E402  pylint: disable=import-error
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _refresher as selfjwt_refresher  # noqa: E402
@@ -146,7 +146,7 @@ def _setup_fleet(demo_dir):
             "token_file": {"path": os.path.join(token, "token"), "mode": "0600", "group": None,
                            "refresh_margin": 2},
         }
-    return configs, _jose.jwks_document({"keys": legacy})
+    return configs, _jwks.jwks_document({"keys": legacy})
 
 
 def _ring(demo_dir, host):
@@ -181,7 +181,7 @@ def rotation(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("rotation"))
     demo_dir = os.path.join(workdir, "demo-out")
     configs, legacy_jwks = _setup_fleet(demo_dir)
-    first_kids = dict((host, _jose.key_thumbprint(_jose.load_private_key(
+    first_kids = dict((host, _jwk.key_thumbprint(_keys.load_private_key(
         open(configs[host]["key"]["path"], "rb").read()))) for host in HOSTS)
     checker = Checker(demo_dir, configs, legacy_jwks)
     checker.start()

@@ -7,7 +7,7 @@
 This is a re-implementation of the behaviour of Envoy's JWT library (``source/common/jwt``:
 ``jwt.cc``, ``jwks.cc``, ``verify.cc``, ``status.cc``) and of the order of checks in the
 ``jwt_authn`` authenticator, written against ``cryptography`` only. It deliberately does not
-use the collection's own JOSE code (``plugins/module_utils/_jose.py``): the stand-in judges
+use the collection's own JOSE code (``plugins/module_utils/_jws.py`` and others): the stand-in judges
 tokens made by that code and must not share its mistakes.
 
 Order of checks for a present token (as in Envoy's ``AuthenticatorImpl::startVerify``):

@@ -34,7 +34,7 @@ import time
 
 import pytest
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _keypair, _keyring, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jwk, _keypair, _keyring, _keys, _token
 from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_keypair, jwt_keyring, jwt_token
 from helpers import (  # pylint: disable=import-error
     SteppingClock, digest_tree, module_result as run_module, read_file as read, temp_files, write_file as write)
@@ -48,7 +48,7 @@ WAIT = 120
 
 
 def new_key_pem(key_type="ec"):
-    return _jose.private_key_pem(_jose.generate_private_key(key_type, 2048))
+    return _keys.private_key_pem(_keys.generate_private_key(key_type, 2048))
 
 
 class DiskFull(object):
@@ -102,7 +102,7 @@ def test_disk_full_in_every_module(tmp_path, capsys, monkeypatch, module_name):
     key_path = str(tmp_path / "key.pem")
     write(key_path, new_key_pem())
     token_path = str(tmp_path / "token")
-    expired = _token.mint(_jose.load_private_key(read(key_path)), issuer=ISSUER, subject="edge-01",
+    expired = _token.mint(_keys.load_private_key(read(key_path)), issuer=ISSUER, subject="edge-01",
                           now=int(time.time()) - 7200).token
     write(token_path, expired.encode("ascii"))
     jwks_path = str(tmp_path / "jwks.json")
@@ -110,7 +110,7 @@ def test_disk_full_in_every_module(tmp_path, capsys, monkeypatch, module_name):
     args = {
         "jwt_keypair": {"path": key_path, "regenerate": "always"},
         "jwt_token": {"private_key_path": key_path, "issuer": ISSUER, "subject": "edge-01", "dest": token_path},
-        "jwks_publish": {"keys": [_jose.public_jwk(_jose.load_private_key(read(key_path)))], "dest": jwks_path},
+        "jwks_publish": {"keys": [_jwk.public_jwk(_keys.load_private_key(read(key_path)))], "dest": jwks_path},
         # The first write of a stage is the next key, of an activation the copy of the outgoing key.
         "jwt_keyring-stage": {"path": key_path, "action": "stage"},
         "jwt_keyring-activate": dict(ZERO_WINDOWS, path=key_path, action="activate"),
@@ -201,13 +201,13 @@ def test_remove_stale_temp_files_only_touches_old_temp_files_of_the_path(tmp_pat
 
 def _race(path, count, monkeypatch, lock=True):
     """``count`` threads run ensure_present() on one new key path at the same moment."""
-    real_generate = _jose.generate_private_key
+    real_generate = _keys.generate_private_key
 
     def slow_generate(*args, **kwargs):
         time.sleep(0.3)  # widen the window between "is there a key?" and writing one
         return real_generate(*args, **kwargs)
 
-    monkeypatch.setattr(_jose, "generate_private_key", slow_generate)
+    monkeypatch.setattr(_keys, "generate_private_key", slow_generate)
     if not lock:
         monkeypatch.setattr(_files, "locked", _no_lock)
     barrier = threading.Barrier(count)
@@ -242,7 +242,7 @@ def test_concurrent_runs_generate_exactly_one_key(tmp_path, monkeypatch):
     results = _race(path, 3, monkeypatch)
     assert sorted(result["changed"] for result in results) == [False, False, True]
     assert len(set(result["kid"] for result in results)) == 1
-    assert _jose.key_thumbprint(_jose.load_private_key(read(path))) == results[0]["kid"]
+    assert _jwk.key_thumbprint(_keys.load_private_key(read(path))) == results[0]["kid"]
 
 
 def test_without_the_lock_the_race_is_seen(tmp_path, monkeypatch):
@@ -260,7 +260,7 @@ def test_concurrent_token_writers_mint_once(tmp_path, monkeypatch):
     writer read the time before waiting, that token would look issued in the future to it, and
     it would mint a second one.
     """
-    key = _jose.generate_private_key("ec")
+    key = _keys.generate_private_key("ec")
     path = str(tmp_path / "token")
     ticks = [1800000000]
     clock_lock = threading.Lock()

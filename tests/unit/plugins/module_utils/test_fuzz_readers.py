@@ -55,7 +55,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_robustness_properties import JSON_VALUES, SECRETS
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jwks, _keypair, _keyring, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _certificates, _files, _jose, _jwk, _jwks, _jws
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair, _keyring, _keys, _token
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _refresher as refresher
 
 JoseError = _jose.JoseError
@@ -64,7 +65,7 @@ KeyringError = _keyring.KeyringError
 
 ISSUER = "https://edge.example.com"
 NOW = 1800000000
-PRIVATE = frozenset(_jose.PRIVATE_JWK_MEMBERS)
+PRIVATE = frozenset(_jwk.PRIVATE_JWK_MEMBERS)
 
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "100")), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
@@ -201,7 +202,7 @@ def _jwk_problem(jwk, kid=None):
     if not isinstance(jwk, dict) or set(jwk) & PRIVATE:
         return "not a public JWK: %r" % (jwk,)
     try:
-        normalized = _jose.jwk_to_public_key(jwk)[0]
+        normalized = _jwk.jwk_to_public_key(jwk)[0]
     except JoseError as exc:
         return str(exc)
     if kid is not None and normalized["kid"] != kid:
@@ -233,20 +234,20 @@ def _working_directory(path):
 @pytest.fixture(scope="module")
 def pool():
     """Private keys and their public JWKs: four EC keys for a ring, and one of each type."""
-    ring = [_jose.generate_private_key("ec", curve="P-256") for _index in range(4)]
-    ed = _jose.generate_private_key("ed25519")
-    rsa = _jose.generate_private_key("rsa", size=2048)
-    certified = _jose.generate_private_key("ec", curve="P-384")
-    jwks = [_jose.public_jwk(key) for key in ring + [ed, rsa]]
-    jwks.append(_jose.public_jwk(certified, certificates=[_jose.self_signed_certificate(certified, "edge-01")]))
-    return {"ring": ring, "ring_jwks": [_jose.public_jwk(key) for key in ring], "jwks": jwks}
+    ring = [_keys.generate_private_key("ec", curve="P-256") for _index in range(4)]
+    ed = _keys.generate_private_key("ed25519")
+    rsa = _keys.generate_private_key("rsa", size=2048)
+    certified = _keys.generate_private_key("ec", curve="P-384")
+    jwks = [_jwk.public_jwk(key) for key in ring + [ed, rsa]]
+    jwks.append(_jwk.public_jwk(certified, certificates=[_certificates.self_signed_certificate(certified, "edge-01")]))
+    return {"ring": ring, "ring_jwks": [_jwk.public_jwk(key) for key in ring], "jwks": jwks}
 
 
 # --------------------------------------------------------------------------------------
 # Ring state: <key>.ring.json
 # --------------------------------------------------------------------------------------
 
-TIMES = st.integers(min_value=1600000000, max_value=NOW - 100000).map(_keyring.iso)
+TIMES = st.integers(min_value=1600000000, max_value=NOW - 100000).map(_jose.iso_utc)
 TIMING = _keyring.Timing(propagation_window=60, token_max_lifetime=600, clock_skew=60)
 
 
@@ -256,9 +257,9 @@ def ring(pool, tmp_path_factory):
     directory = tmp_path_factory.mktemp("ring") / "keys"
     directory.mkdir(mode=0o700)
     key_path = str(directory / "signing.pem")
-    _files.write_atomic(key_path, _jose.private_key_pem(pool["ring"][0]), 0o600, "private key")
+    _files.write_atomic(key_path, _keys.private_key_pem(pool["ring"][0]), 0o600, "private key")
     _files.write_atomic(_keyring.key_file(key_path, pool["ring_jwks"][1]["kid"]),
-                        _jose.private_key_pem(pool["ring"][1]), 0o600, "private key")
+                        _keys.private_key_pem(pool["ring"][1]), 0o600, "private key")
     return {"dir": str(directory), "key_path": key_path, "state_path": _keyring.state_path(key_path),
             "jwks": pool["ring_jwks"]}
 
@@ -318,7 +319,7 @@ def _check_ring_state(state):
             if entry.get(name) is not None:
                 epoch = _keyring.parse_iso(entry[name])
                 assert isinstance(epoch, int)
-                assert _keyring.iso(epoch) == entry[name] or _keyring.parse_iso(_keyring.iso(epoch)) == epoch
+                assert _jose.iso_utc(epoch) == entry[name] or _keyring.parse_iso(_jose.iso_utc(epoch)) == epoch
 
 
 def _check_ring_result(result):
@@ -342,7 +343,7 @@ def test_ring_state_reader(ring, data):
         _message(exc)
         return
     _check_ring_state(state)
-    for jwk in _keyring.publish_jwks(ring["key_path"], None):
+    for jwk in _keyring.jwks_for_key(ring["key_path"], None):
         assert _jwk_problem(jwk) is None, _jwk_problem(jwk)
     try:
         result = _keyring.run(_spec(ring), "status", TIMING, now=NOW)
@@ -379,7 +380,7 @@ class RecordingIO(object):
 
 def _safe_file_name_part(kid):
     return (isinstance(kid, str) and "/" not in kid and "\0" not in kid and kid not in (".", "..")
-            and bool(_jose.KID_PATTERN.match(kid)))
+            and bool(_jwk.KID_PATTERN.match(kid)))
 
 
 @FUZZ
@@ -431,7 +432,7 @@ def tokens(pool, tmp_path_factory):
     directory = tmp_path_factory.mktemp("tokens")
     key = pool["ring"][0]
     key_path = str(directory / "signing.pem")
-    _files.write_atomic(key_path, _jose.private_key_pem(key), 0o600, "private key")
+    _files.write_atomic(key_path, _keys.private_key_pem(key), 0o600, "private key")
     token_path = str(directory / "token")
     config = {"key": {"path": key_path}, "token": {"expires_in": 600},
               "token_file": {"path": token_path, "refresh_margin": None}}
@@ -441,7 +442,7 @@ def tokens(pool, tmp_path_factory):
 
 def _resigned(key, header_b64, claims_b64):
     signing_input = ("%s.%s" % (header_b64, claims_b64)).encode("ascii")
-    return "%s.%s" % (signing_input.decode("ascii"), _jose.b64url_encode(_jose._sign_bytes(key, "ES256", signing_input)))
+    return "%s.%s" % (signing_input.decode("ascii"), _jose.b64url_encode(_jws._sign_bytes(key, "ES256", signing_input)))
 
 
 @st.composite
@@ -476,7 +477,7 @@ def _check_kept_token(tokens, token, now):
     assert claims["sub"] == "edge-01" and claims["scope"] == "orders.read"
     assert claims["exp"] - now > _token.default_refresh_margin(600)
     assert claims["iat"] <= now and claims["exp"] - claims["iat"] == 600
-    assert jwt.get_unverified_header(token)["kid"] == _jose.key_thumbprint(tokens["key"])
+    assert jwt.get_unverified_header(token)["kid"] == _jwk.key_thumbprint(tokens["key"])
 
 
 @FUZZ
@@ -529,7 +530,7 @@ def test_a_valid_token_file_is_kept(tokens):
 def refresher_files(pool, tmp_path_factory):
     directory = tmp_path_factory.mktemp("refresher")
     key_path = str(directory / "signing.pem")
-    _files.write_atomic(key_path, _jose.private_key_pem(pool["ring"][0]), 0o600, "private key")
+    _files.write_atomic(key_path, _keys.private_key_pem(pool["ring"][0]), 0o600, "private key")
     scratch = directory / "cwd" / "a" / "b"
     scratch.mkdir(parents=True)
     return {"key_path": key_path, "token_path": str(directory / "token"), "config_path": str(directory / "refresher.json"),
@@ -629,7 +630,7 @@ def jwks_documents(draw, pool):
     """A JWKS as _jwks.plan() / jwks_publish writes it."""
     chosen = draw(st.lists(st.sampled_from(pool["jwks"]), min_size=1, max_size=3,
                            unique_by=lambda jwk: jwk["kid"]))
-    return json.loads(_jwks.render(chosen))
+    return json.loads(_jwks.jwks_document({"keys": list(chosen)}))
 
 
 def _private_values(raw_keys):
@@ -675,7 +676,7 @@ def test_existing_jwks_reader(pool, data, merge):
 @given(data=st.data())
 def test_valid_jwks_documents_round_trip(pool, data):
     document = data.draw(jwks_documents(pool))
-    text = _jwks.render(document["keys"]).encode("utf-8")
+    text = _jwks.jwks_document({"keys": list(document["keys"])}).encode("utf-8")
     assert _jwks.parse_jwks(text) == document["keys"]
     plan = _jwks.plan(document["keys"], existing=text, merge=data.draw(st.booleans()))
     assert not plan["changed"] and plan["jwks"] == document

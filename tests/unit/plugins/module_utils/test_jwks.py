@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _jwks
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _algorithms, _certificates, _jwk, _jwks, _keys
 from ansible_collections.selfjwt.kyma.plugins.module_utils._jose import JoseError
 
 try:
@@ -26,21 +26,21 @@ SECRET = "U2VjcmV0LXByaXZhdGUtbWF0ZXJpYWwtdGhhdC1tdXN0LW5vdC1sZWFr"
 @pytest.fixture(scope="module")
 def private_keys():
     return {
-        "ec": _jose.generate_private_key("ec", curve="P-256"),
-        "ec384": _jose.generate_private_key("ec", curve="P-384"),
-        "ed": _jose.generate_private_key("ed25519"),
-        "rsa": _jose.generate_private_key("rsa", size=2048),
+        "ec": _keys.generate_private_key("ec", curve="P-256"),
+        "ec384": _keys.generate_private_key("ec", curve="P-384"),
+        "ed": _keys.generate_private_key("ed25519"),
+        "rsa": _keys.generate_private_key("rsa", size=2048),
     }
 
 
 @pytest.fixture(scope="module")
 def jwks_(private_keys):
-    return dict((name, _jose.public_jwk(key)) for name, key in private_keys.items())
+    return dict((name, _jwk.public_jwk(key)) for name, key in private_keys.items())
 
 
 @pytest.fixture(scope="module")
 def cert_pem(private_keys):
-    return _jose.certificate_pem(_jose.self_signed_certificate(private_keys["ec"], "edge-1"))
+    return _certificates.certificate_pem(_certificates.self_signed_certificate(private_keys["ec"], "edge-1"))
 
 
 def _error(excinfo):
@@ -53,7 +53,7 @@ def _error(excinfo):
 
 def test_collect_keys_accepts_every_input_form(private_keys, jwks_, cert_pem):
     ed_text = json.dumps(jwks_["ed"])
-    rsa_pem = _jose.public_key_pem(private_keys["rsa"])
+    rsa_pem = _keys.public_key_pem(private_keys["rsa"])
     ec384_jwks = {"keys": [jwks_["ec384"]]}
     keys = _jwks.collect_keys([cert_pem, ed_text, rsa_pem, ec384_jwks])
     assert sorted(keys) == sorted([jwks_["ec"]["kid"], jwks_["ed"]["kid"], jwks_["rsa"]["kid"], jwks_["ec384"]["kid"]])
@@ -72,7 +72,7 @@ def test_collect_keys_accepts_a_jwks_as_json_text(jwks_):
 def test_jwk_without_kid_gets_its_thumbprint(jwks_):
     bare = dict((name, value) for name, value in jwks_["ed"].items() if name != "kid")
     keys = _jwks.collect_keys([bare])
-    assert list(keys) == [_jose.thumbprint(jwks_["ed"])]
+    assert list(keys) == [_jwk.thumbprint(jwks_["ed"])]
 
 
 def test_same_key_twice_is_published_once(jwks_):
@@ -98,7 +98,7 @@ def test_same_kid_same_key_with_other_members_is_refused(jwks_):
     assert jwks_["rsa"]["kid"] in message and "alg" in message and "same key" in message
 
 
-@pytest.mark.parametrize("member", list(_jose.PRIVATE_JWK_MEMBERS))
+@pytest.mark.parametrize("member", list(_jwk.PRIVATE_JWK_MEMBERS))
 def test_private_members_are_refused_without_echoing_them(jwks_, member):
     value = [{"r": SECRET, "d": SECRET, "t": SECRET}] if member == "oth" else SECRET
     with pytest.raises(JoseError) as excinfo:
@@ -116,7 +116,7 @@ def test_private_member_in_json_text_and_inside_a_jwks_is_refused(jwks_):
 
 
 def test_pem_private_key_is_refused_without_echoing_it(private_keys):
-    pem = _jose.private_key_pem(private_keys["ec"]).decode("ascii")
+    pem = _keys.private_key_pem(private_keys["ec"]).decode("ascii")
     with pytest.raises(JoseError) as excinfo:
         _jwks.collect_keys([pem])
     message = _error(excinfo)
@@ -158,7 +158,7 @@ def test_weak_rsa_key_is_refused():
     from cryptography.hazmat.primitives.asymmetric import rsa
     weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     with pytest.raises(JoseError) as excinfo:
-        _jwks.collect_keys([_jose.public_key_pem(weak)])
+        _jwks.collect_keys([_keys.public_key_pem(weak)])
     assert "2048" in _error(excinfo)
 
 
@@ -219,7 +219,7 @@ def test_plan_without_existing_adds_everything(jwks_):
 
 
 def test_plan_is_byte_identical_for_any_order_and_duplicates(jwks_, private_keys):
-    rsa_pem = _jose.public_key_pem(private_keys["rsa"])
+    rsa_pem = _keys.public_key_pem(private_keys["rsa"])
     first = _jwks.plan([jwks_["ec"], jwks_["ed"], rsa_pem])["document"]
     second = _jwks.plan([rsa_pem, jwks_["ed"], jwks_["ec"], jwks_["ed"]])["document"]
     assert first == second
@@ -392,7 +392,7 @@ def test_budget_limits(jwks_):
 # --------------------------------------------------------------------------------------
 
 def test_secret_values_finds_private_material_everywhere(jwks_, private_keys):
-    pem = _jose.private_key_pem(private_keys["ed"]).decode("ascii")
+    pem = _keys.private_key_pem(private_keys["ed"]).decode("ascii")
     other = SECRET[::-1]
     items = [
         jwks_["ec"],
@@ -428,7 +428,7 @@ def test_secret_values_finds_a_private_jwk_in_every_form(jwks_, form):
 
 
 def test_secret_values_masks_the_parts_a_pem_key_is_cut_into(private_keys):
-    pem = _jose.private_key_pem(private_keys["rsa"]).decode("ascii")
+    pem = _keys.private_key_pem(private_keys["rsa"]).decode("ascii")
     found = set(_jwks.secret_values([pem]))
     for line in pem.splitlines():
         assert line in found
@@ -504,12 +504,12 @@ def _without_alg(jwk):
 
 def test_jwk_algorithm_defaults(jwks_):
     strip = _without_alg
-    assert _jwks.jwk_algorithm(strip(jwks_["rsa"])) == "RS256"
-    assert _jwks.jwk_algorithm(strip(jwks_["ec384"])) == "ES384"
-    assert _jwks.jwk_algorithm(strip(jwks_["ed"])) == "EdDSA"
-    assert _jwks.jwk_algorithm(dict(jwks_["rsa"], alg="PS512")) == "PS512"
+    assert _algorithms.jwk_algorithm(strip(jwks_["rsa"])) == "RS256"
+    assert _algorithms.jwk_algorithm(strip(jwks_["ec384"])) == "ES384"
+    assert _algorithms.jwk_algorithm(strip(jwks_["ed"])) == "EdDSA"
+    assert _algorithms.jwk_algorithm(dict(jwks_["rsa"], alg="PS512")) == "PS512"
     with pytest.raises(JoseError):
-        _jwks.jwk_algorithm({"kty": "oct", "kid": "x"})
+        _algorithms.jwk_algorithm({"kty": "oct", "kid": "x"})
 
 
 def test_check_discovery_existing():
@@ -615,12 +615,12 @@ if given is not None:
 @pytest.mark.parametrize("cold", [True, False])
 def test_plan_output_is_the_json_of_its_keys(private_keys, cert_pem, cold):
     """The document is json.dumps(indent=2) of the keys and ``jwks`` its parse, for every key shape."""
-    bare = dict((name, value) for name, value in _jose.public_jwk(private_keys["ec384"]).items()
+    bare = dict((name, value) for name, value in _jwk.public_jwk(private_keys["ec384"]).items()
                 if name not in ("kid", "alg", "use"))
     # EC P-384 without kid/alg/use, Ed25519, RSA and an EC P-256 certificate (a JWK with x5c).
-    inputs = [bare, _jose.public_jwk(private_keys["ed"]), _jose.public_jwk(private_keys["rsa"]), cert_pem]
+    inputs = [bare, _jwk.public_jwk(private_keys["ed"]), _jwk.public_jwk(private_keys["rsa"]), cert_pem]
     if cold:
-        _jose.clear_caches()
+        _jwk.clear_caches()
     result = _jwks.plan(inputs)
     keys = result["jwks"]["keys"]
     assert [key["kid"] for key in keys] == result["kids"] and len(keys) == 4
@@ -629,12 +629,12 @@ def test_plan_output_is_the_json_of_its_keys(private_keys, cert_pem, cold):
     assert [name for name in keys[0] if name in ("kty", "kid", "use")] == list(keys[0])[:3]
     assert sum(1 for key in keys if isinstance(key.get("x5c"), list)) == 1
     for key in keys:
-        assert list(key) == [name for name in _jose.PUBLIC_JWK_MEMBERS if name in key]
+        assert list(key) == [name for name in _jwk.PUBLIC_JWK_MEMBERS if name in key]
     # Thumbprints remembered while validating are the ones computed from scratch (RFC 7638).
-    remembered = [_jose.thumbprint(key) for key in keys]
-    _jose.clear_caches()
-    assert remembered == [_jose.thumbprint(dict(key, kid="other")) for key in keys]
-    assert _jose.thumbprint(bare) in result["kids"]
+    remembered = [_jwk.thumbprint(key) for key in keys]
+    _jwk.clear_caches()
+    assert remembered == [_jwk.thumbprint(dict(key, kid="other")) for key in keys]
+    assert _jwk.thumbprint(bare) in result["kids"]
 
 
 DEEP_JSON = "[" * 100000 + "]" * 100000

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _certificates, _jose, _jwk, _keys
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair
 from ansible_collections.selfjwt.kyma.plugins.module_utils._keypair import (
     KeypairError,
@@ -48,7 +48,7 @@ def spec(path, **kwargs):
 
 
 def load(path, passphrase=None):
-    return _jose.load_private_key(read(path), passphrase)
+    return _keys.load_private_key(read(path), passphrase)
 
 
 class Backups(object):
@@ -90,9 +90,9 @@ def test_generate_each_type(key_path, options, kty, alg, crv):
     jwk = result["jwk"]
     assert jwk["kty"] == kty and jwk["alg"] == alg and jwk["use"] == "sig"
     assert jwk.get("crv") == crv
-    assert result["kid"] == jwk["kid"] == _jose.key_thumbprint(key)
-    assert jwk == _jose.public_jwk(key, algorithm=alg)
-    assert result["public_key"] == _jose.public_key_pem(key)
+    assert result["kid"] == jwk["kid"] == _jwk.key_thumbprint(key)
+    assert jwk == _jwk.public_jwk(key, algorithm=alg)
+    assert result["public_key"] == _keys.public_key_pem(key)
     assert result["certificate"] is None
     assert result["filename"] == key_path
     assert result["type"] == options.get("type", "ec")
@@ -133,7 +133,7 @@ def test_result_and_diff_hold_no_private_material(key_path, cert_path):
         assert _jose.uint_to_b64url(secret) not in text
         assert str(secret) not in text
     assert "PRIVATE KEY" not in text
-    assert not set(_jose.PRIVATE_JWK_MEMBERS) & set(result["jwk"])
+    assert not set(_jwk.PRIVATE_JWK_MEMBERS) & set(result["jwk"])
 
 
 # --------------------------------------------------------------------------------------
@@ -228,7 +228,7 @@ def test_idempotence_modes_replace_a_key_of_another_type(key_path, mode):
     result = ensure_present(spec(key_path, type="ec", curve="P-384", regenerate=mode))
     assert result["changed"] is True
     assert result["kid"] != first["kid"]
-    assert _jose.key_description(load(key_path)) == {"type": "ec", "curve": "P-384"}
+    assert _keys.key_description(load(key_path)) == {"type": "ec", "curve": "P-384"}
     assert result["diff"]["before"]["type"] == "ed25519"
     assert result["diff"]["after"]["curve"] == "P-384"
 
@@ -326,7 +326,7 @@ def test_passphrase_on_an_unencrypted_key_encrypts_it_keeping_the_kid(key_path):
     first = ensure_present(spec(key_path))
     result = ensure_present(spec(key_path, passphrase="s3cret"))
     assert result["changed"] is True and result["kid"] == first["kid"]
-    assert _jose.key_thumbprint(load(key_path, "s3cret")) == first["kid"]
+    assert _jwk.key_thumbprint(load(key_path, "s3cret")) == first["kid"]
     assert result["diff"]["before"]["encrypted"] is False and result["diff"]["after"]["encrypted"] is True
     assert ensure_present(spec(key_path, passphrase="s3cret"))["changed"] is False
 
@@ -380,7 +380,7 @@ def test_traditional_openssl_keys_are_kept_as_they_are(key_path, make, options):
     write(key_path, data)
     result = ensure_present(spec(key_path, **options))
     assert result["changed"] is False
-    assert result["kid"] == _jose.key_thumbprint(key)
+    assert result["kid"] == _jwk.key_thumbprint(key)
     assert read(key_path) == data
 
 
@@ -390,7 +390,7 @@ def test_traditional_encrypted_key_is_read_with_its_passphrase(key_path):
     assert b"Proc-Type: 4,ENCRYPTED" in data
     write(key_path, data)
     result = ensure_present(spec(key_path, passphrase="s3cret"))
-    assert result["changed"] is False and result["kid"] == _jose.key_thumbprint(key)
+    assert result["changed"] is False and result["kid"] == _jwk.key_thumbprint(key)
 
 
 # --------------------------------------------------------------------------------------
@@ -408,12 +408,12 @@ def test_certificate_is_made_and_published_in_the_jwk(key_path, cert_path):
     assert jwk["x5t"] == _jose.b64url_encode(hashlib.sha1(der).digest())
     assert jwk["x5t#S256"] == _jose.b64url_encode(hashlib.sha256(der).digest())
     assert result["certificate"] == read(cert_path).decode("ascii")
-    assert _jose.certificate_subject_cn(certificate) == result["kid"]
-    assert _jose.jwk_key_members(certificate.public_key()) == _jose.jwk_key_members(load(key_path))
+    assert _certificates.certificate_subject_cn(certificate) == result["kid"]
+    assert _jwk.jwk_key_members(certificate.public_key()) == _jwk.jwk_key_members(load(key_path))
     after = result["diff"]["after"]["certificate"]
     assert after["subject"] == "CN=%s" % result["kid"] and after["x5t#S256"] == jwk["x5t#S256"]
     # The JWK passes the same validation that jwks_publish applies to its input.
-    assert _jose.key_input_to_jwk(jwk) == jwk
+    assert _jwk.key_input_to_jwk(jwk) == jwk
 
 
 def test_certificate_is_kept_on_the_next_run(key_path, cert_path):
@@ -426,11 +426,11 @@ def test_certificate_is_kept_on_the_next_run(key_path, cert_path):
 
 def test_certificate_subject_and_kid(key_path, cert_path):
     result = ensure_present(spec(key_path, kid="edge-7", certificate_path=cert_path))
-    assert _jose.certificate_subject_cn(x509.load_pem_x509_certificate(read(cert_path))) == "edge-7"
+    assert _certificates.certificate_subject_cn(x509.load_pem_x509_certificate(read(cert_path))) == "edge-7"
     kid = result["kid"]
     result = ensure_present(spec(key_path, kid="edge-7", certificate_path=cert_path, certificate_subject="edge.example"))
     assert result["changed"] is True and result["kid"] == kid
-    assert _jose.certificate_subject_cn(x509.load_pem_x509_certificate(read(cert_path))) == "edge.example"
+    assert _certificates.certificate_subject_cn(x509.load_pem_x509_certificate(read(cert_path))) == "edge.example"
 
 
 @pytest.mark.parametrize("content", [b"garbage\n", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"])
@@ -449,7 +449,7 @@ def test_certificate_of_another_key_is_made_again(tmp_path, key_path, cert_path)
     result = ensure_present(spec(key_path, certificate_path=cert_path))
     assert result["changed"] is True
     certificate = x509.load_pem_x509_certificate(read(cert_path))
-    assert _jose.jwk_key_members(certificate.public_key()) == _jose.jwk_key_members(load(key_path))
+    assert _jwk.jwk_key_members(certificate.public_key()) == _jwk.jwk_key_members(load(key_path))
 
 
 def test_new_key_gets_a_new_certificate(key_path, cert_path):
@@ -458,7 +458,7 @@ def test_new_key_gets_a_new_certificate(key_path, cert_path):
     assert second["kid"] != first["kid"]
     assert second["jwk"]["x5t#S256"] != first["jwk"]["x5t#S256"]
     certificate = x509.load_pem_x509_certificate(read(cert_path))
-    assert _jose.certificate_subject_cn(certificate) == second["kid"]
+    assert _certificates.certificate_subject_cn(certificate) == second["kid"]
 
 
 def test_check_mode_certificate_only(key_path, cert_path):

@@ -25,7 +25,7 @@ import time
 import pytest
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _jwk, _keys
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring
 from ansible_collections.selfjwt.kyma.plugins.module_utils._keyring import KeyringError, Timing
@@ -39,7 +39,7 @@ class Crash(Exception):
     """The process was killed."""
 
 
-class CrashingIO(_keyring.FileIO):
+class CrashingIO(_keyring.RingFiles):
     """Performs ``budget`` file operations, then 'dies' before the next one."""
 
     def __init__(self, budget):
@@ -78,11 +78,11 @@ def spec(path, **kwargs):
 
 def kid_at(path):
     data = _files.read_bytes(path, "key")
-    return None if data is None else _jose.key_thumbprint(_jose.load_private_key(data))
+    return None if data is None else _jwk.key_thumbprint(_keys.load_private_key(data))
 
 
 def jwk_at(path):
-    return _jose.public_jwk(_jose.load_private_key(_files.read_bytes(path, "key")))
+    return _jwk.public_jwk(_keys.load_private_key(_files.read_bytes(path, "key")))
 
 
 class Fleet(object):
@@ -106,7 +106,7 @@ class Fleet(object):
         """What edge_keys publishes for the host now (jwt_keypair's jwks)."""
         if not os.path.exists(self.path):
             return []
-        return [jwk["kid"] for jwk in _keyring.publish_jwks(self.path, jwk_at(self.path))]
+        return [jwk["kid"] for jwk in _keyring.jwks_for_key(self.path, jwk_at(self.path))]
 
     def publish(self, now, io=None):
         kids = self.offered()
@@ -336,13 +336,13 @@ def test_status_and_check_mode_write_nothing(key_path):
 
 def test_publish_jwks_without_and_with_ring(key_path):
     jwk = jwk_at(key_path)
-    assert _keyring.publish_jwks(key_path, jwk) == [jwk]
+    assert _keyring.jwks_for_key(key_path, jwk) == [jwk]
     fleet = Fleet(key_path)
     fleet.run("stage", T0)
-    kids = [item["kid"] for item in _keyring.publish_jwks(key_path, jwk)]
+    kids = [item["kid"] for item in _keyring.jwks_for_key(key_path, jwk)]
     assert kids[0] == jwk["kid"] and len(kids) == 2
-    for item in _keyring.publish_jwks(key_path, jwk):
-        assert not set(item) & set(_jose.PRIVATE_JWK_MEMBERS)
+    for item in _keyring.jwks_for_key(key_path, jwk):
+        assert not set(item) & set(_jwk.PRIVATE_JWK_MEMBERS)
 
 
 def test_revoke_takes_every_key_out_and_removes_private_keys(key_path):
@@ -351,7 +351,7 @@ def test_revoke_takes_every_key_out_and_removes_private_keys(key_path):
     # Revocation drops live keys on purpose: run it without the fleet's checks.
     result = _keyring.run(spec(key_path), "revoke", Timing(W, L, S), now=T0 + 1)
     assert result["jwks"] == [] and len([i for i in result["performed"] if i["step"] == "revoke"]) == 2
-    assert _keyring.publish_jwks(key_path, jwk_at(key_path)) == []
+    assert _keyring.jwks_for_key(key_path, jwk_at(key_path)) == []
     # Signing with a revoked key is refused.
     with pytest.raises(KeyringError, match="revoked in its key ring"):
         fleet.run("auto", T0 + 2)
@@ -489,13 +489,13 @@ def _edit_state(key_path, edit):
 ])
 def test_state_whose_jwk_is_not_the_entrys_public_key_is_refused(key_path, tmp_path, edit, message):
     _keyring.run(spec(key_path), "auto", Timing(W, L, S), now=T0)
-    other = _jose.public_jwk(_jose.generate_private_key("ec"))
+    other = _jwk.public_jwk(_keys.generate_private_key("ec"))
     _edit_state(key_path, lambda state: edit(state["keys"][0]["jwk"], other))
     with pytest.raises(KeyringError, match=message) as info:
         _keyring.run(spec(key_path), "status", Timing(W, L, S), now=T0)
     assert "pRiV" not in str(info.value)
     with pytest.raises(KeyringError, match=message):
-        _keyring.publish_jwks(key_path, jwk_at(key_path))
+        _keyring.jwks_for_key(key_path, jwk_at(key_path))
 
 
 @pytest.mark.parametrize("moment", ["9999-12-31T23:59:59Z", "9000-01-01T00:00:00Z", "0001-01-01T00:00:00Z",

@@ -14,7 +14,8 @@ import json
 
 import pytest
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _fleet, _jose, _publish
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _fleet, _publish
+from ansible_collections.selfjwt.kyma.plugins.module_utils._jwk import PRIVATE_JWK_MEMBERS
 
 SERVICE_URL = "http://edge-jwks.selfjwt-system.svc.cluster.local"
 JWKS_URI = SERVICE_URL + "/.well-known/jwks.json"
@@ -341,7 +342,7 @@ def test_skipped_hosts_and_check_mode_are_warnings():
     assert _plan(keys=dict((host, None) for host in HOSTS), check_mode=True)["key_count"] == 0
 
 
-@pytest.mark.parametrize("member", _jose.PRIVATE_JWK_MEMBERS)
+@pytest.mark.parametrize("member", PRIVATE_JWK_MEMBERS)
 def test_every_private_member_of_jose_is_refused_naming_host_and_kid_not_the_value(member):
     secret = "very-secret-private-value-%s" % member
     keys = _keys()

@@ -20,7 +20,7 @@ import time
 import jwt
 import pytest
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jwk, _keys
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _refresher as refresher
 
 ISSUER = "http://edge-jwks.kyma-system.svc.cluster.local"
@@ -28,7 +28,7 @@ ISSUER = "http://edge-jwks.kyma-system.svc.cluster.local"
 
 @pytest.fixture(scope="module")
 def ec_key_pem():
-    return _jose.private_key_pem(_jose.generate_private_key("ec", curve="P-256"))
+    return _keys.private_key_pem(_keys.generate_private_key("ec", curve="P-256"))
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def setup(tmp_path, ec_key_pem):
     }
     config_path = tmp_path / "refresher.json"
     config_path.write_text(json.dumps(config))
-    public_jwk = _jose.public_jwk(_jose.load_private_key(ec_key_pem))
+    public_jwk = _jwk.public_jwk(_keys.load_private_key(ec_key_pem))
     return {"config": config, "config_path": str(config_path), "jwk": public_jwk, "tmp": tmp_path}
 
 
@@ -191,9 +191,9 @@ def test_read_passphrase_missing_file(tmp_path):
 
 
 def test_encrypted_key_signs_with_the_passphrase_file(setup):
-    key = _jose.load_private_key(open(setup["config"]["key"]["path"], "rb").read())
+    key = _keys.load_private_key(open(setup["config"]["key"]["path"], "rb").read())
     key_path = setup["tmp"] / "keys" / "encrypted.pem"
-    key_path.write_bytes(_jose.private_key_pem(key, "correct horse"))
+    key_path.write_bytes(_keys.private_key_pem(key, "correct horse"))
     key_path.chmod(0o600)
     passphrase_path = setup["tmp"] / "keys" / "encrypted.pem.passphrase"
     passphrase_path.write_text("correct horse")

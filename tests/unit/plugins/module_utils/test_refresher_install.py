@@ -224,3 +224,22 @@ def test_command_text_keeps_any_value_as_data(hostile):
 def test_command_text_refuses_an_interpreter_the_hashbang_line_cannot_hold(python):
     with pytest.raises(ValueError, match="edge_keys_refresher_python"):
         install.command_text(python, "/usr/local/lib/selfjwt", "/usr/local/lib/selfjwt/refresher.json")
+
+
+def test_the_payload_holds_every_module_util_that_the_installed_files_import():
+    """The refresher runs without Ansible from the installed files alone: their collection imports stay inside them."""
+    files = install.payload()
+    installed = set(path.rsplit("/", 1)[-1][:-3] for path in files if path.startswith(install.MODULE_UTILS_DIR + "/"))
+    prefix = "ansible_collections.selfjwt.kyma.plugins.module_utils"
+    imported = set()
+    for path, data in files.items():
+        if not path.endswith(".py"):
+            continue
+        for node in ast.walk(ast.parse(data)):
+            if isinstance(node, ast.ImportFrom) and node.module == prefix:
+                imported.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(prefix + "."):
+                imported.add(node.module.rsplit(".", 1)[-1])
+            elif isinstance(node, ast.Import):
+                assert not any(alias.name.startswith("ansible") for alias in node.names), path
+    assert imported and imported <= installed, sorted(imported - installed)

@@ -35,7 +35,8 @@ from ansible.module_utils.testing import patch_module_args
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _jwks, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _certificates, _jose, _jwk, _jwks, _jws, _keys
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _token
 from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_token
 
 JoseError = _jose.JoseError
@@ -55,14 +56,14 @@ SETTINGS = settings(max_examples=120, deadline=None,
 @pytest.fixture(scope="module")
 def keys():
     made = {
-        "ec": _jose.generate_private_key("ec", curve="P-256"),
-        "p521": _jose.generate_private_key("ec", curve="P-521"),
-        "ed": _jose.generate_private_key("ed25519"),
-        "rsa": _jose.generate_private_key("rsa", size=2048),
+        "ec": _keys.generate_private_key("ec", curve="P-256"),
+        "p521": _keys.generate_private_key("ec", curve="P-521"),
+        "ed": _keys.generate_private_key("ed25519"),
+        "rsa": _keys.generate_private_key("rsa", size=2048),
     }
-    certificate = _jose.self_signed_certificate(made["ec"], "edge-01")
-    jwks = dict((name, _jose.public_jwk(key)) for name, key in made.items())
-    jwks["ec_x5c"] = _jose.public_jwk(made["ec"], certificates=[certificate])
+    certificate = _certificates.self_signed_certificate(made["ec"], "edge-01")
+    jwks = dict((name, _jwk.public_jwk(key)) for name, key in made.items())
+    jwks["ec_x5c"] = _jwk.public_jwk(made["ec"], certificates=[certificate])
     return {"objects": made, "jwks": jwks}
 
 
@@ -76,7 +77,7 @@ def member_values():
 def edited_jwks(draw, jwks):
     """A valid public JWK with members replaced, removed or added."""
     jwk = dict(draw(st.sampled_from(sorted(jwks.items())))[1])
-    names = sorted(set(jwk) | set(_jose.PUBLIC_JWK_MEMBERS) | {"key_ops", "x5u", "ext"})
+    names = sorted(set(jwk) | set(_jwk.PUBLIC_JWK_MEMBERS) | {"key_ops", "x5u", "ext"})
     for _edit in range(draw(st.integers(min_value=1, max_value=3))):
         name = draw(st.sampled_from(names))
         if draw(st.booleans()) and name in jwk:
@@ -89,17 +90,17 @@ def edited_jwks(draw, jwks):
 def _refused_or_consistent(value, what="key"):
     """key_input_to_jwk(value) is a JoseError or a normalized JWK whose kid is right for its members."""
     try:
-        normalized = _jose.key_input_to_jwk(value, what)
+        normalized = _jwk.key_input_to_jwk(value, what)
     except JoseError as exc:
         return str(exc)
-    assert set(normalized) <= set(_jose.PUBLIC_JWK_MEMBERS)
-    assert not set(normalized) & set(_jose.PRIVATE_JWK_MEMBERS)
+    assert set(normalized) <= set(_jwk.PUBLIC_JWK_MEMBERS)
+    assert not set(normalized) & set(_jwk.PRIVATE_JWK_MEMBERS)
     assert normalized["use"] == "sig"
-    again, key = _jose.jwk_to_public_key(normalized)
+    again, key = _jwk.jwk_to_public_key(normalized)
     assert again == normalized
-    assert _jose.thumbprint(normalized) == _jose.key_thumbprint(key)
+    assert _jwk.thumbprint(normalized) == _jwk.key_thumbprint(key)
     if isinstance(value, dict) and "kid" not in value:
-        assert normalized["kid"] == _jose.thumbprint(normalized)
+        assert normalized["kid"] == _jwk.thumbprint(normalized)
     return None
 
 
@@ -120,7 +121,7 @@ def test_arbitrary_values_as_key_input(value):
 
 
 @SETTINGS
-@given(data=st.data(), members=st.sets(st.sampled_from(_jose.PRIVATE_JWK_MEMBERS), min_size=1),
+@given(data=st.data(), members=st.sets(st.sampled_from(_jwk.PRIVATE_JWK_MEMBERS), min_size=1),
        secret=SECRETS)
 def test_any_private_member_is_refused_without_its_value(keys, data, members, secret):
     jwk = dict(data.draw(st.sampled_from(sorted(keys["jwks"].values(), key=lambda item: item["kid"]))))
@@ -156,7 +157,7 @@ def test_plan_with_an_arbitrary_published_jwks(keys, existing, revoke, merge):
         return
     assert json.loads(plan["document"]) == plan["jwks"]
     for key in plan["jwks"]["keys"]:
-        assert not set(key) & set(_jose.PRIVATE_JWK_MEMBERS)
+        assert not set(key) & set(_jwk.PRIVATE_JWK_MEMBERS)
 
 
 PEM_LABELS = st.sampled_from(["PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY", "ENCRYPTED PRIVATE KEY",
@@ -176,10 +177,10 @@ def pem_like(draw):
 @given(data=pem_like() | st.binary(max_size=200), passphrase=st.none() | st.text(max_size=12))
 def test_arbitrary_pem_data_as_a_private_key(data, passphrase):
     try:
-        key = _jose.load_private_key(data, passphrase)
+        key = _keys.load_private_key(data, passphrase)
     except JoseError:
         return
-    _jose.check_key(key)  # what loads must be usable
+    _keys.signing_key_family(key)  # what loads must be usable
 
 
 @SETTINGS
@@ -216,7 +217,7 @@ def test_damaged_certificates_are_refused_or_consistent(keys, data):
     lambda a, b, c: ".".join((a, b, c)), B64URL_TEXT, B64URL_TEXT, B64URL_TEXT))
 def test_arbitrary_text_as_an_existing_token(keys, token):
     try:
-        _jose.decode_unverified(token)
+        _jws.decode_unverified(token)
     except JoseError:
         pass
     reason = _token.reuse_problem(token, keys["objects"]["ec"], issuer=ISSUER, subject="edge-01")
@@ -258,7 +259,7 @@ def run_main(module, args, capsys):
 @pytest.fixture(scope="module")
 def key_file(tmp_path_factory, keys):
     path = tmp_path_factory.mktemp("robust") / "key.pem"
-    path.write_bytes(_jose.private_key_pem(keys["objects"]["ec"]))
+    path.write_bytes(_keys.private_key_pem(keys["objects"]["ec"]))
     return str(path)
 
 
@@ -280,11 +281,11 @@ def test_jwt_token_with_arbitrary_claims_and_headers(keys, key_file, capsys, cla
     verified = jwt.decode(result["token"], keys["objects"]["ec"].public_key(), algorithms=["ES256"],
                           options={"verify_aud": False})
     assert verified == result["claims"]
-    extra = dict((name, value) for name, value in verified.items() if name not in _jose.REGISTERED_CLAIMS)
+    extra = dict((name, value) for name, value in verified.items() if name not in _jws.REGISTERED_CLAIMS)
     assert extra == json.loads(json.dumps(claims))
-    assert not set(claims) & set(_jose.REGISTERED_CLAIMS)
+    assert not set(claims) & set(_jws.REGISTERED_CLAIMS)
     header = jwt.get_unverified_header(result["token"])
-    assert header["alg"] == "ES256" and header["kid"] == _jose.key_thumbprint(keys["objects"]["ec"])
+    assert header["alg"] == "ES256" and header["kid"] == _jwk.key_thumbprint(keys["objects"]["ec"])
 
 
 @settings(max_examples=60, deadline=None,

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jwk, _jws, _token
 
 NOW = 1767225600  # 2026-01-01T00:00:00Z
 ISSUER = "https://edge.example.com"
@@ -103,8 +103,8 @@ def test_mint_derives_the_algorithm_from_the_key(keys, key_name, algorithm):
 def test_mint_default_kid_is_the_rfc7638_thumbprint(keys):
     key = keys["p256"]
     result = _token.mint(key, **options())
-    assert result.kid == _jose.thumbprint(_jose.jwk_key_members(key))
-    assert result.kid == _jose.public_jwk(key)["kid"]
+    assert result.kid == _jwk.thumbprint(_jwk.jwk_key_members(key))
+    assert result.kid == _jwk.public_jwk(key)["kid"]
 
 
 def test_mint_claims_and_times(keys):
@@ -151,7 +151,7 @@ def test_article_token_is_reproduced(rsa4096):
     assert set(result.header) == {"alg", "typ", "kid", "jku"}
     assert result.header["alg"] == "RS256"
     assert result.header["jku"] == JKU
-    assert result.header["kid"] == _jose.key_thumbprint(rsa4096)
+    assert result.header["kid"] == _jwk.key_thumbprint(rsa4096)
     assert {"iss", "sub", "jti", "iat", "nbf", "exp"} <= set(result.claims)
     assert result.claims["exp"] - result.claims["iat"] == 3600
     claims = verify(result.token, rsa4096, "RS256", issuer=ISSUER)
@@ -244,14 +244,14 @@ def test_token_result_never_shows_the_token(keys):
 @pytest.mark.parametrize("epoch, text", [(0, "1970-01-01T00:00:00Z"), (NOW, "2026-01-01T00:00:00Z"),
                                          (NOW + 3599, "2026-01-01T00:59:59Z")])
 def test_expires_at_iso(epoch, text):
-    assert _token.expires_at_iso(epoch) == text
+    assert _jose.iso_utc(epoch) == text
 
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-2 ** 53, 2 ** 53) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=10)
-CLAIM_NAMES = st.text(min_size=1, max_size=12).filter(lambda name: name not in _jose.REGISTERED_CLAIMS)
+CLAIM_NAMES = st.text(min_size=1, max_size=12).filter(lambda name: name not in _jws.REGISTERED_CLAIMS)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -274,15 +274,15 @@ def test_load_key_from_path_and_content(tmp_path, keys):
     path.write_bytes(pem(keys["p256"]))
     from_path = _token.load_key(path=str(path))
     from_content = _token.load_key(content=pem(keys["p256"]).decode())
-    assert _jose.key_thumbprint(from_path) == _jose.key_thumbprint(keys["p256"])
-    assert _jose.key_thumbprint(from_content) == _jose.key_thumbprint(keys["p256"])
+    assert _jwk.key_thumbprint(from_path) == _jwk.key_thumbprint(keys["p256"])
+    assert _jwk.key_thumbprint(from_content) == _jwk.key_thumbprint(keys["p256"])
 
 
 def test_load_key_encrypted(tmp_path, keys):
     path = tmp_path / "key.pem"
     path.write_bytes(pem(keys["ed25519"], passphrase="correct horse"))
     key = _token.load_key(path=str(path), passphrase="correct horse")
-    assert _jose.key_thumbprint(key) == _jose.key_thumbprint(keys["ed25519"])
+    assert _jwk.key_thumbprint(key) == _jwk.key_thumbprint(keys["ed25519"])
     with pytest.raises(_jose.JoseError, match="is encrypted: set the passphrase"):
         _token.load_key(path=str(path))
     with pytest.raises(_jose.JoseError, match="passphrase is wrong"):
@@ -620,17 +620,17 @@ def test_ensure_failed_write_keeps_the_old_token(tmp_path, keys, monkeypatch):
 
 
 def test_resolve_uid_gid():
-    assert _token.resolve_uid(None) is None
-    assert _token.resolve_gid(None) is None
-    assert _token.resolve_uid(0) == 0
-    assert _token.resolve_uid("0") == 0
-    assert _token.resolve_uid("root") == 0
-    assert _token.resolve_gid("root") == 0
-    assert _token.resolve_gid("1234") == 1234
+    assert _files.resolve_uid(None) is None
+    assert _files.resolve_gid(None) is None
+    assert _files.resolve_uid(0) == 0
+    assert _files.resolve_uid("0") == 0
+    assert _files.resolve_uid("root") == 0
+    assert _files.resolve_gid("root") == 0
+    assert _files.resolve_gid("1234") == 1234
     with pytest.raises(_files.FileError, match="user no-such-user-here does not exist"):
-        _token.resolve_uid("no-such-user-here")
+        _files.resolve_uid("no-such-user-here")
     with pytest.raises(_files.FileError, match="group no-such-group-here does not exist"):
-        _token.resolve_gid("no-such-group-here")
+        _files.resolve_gid("no-such-group-here")
 
 
 # --------------------------------------------------------------------------------------
@@ -685,7 +685,7 @@ def test_intact_rsa_key_file_0600_signs_verifiable_tokens(keys, tmp_path):
                             options={"verify_exp": False, "verify_iat": False, "verify_nbf": False})
         assert claims == result.claims
         assert jwt.get_unverified_header(result.token) == result.header
-        assert result.kid == _jose.key_thumbprint(keys["rsa2048"])
+        assert result.kid == _jwk.key_thumbprint(keys["rsa2048"])
 
 
 @pytest.mark.parametrize("name,algorithm", [("rsa2048", "PS256"), ("p384", "ES384"), ("p521", "ES512"),
@@ -719,11 +719,11 @@ def test_token_file_with_an_exp_outside_1970_to_9999_is_replaced(tmp_path, keys,
 @pytest.mark.parametrize("value", ["x\0y", "\u00b2", 2 ** 32, -1, "99999999999999999999", 2 ** 70])
 def test_resolve_refuses_names_and_ids_no_system_call_takes(value):
     """A group from the refresher configuration or a module option: FileError, not ValueError or OverflowError later."""
-    for resolve in (_token.resolve_uid, _token.resolve_gid):
+    for resolve in (_files.resolve_uid, _files.resolve_gid):
         with pytest.raises(_files.FileError, match="does not exist|out of range"):
             resolve(value)
 
 
 def test_resolve_takes_names_and_ids():
-    assert _token.resolve_uid("root") == 0 and _token.resolve_gid(0) == 0 and _token.resolve_uid("0") == 0
-    assert _token.resolve_gid(None) is None and _token.resolve_uid(4294967294) == 4294967294
+    assert _files.resolve_uid("root") == 0 and _files.resolve_gid(0) == 0 and _files.resolve_uid("0") == 0
+    assert _files.resolve_gid(None) is None and _files.resolve_uid(4294967294) == 4294967294

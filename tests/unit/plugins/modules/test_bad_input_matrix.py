@@ -47,7 +47,8 @@ from ansible.module_utils.testing import patch_module_args
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, rsa, x25519
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _keyring, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _certificates, _jose, _jwk, _jwks, _keyring, _keys
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _token
 from ansible_collections.selfjwt.kyma.plugins.modules import (jwks_publish, jwt_keypair, jwt_keyring, jwt_token,
                                                               token_refresher)
 from helpers import tree_state  # pylint: disable=import-error
@@ -108,15 +109,15 @@ def _damage(pem):
 @pytest.fixture(scope="module")
 def material():
     ec_key = ec.generate_private_key(ec.SECP256R1())
-    ed_key = _jose.generate_private_key("ed25519")
+    ed_key = _keys.generate_private_key("ed25519")
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     weak_rsa = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     dsa_key = dsa.generate_private_key(key_size=1024)
     other_ec = ec.generate_private_key(ec.SECP256R1())
-    certificate = _jose.self_signed_certificate(ec_key, "edge-01")
-    other_certificate = _jose.self_signed_certificate(other_ec, "other")
+    certificate = _certificates.self_signed_certificate(ec_key, "edge-01")
+    other_certificate = _certificates.self_signed_certificate(other_ec, "other")
     token = _token.mint(ec_key, issuer=ISSUER, subject="edge-01").token
-    ec_jwk = _jose.public_jwk(ec_key)
+    ec_jwk = _jwk.public_jwk(ec_key)
     files = {
         "keys/ec.pem": _pem(ec_key),
         "keys/ed25519.pem": _pem(ed_key),
@@ -128,12 +129,12 @@ def material():
         "keys/x25519.pem": _pem(x25519.X25519PrivateKey.generate()),
         "keys/secp256k1.pem": _pem(ec.generate_private_key(ec.SECP256K1())),
         "keys/public.pem": _public_pem(ec_key),
-        "keys/cert.pem": _jose.certificate_pem(certificate).encode("ascii"),
+        "keys/cert.pem": _certificates.certificate_pem(certificate).encode("ascii"),
         "keys/corrupt.pem": _damage(_pem(ec_key)),
         "keys/garbage.pem": bytes(bytearray(range(256))) * 2,
         "keys/empty.pem": b"",
         "plain.txt": b"a regular file, not a directory\n",
-        "jwks/jwks.json": _jose.jwks_document({"keys": [ec_jwk]}).encode("ascii"),
+        "jwks/jwks.json": _jwks.jwks_document({"keys": [ec_jwk]}).encode("ascii"),
         "jwks/private.json": json.dumps({"keys": [dict(ec_jwk, d=SECRET)]}).encode("ascii"),
         "jwks/notjwks.json": b'{"hello": "world"}\n',
         "jwks/array.json": b"[1, 2, 3]\n",
@@ -147,11 +148,11 @@ def material():
     return {
         "files": files,
         "jwk:ec": ec_jwk,
-        "jwk:ed": _jose.public_jwk(ed_key),
-        "jwk:rsa": _jose.public_jwk(rsa_key),
-        "jwk:other_ec": _jose.public_jwk(other_ec),
+        "jwk:ed": _jwk.public_jwk(ed_key),
+        "jwk:rsa": _jwk.public_jwk(rsa_key),
+        "jwk:other_ec": _jwk.public_jwk(other_ec),
         "jwk:weak_rsa": _weak_rsa_jwk(weak_rsa),
-        "x5c:other": _jose.certificate_members([other_certificate])["x5c"],
+        "x5c:other": _jwk.certificate_members([other_certificate])["x5c"],
         "pem:ec_public": _public_pem(ec_key).decode("ascii"),
         "pem:dsa_public": _public_pem(dsa_key).decode("ascii"),
         "pem:ec_private": _pem(ec_key).decode("ascii"),
@@ -175,8 +176,8 @@ def _ring_state(*entries):
 
 
 def _ring_entry(key, state, **times):
-    kid = _jose.key_thumbprint(key)
-    entry = {"kid": kid, "state": state, "jwk": _jose.public_jwk(key, kid=kid)}
+    kid = _jwk.key_thumbprint(key)
+    entry = {"kid": kid, "state": state, "jwk": _jwk.public_jwk(key, kid=kid)}
     entry.update(times)
     return entry
 
@@ -334,8 +335,8 @@ def _rsa_private_members(material):
 
 
 def _x5t_mismatch(material):
-    certificate = _jose.load_certificate_pem(material["pem:cert"])
-    members = _jose.certificate_members([certificate])
+    certificate = _certificates.load_certificate_pem(material["pem:cert"])
+    members = _jwk.certificate_members([certificate])
     return dict(material["jwk:ec"], x5c=members["x5c"], x5t="AAAA" + members["x5t"][4:])
 
 

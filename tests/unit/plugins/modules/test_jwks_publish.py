@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _jwk, _keys
 from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish
 from helpers import file_mode as mode_of, read_file as read, run_module_main  # pylint: disable=import-error
 
@@ -24,11 +24,11 @@ JWKS_URI = ISSUER + "/jwks.json"
 @pytest.fixture(scope="module")
 def jwks_():
     keys = {
-        "ec": _jose.generate_private_key("ec", curve="P-256"),
-        "ed": _jose.generate_private_key("ed25519"),
-        "rsa": _jose.generate_private_key("rsa", size=2048),
+        "ec": _keys.generate_private_key("ec", curve="P-256"),
+        "ed": _keys.generate_private_key("ed25519"),
+        "rsa": _keys.generate_private_key("rsa", size=2048),
     }
-    return dict((name, _jose.public_jwk(key)) for name, key in keys.items())
+    return dict((name, _jwk.public_jwk(key)) for name, key in keys.items())
 
 
 def run(capsys, check_mode=False, diff=False, **args):
@@ -117,16 +117,16 @@ def test_private_jwk_is_refused_and_never_echoed(capsys, jwks_, tmp_path):
 
 
 def test_private_pem_is_refused_and_never_echoed(capsys, tmp_path):
-    pem = _jose.private_key_pem(_jose.generate_private_key("ec")).decode("ascii")
+    pem = _keys.private_key_pem(_keys.generate_private_key("ec")).decode("ascii")
     result = run(capsys, keys=[pem], dest=str(tmp_path / "jwks.json"))
     assert result["failed"] is True and "private key" in result["msg"]
     assert pem.splitlines()[1] not in result["_raw"]
 
 
 def _private_ec_jwk():
-    key = _jose.generate_private_key("ec")
+    key = _keys.generate_private_key("ec")
     numbers = key.private_numbers()
-    return dict(_jose.public_jwk(key), d=_jose.b64url_encode(numbers.private_value.to_bytes(32, "big")))
+    return dict(_jwk.public_jwk(key), d=_jose.b64url_encode(numbers.private_value.to_bytes(32, "big")))
 
 
 #: Every form the keys option takes, each with a private JWK in it, and the label it is refused under.
@@ -167,7 +167,7 @@ def test_private_jwks_in_current_reaches_neither_syslog_nor_invocation(capsys, j
 
 
 def test_private_pem_text_reaches_neither_syslog_nor_invocation(capsys, syslog_sent):
-    pem = _jose.private_key_pem(_jose.generate_private_key("rsa", size=2048)).decode("ascii")
+    pem = _keys.private_key_pem(_keys.generate_private_key("rsa", size=2048)).decode("ascii")
     result = run(capsys, keys=pem)
     assert result["failed"] is True and "keys[0] is a private key" in result["msg"]
     assert syslog_sent
@@ -181,7 +181,7 @@ def test_keys_in_other_forms_than_a_list_are_published(capsys, jwks_, form):
         "one-dict": jwks_["ec"],
         "json-text": json.dumps(jwks_["ec"]),
         "json-list-text": json.dumps([jwks_["ec"], jwks_["ed"]]),
-        "pem-text": _jose.public_key_pem(_jose.jwk_to_public_key(jwks_["ec"])[1]),
+        "pem-text": _keys.public_key_pem(_jwk.jwk_to_public_key(jwks_["ec"])[1]),
     }[form]
     result = run(capsys, keys=keys)
     expected = kids(jwks_["ec"], jwks_["ed"]) if form == "json-list-text" else [jwks_["ec"]["kid"]]

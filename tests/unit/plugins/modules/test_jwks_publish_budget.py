@@ -13,19 +13,19 @@ import pytest
 
 from ansible.module_utils.common import warnings as module_warnings
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _jwks
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _jwk, _jwks, _keys
 from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish
 from helpers import run_module_main  # pylint: disable=import-error
 
 
 @pytest.fixture(scope="module")
 def ec_keys():
-    return [_jose.public_jwk(_jose.generate_private_key("ec", curve="P-256")) for _index in range(12)]
+    return [_jwk.public_jwk(_keys.generate_private_key("ec", curve="P-256")) for _index in range(12)]
 
 
 @pytest.fixture(scope="module")
 def rsa_key():
-    return _jose.public_jwk(_jose.generate_private_key("rsa", size=2048))
+    return _jwk.public_jwk(_keys.generate_private_key("rsa", size=2048))
 
 
 def run(capsys, **args):
@@ -84,7 +84,7 @@ def test_default_byte_budget_is_one_mebibyte_and_zero_means_no_limit(capsys, ec_
     big = dict(ec_keys[0], x5c=["A" * 1100000])
     # A certificate this big is not a certificate; the budget check must come first only if it parses,
     # so compare with the budget helper directly, which the module calls with its defaults.
-    document = _jwks.render([big])
+    document = _jwks.jwks_document({"keys": [big]})
     with pytest.raises(_jose.JoseError, match="more than the budget of 1048576 bytes"):
         _jwks.check_budget(document, 1, 0, 1048576, keys=[big])
     assert _jwks.check_budget(document, 1, 0, 0) == len(document)

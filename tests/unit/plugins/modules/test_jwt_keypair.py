@@ -14,7 +14,7 @@ import os
 import yaml
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _algorithms, _jwk, _keys
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair
 from ansible_collections.selfjwt.kyma.plugins.modules import jwt_keypair
 from helpers import file_mode, read_file as read, rendered_doc, run_module_main  # pylint: disable=import-error
@@ -37,9 +37,9 @@ def test_generates_a_key_with_mode_0600_and_returns_its_jwk(tmp_path, capsys):
     out, result = run_module(capsys, {"path": path}, diff=True)
     assert result["changed"] is True and "failed" not in result
     assert file_mode(path) == 0o600
-    key = _jose.load_private_key(read(path))
-    assert result["kid"] == _jose.key_thumbprint(key)
-    assert result["jwk"] == _jose.public_jwk(key)
+    key = _keys.load_private_key(read(path))
+    assert result["kid"] == _jwk.key_thumbprint(key)
+    assert result["jwk"] == _jwk.public_jwk(key)
     assert result["jwk"]["alg"] == "ES256"
     assert result["type"] == "ec" and result["curve"] == "P-256" and result["size"] is None
     assert result["diff"]["before"] == {"state": "absent"}
@@ -192,7 +192,7 @@ def test_documentation_matches_the_argument_spec():
 def test_secrets_are_no_log_and_choices_follow_the_core():
     spec = jwt_keypair.argument_spec()
     assert spec["passphrase"]["no_log"] is True and spec["old_passphrase"]["no_log"] is True
-    assert sorted(spec["algorithm"]["choices"]) == sorted(_jose.ALGORITHMS)
+    assert sorted(spec["algorithm"]["choices"]) == sorted(_algorithms.ALGORITHMS)
     assert spec["regenerate"]["default"] == _keypair.DEFAULT_REGENERATE
     assert spec["curve"]["choices"] == list(_keypair.CURVES)
     assert spec["type"]["choices"] == list(_keypair.KEY_TYPES)

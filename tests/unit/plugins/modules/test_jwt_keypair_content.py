@@ -15,7 +15,7 @@ import stat
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jwk, _keys
 from ansible_collections.selfjwt.kyma.plugins.modules import jwt_keypair
 from helpers import run_module_main  # pylint: disable=import-error
 
@@ -28,12 +28,12 @@ def run_module(capsys, args, check_mode=False, diff=True):
 
 @pytest.fixture(scope="module")
 def key():
-    return _jose.generate_private_key("ec", curve="P-256")
+    return _keys.generate_private_key("ec", curve="P-256")
 
 
 @pytest.fixture(scope="module")
 def pem(key):
-    return _jose.private_key_pem(key).decode("ascii")
+    return _keys.private_key_pem(key).decode("ascii")
 
 
 def _body_lines(text):
@@ -53,8 +53,8 @@ def test_adopts_the_key_into_a_missing_file(tmp_path, capsys, key, pem):
     assert result["changed"] is True and "failed" not in result
     assert path.read_bytes() == pem.encode("ascii")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert result["kid"] == _jose.key_thumbprint(key)
-    assert result["jwk"] == _jose.public_jwk(key)
+    assert result["kid"] == _jwk.key_thumbprint(key)
+    assert result["jwk"] == _jwk.public_jwk(key)
     assert result["jwks"] == [result["jwk"]]
     assert result["diff"]["before"] == {"state": "absent"}
     assert result["diff"]["after"]["kid"] == result["kid"]
@@ -80,19 +80,19 @@ def test_check_mode_writes_nothing_and_tells_the_kid(tmp_path, capsys, key, pem)
     out, result = run_module(capsys, {"path": str(path), "private_key_content": pem}, check_mode=True)
     assert result["changed"] is True
     assert not path.exists() and os.listdir(str(tmp_path)) == []
-    assert result["kid"] == _jose.key_thumbprint(key)
+    assert result["kid"] == _jwk.key_thumbprint(key)
     assert result["diff"]["before"] == {"state": "absent"}
     _assert_no_key_material(out, pem)
 
 
 def test_an_encrypted_key_is_written_as_given(tmp_path, capsys, key):
-    encrypted = _jose.private_key_pem(key, PASSPHRASE).decode("ascii")
+    encrypted = _keys.private_key_pem(key, PASSPHRASE).decode("ascii")
     path = tmp_path / "signing.pem"
     out, result = run_module(capsys, {"path": str(path), "private_key_content": encrypted, "passphrase": PASSPHRASE})
     assert result["changed"] is True
     # The same bytes: the hosts of a site keep byte-identical key files (edge_keys compares checksums).
     assert path.read_bytes() == encrypted.encode("ascii")
-    assert result["kid"] == _jose.key_thumbprint(key)
+    assert result["kid"] == _jwk.key_thumbprint(key)
     assert PASSPHRASE not in out
     _out, again = run_module(capsys, {"path": str(path), "private_key_content": encrypted, "passphrase": PASSPHRASE})
     assert again["changed"] is False
@@ -111,7 +111,7 @@ def test_the_same_key_in_another_format_is_kept(tmp_path, capsys, key, pem):
 
 def test_another_key_is_never_replaced(tmp_path, capsys, pem):
     path = tmp_path / "signing.pem"
-    other = _jose.private_key_pem(_jose.generate_private_key("ec", curve="P-256"))
+    other = _keys.private_key_pem(_keys.generate_private_key("ec", curve="P-256"))
     path.write_bytes(other)
     path.chmod(0o600)
     out, result = run_module(capsys, {"path": str(path), "private_key_content": pem})

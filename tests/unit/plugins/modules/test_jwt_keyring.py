@@ -14,6 +14,7 @@ import os
 import pytest
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring
+from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
 from ansible_collections.selfjwt.kyma.plugins.modules import jwt_keypair, jwt_keyring
 from helpers import SteppingClock, run_module_main  # pylint: disable=import-error
 
@@ -115,6 +116,23 @@ def test_revoke_with_removal(key, capsys):
     again = call(capsys, jwt_keyring, {"path": key, "passphrase": PASSPHRASE, "action": "revoke",
                                        "remove_private_keys": True})
     assert again["changed"] is False
+
+
+def test_a_run_that_wrote_its_state_and_then_failed_reports_what_it_performed(key, capsys, monkeypatch):
+    def refuse_removal(_io, path, what):
+        raise FileError("cannot remove %s %s: read-only file system" % (what, path))
+
+    monkeypatch.setattr(_keyring.RingFiles, "remove", refuse_removal)
+    result = call(capsys, jwt_keyring, {"path": key, "passphrase": PASSPHRASE, "action": "revoke",
+                                        "remove_private_keys": True})
+    assert result["failed"] is True and "read-only file system" in result["msg"]
+    # The revocation was written to the ring state before the removal failed: the result says so.
+    assert result["changed"] is True
+    assert [item["step"] for item in result["performed"]] == ["adopt", "revoke"]
+    assert [entry["state"] for entry in result["keys"]] == ["revoked"] and result["jwks"] == []
+    with open(result["state_file"]) as handle:
+        assert [entry["state"] for entry in json.load(handle)["keys"]] == ["revoked"]
+    assert os.path.exists(key)
 
 
 def test_keypair_jwks_without_ring_and_when_absent(tmp_path, capsys):

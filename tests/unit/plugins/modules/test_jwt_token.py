@@ -17,7 +17,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jwk
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
 from ansible_collections.selfjwt.kyma.plugins.modules import jwt_token
 from helpers import private_key_pem, run_module_main  # pylint: disable=import-error
@@ -71,7 +71,7 @@ def test_mint_without_dest_changes_nothing(tmp_path, capsys, ec_key):
     assert claims == result["claims"]
     assert claims["scope"] == "read"
     assert result["header"]["alg"] == "ES256"
-    assert result["kid"] == result["header"]["kid"] == _jose.key_thumbprint(ec_key)
+    assert result["kid"] == result["header"]["kid"] == _jwk.key_thumbprint(ec_key)
     assert result["expires_at"] == claims["exp"]
     assert result["expires_at_iso"].endswith("Z")
     assert "dest" not in result

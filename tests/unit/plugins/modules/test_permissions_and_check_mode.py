@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _keyring, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jwk, _keyring, _keys, _token
 from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_keypair, jwt_keyring, jwt_token
 from helpers import SteppingClock, file_mode as mode_of, run_module_main, tree_state  # pylint: disable=import-error
 
@@ -117,8 +117,8 @@ def used_tree(tmp_path, capsys):
     os.makedirs(root)
     key, cert = os.path.join(root, "key.pem"), os.path.join(root, "cert.pem")
     made = run("jwt_keypair", {"path": key, "certificate_path": cert}, capsys)
-    other = _jose.public_jwk(_jose.generate_private_key("ed25519"))
-    expired = _token.mint(_jose.load_private_key(open(key, "rb").read()), issuer=ISSUER, subject="edge-01",
+    other = _jwk.public_jwk(_keys.generate_private_key("ed25519"))
+    expired = _token.mint(_keys.load_private_key(open(key, "rb").read()), issuer=ISSUER, subject="edge-01",
                           now=int(time.time()) - 7200).token
     with open(os.path.join(root, "token"), "w") as handle:
         handle.write(expired)

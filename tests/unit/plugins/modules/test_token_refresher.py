@@ -26,7 +26,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _refresher, _refresher_install, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jwk, _refresher, _refresher_install
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _token
 from ansible_collections.selfjwt.kyma.plugins.modules import token_refresher
 from helpers import (  # pylint: disable=import-error
     private_directory_above, read_file as read, refresher_host, run_module_main, tree_state)
@@ -68,7 +69,7 @@ def test_first_run_installs_everything_with_the_modes_of_the_role(host, capsys, 
     _out, result = run_module(capsys, host)
     assert result["changed"] is True and "failed" not in result
     lib, module_utils = host["lib_dir"], host["lib_dir"] + "/ansible_collections/selfjwt/kyma/plugins/module_utils"
-    for name in ("_files.py", "_jose.py", "_token.py"):
+    for name in ["%s.py" % module.__name__.rsplit(".", 1)[-1] for module in _refresher_install.REFRESHER_MODULE_UTILS]:
         assert read(os.path.join(module_utils, name)) == read(os.path.join(MODULE_UTILS, name))
         assert mode_of(os.path.join(module_utils, name)) == 0o644
     assert read(lib + "/selfjwt_refresher.py") == read(os.path.join(MODULE_UTILS, "_refresher.py"))
@@ -92,7 +93,7 @@ def test_first_run_installs_everything_with_the_modes_of_the_role(host, capsys, 
     claims = jwt.decode(token, ec_key.public_key(), algorithms=["ES256"], audience="orders-api", issuer=ISSUER)
     assert claims["sub"] == "edge-01" and claims["scope"] == "orders.read"
     assert result["token_status"]["changed"] is True
-    assert result["token_status"]["kid"] == _jose.key_thumbprint(ec_key)
+    assert result["token_status"]["kid"] == _jwk.key_thumbprint(ec_key)
     assert token not in json.dumps(result)
 
 

@@ -27,7 +27,7 @@ import pytest
 from ansible.module_utils.common import warnings as module_warnings
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _keys
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _token
@@ -272,7 +272,7 @@ def shared(tmp_path):
 
 def test_a_key_planted_in_a_world_writable_directory_is_refused(shared, capsys):
     planted = os.path.join(shared, "signing.pem")
-    write(planted, _jose.private_key_pem(_jose.generate_private_key("ec")), 0o644, uid=nobody())
+    write(planted, _keys.private_key_pem(_keys.generate_private_key("ec")), 0o644, uid=nobody())
     before = tree_state(shared)
     for args in ({"path": planted}, {"path": planted, "parent_mode": "0700"},
                  {"path": planted, "owner": "root", "parent_mode": "0700"}):
@@ -286,7 +286,7 @@ def test_a_key_planted_in_a_world_writable_directory_is_refused(shared, capsys):
 
 def test_a_key_of_another_account_is_refused(host, capsys):
     os.chown(host["key_dir"], 0, 0)
-    write(host["key"], _jose.private_key_pem(_jose.generate_private_key("ec")), 0o644, uid=nobody())
+    write(host["key"], _keys.private_key_pem(_keys.generate_private_key("ec")), 0o644, uid=nobody())
     before = tree_state(host["key_dir"])
     result = run(jwt_keypair, {"path": host["key"]}, capsys)
     assert result["failed"] is True
