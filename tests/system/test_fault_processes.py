@@ -40,7 +40,7 @@ import time
 import ansible_collections
 import pytest
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jwk, _keys, _token
 from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_keypair, jwt_keyring, jwt_token
 from helpers import (  # pylint: disable=import-error
     digest_tree, module_result as run_module, private_directory_above, read_file as read, temp_files,
@@ -54,7 +54,7 @@ WAIT = 120
 
 
 def new_key_pem(key_type="ec"):
-    return _jose.private_key_pem(_jose.generate_private_key(key_type, 2048))
+    return _keys.private_key_pem(_keys.generate_private_key(key_type, 2048))
 
 
 # --------------------------------------------------------------------------------------
@@ -176,14 +176,14 @@ import json, os, sys, time
 config = json.loads(sys.argv[1])
 import importlib
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _keys
 module = importlib.import_module("ansible_collections.selfjwt.kyma.plugins.modules." + config["module"])
 if config.get("slow_generate"):
-    real_generate = _jose.generate_private_key
+    real_generate = _keys.generate_private_key
     def slow_generate(*args, **kwargs):
         time.sleep(config["slow_generate"])
         return real_generate(*args, **kwargs)
-    _jose.generate_private_key = slow_generate
+    _keys.generate_private_key = slow_generate
 if config.get("stall") is not None:
     real_write = os.write
     def stalled_write(fd, data):
@@ -247,7 +247,7 @@ def foreign_tree():
     write(readable, pem, 0o644)
     try:
         yield {"root": root, "secret": secret, "readable": readable,
-               "kid": _jose.key_thumbprint(_jose.load_private_key(pem))}
+               "kid": _jwk.key_thumbprint(_keys.load_private_key(pem))}
     finally:
         shutil.rmtree(root)
 
@@ -321,7 +321,7 @@ def test_killed_mid_write_leaves_the_old_file(tmp_path, capsys, module_name):
     key_path = os.path.join(directory, "key.pem")
     token_path = os.path.join(directory, "token")
     made = run_module(jwt_keypair, {"path": key_path}, capsys)
-    old_token = _token.mint(_jose.load_private_key(read(key_path)), issuer=ISSUER, subject="old",
+    old_token = _token.mint(_keys.load_private_key(read(key_path)), issuer=ISSUER, subject="old",
                             now=int(time.time()) - 7200).token
     write(token_path, old_token.encode("ascii"))
     target, args = {
@@ -381,7 +381,7 @@ def test_concurrent_module_processes_agree_on_one_key_and_one_token(tmp_path):
         assert [result.get("failed") for result in results] == [None] * parallel, results
         assert sorted(result["changed"] for result in results) == [False] * (parallel - 1) + [True]
         kids = set(result["kid"] for result in results)
-        assert kids == {_jose.key_thumbprint(_jose.load_private_key(read(key_path)))}
+        assert kids == {_jwk.key_thumbprint(_keys.load_private_key(read(key_path)))}
         token_path = os.path.join(directory, "token")
         token_args = {"private_key_path": key_path, "issuer": ISSUER, "subject": "edge-01", "dest": token_path}
         minters = [start_module("jwt_token", token_args) for _minter in range(parallel)]

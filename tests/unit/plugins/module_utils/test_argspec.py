@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from ansible_collections.selfjwt.kyma.plugins.doc_fragments import new_key, token
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _argspec, _jose, _keypair, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _algorithms, _argspec, _jose, _keypair, _token
 from ansible_collections.selfjwt.kyma.plugins.modules import jwt_keypair, jwt_keyring, jwt_token, token_refresher
 from helpers import rendered_doc  # pylint: disable=import-error
 
@@ -52,11 +52,11 @@ def test_every_attribute_is_described_and_has_a_support_level(module):
 
 def test_choices_come_from_the_policy_lists():
     spec = _argspec.new_key_argument_spec()
-    assert spec["algorithm"]["choices"] == list(_jose.ALGORITHMS) == _argspec.ALGORITHM_CHOICES
+    assert spec["algorithm"]["choices"] == list(_algorithms.ALGORITHMS) == _argspec.ALGORITHM_CHOICES
     assert spec["type"]["choices"] == list(_keypair.KEY_TYPES)
     assert spec["curve"]["choices"] == list(_keypair.CURVES)
-    assert jwt_keypair.argument_spec()["algorithm"]["choices"] == list(_jose.ALGORITHMS)
-    assert jwt_keyring.argument_spec()["algorithm"]["choices"] == list(_jose.ALGORITHMS)
+    assert jwt_keypair.argument_spec()["algorithm"]["choices"] == list(_algorithms.ALGORITHMS)
+    assert jwt_keyring.argument_spec()["algorithm"]["choices"] == list(_algorithms.ALGORITHMS)
 
 
 def test_token_defaults_are_the_signers_defaults():
