@@ -150,7 +150,7 @@ def _write_key(path, key):
 def world(tmp_path_factory):
     """Two keys (the current one and the next of a rotation), both published, and the stand-in."""
     workdir = str(tmp_path_factory.mktemp("callers"))
-    keys = [_jose.generate_private_key("ec", curve="P-256") for _ in range(2)]
+    keys = [_jose.generate_private_key("ec", curve="P-256"), _jose.generate_private_key("ec", curve="P-256")]
     jwks_file = os.path.join(workdir, "jwks.json")
     with open(jwks_file, "w", encoding="utf-8") as handle:
         json.dump({"keys": [_jose.public_jwk(key) for key in keys]}, handle)
