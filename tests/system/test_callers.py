@@ -18,6 +18,7 @@ serves. For every language:
   carries the new token (the stand-in's answer names the new key);
 * the file rewritten while the first call was on its way (an expired token replaced by the
   refresher): one retry with the new token, 200.
+* a redirect: reported, not followed (the token goes nowhere else).
 
 A small proxy in front of the stand-in counts the requests and rewrites the token file after a
 given request, so the rewrite happens between two calls of the same process. No run prints a
@@ -255,6 +256,43 @@ class Proxy:
         assert not self.errors, self.errors
 
 
+class Redirector:
+    """Answers every GET with a 302 to its own /elsewhere path, and records which requests carried a token there."""
+
+    def __init__(self):
+        self.elsewhere = []
+        redirector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802  pylint: disable=invalid-name
+                if self.path == "/elsewhere":
+                    redirector.elsewhere.append(bool(self.headers.get("Authorization")))
+                    self.send_response(200)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"{}")
+                    return
+                self.send_response(302)
+                self.send_header("Location", redirector.url + "/elsewhere")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):  # pylint: disable=arguments-differ
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def run(command, token_file, *urls):
     """(exit status, stdout, stderr) of one caller run."""
     env = dict(os.environ, SELFJWT_TOKEN_FILE=token_file)
@@ -351,6 +389,17 @@ def test_token_replaced_during_a_401_is_retried_once(caller, host, world):
     assert len(host.tokens) == 2 and host.tokens[0] != host.tokens[1]
     assert [(body["path"], body["kid"]) for body in bodies(out)] == [("/api/orders", world["kids"][0])]
     assert proxy.count == 2
+
+
+def test_redirect_is_not_followed_with_the_token(caller, host):
+    host.refresh()
+    with Redirector() as redirector:
+        status, out, err = run(caller, host.token_file, redirector.url + "/api/orders")
+    assert_no_token(host, out, err)
+    assert status == 1, (status, out, err)
+    assert "answered 302" in err, err
+    assert redirector.elsewhere == [], "the caller followed the redirect"
+    assert_no_stack_trace(err)
 
 
 def test_java_example_runs_as_a_single_source_file(world, host, java_classes):
