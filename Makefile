@@ -97,7 +97,8 @@ interop: venv collections node
 # they share the two lanes with the others. system-b holds the files listed here; system-a
 # holds every other file in tests/system, so a new test file always runs somewhere.
 SYSTEM_B := tests/system/test_kyma_manifests.py tests/system/test_kyma_apply.py \
-            tests/system/test_fleet_scale.py tests/system/test_rotation.py
+            tests/system/test_fleet_scale.py tests/system/test_rotation.py \
+            tests/system/test_callers.py
 
 system: system-a system-b
 
