@@ -391,6 +391,54 @@ def test_request_principal_patterns(pattern, principal, matches):
 
 
 # --------------------------------------------------------------------------------------
+# Apply mode through kubernetes.core.k8s, against the local API double
+# --------------------------------------------------------------------------------------
+
+def test_apply_mode_applies_the_policies_after_the_jwks_server_and_no_apirule(tmp_path, validator):
+    from k8s_api_double import KubeApiDouble  # pylint: disable=import-outside-toplevel,import-error
+
+    support.collections_path()
+    hosts = support.fleet(("ec",))[0]
+    check = support.kubernetes_validator()
+    validators = dict((kind, check) for kind in ("Namespace", "NetworkPolicy", "ConfigMap", "Service",
+                                                 "PodDisruptionBudget", "Deployment"))
+
+    def istio_check(obj):
+        problems = validator.errors(obj)
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    validators.update(RequestAuthentication=istio_check, AuthorizationPolicy=istio_check,
+                      APIRule=support.ApiRuleValidator())
+    with KubeApiDouble(validators=validators, lifetime=600) as api:
+        kubeconfig = api.write_kubeconfig(str(tmp_path / "kubeconfig"))
+        inventory = support.write_inventory(tmp_path / "inventory.yml", hosts)
+        playbook = tmp_path / "apply.yml"
+        playbook.write_text(yaml.safe_dump([{"name": "publish", "hosts": "localhost", "gather_facts": False,
+                                             "roles": [{"role": "selfjwt.kyma.kyma_publish", "vars": {
+                                                 "kyma_publish_kubeconfig": kubeconfig, "kyma_publish_api": "istio",
+                                                 "kyma_publish_audiences": ["edge-api"],
+                                                 "kyma_publish_wait_sleep": 1, "kyma_publish_wait_timeout": 30}}]}]))
+        first = support.run_playbook(playbook, inventory, tmp_path)
+        created = [e["kind"] for e in api.events if e["verb"] == "create" and not e["dry_run"]]
+        store = api.snapshot()
+        start = len(api.events)
+        second = support.run_playbook(playbook, inventory, tmp_path)
+        again = [e for e in api.events[start:] if e["verb"] != "ready" and not e["dry_run"]]
+    assert support.recap(first.stdout)["localhost"]["failed"] == 0
+    assert created == ["Namespace", "NetworkPolicy", "ConfigMap", "Service", "PodDisruptionBudget", "Deployment",
+                       "RequestAuthentication", "AuthorizationPolicy"]
+    ra = store[("RequestAuthentication", "default", "edge-api")]
+    ap = store[("AuthorizationPolicy", "default", "edge-api")]
+    assert ra["spec"]["jwtRules"] == [{"issuer": ISSUER, "jwksUri": ISSUER + "/.well-known/jwks.json",
+                                       "forwardOriginalToken": True}]
+    assert ra["spec"]["selector"] == ap["spec"]["selector"] == {"matchLabels": {"app": "edge-api"}}
+    assert ap["spec"]["rules"][0]["from"] == [{"source": {"requestPrincipals": [ISSUER + "/*"]}}]
+    assert not any(key[0] == "APIRule" for key in store)
+    assert support.recap(second.stdout)["localhost"]["changed"] == 0 and again == [], again
+
+
+# --------------------------------------------------------------------------------------
 # The demo flow with the Istio output
 # --------------------------------------------------------------------------------------
 
