@@ -315,8 +315,8 @@ def _ec(rendered):
     ("scope but wrong audience", "GET", "/admin/users", {"scope": "admin", "aud": "x"}, True, 403, RBAC),
     ("no rule for the path", "GET", "/other", {}, True, 403, RBAC),
 ])
-def test_stand_in_enforces_the_rendered_workload_policies(rendered, workload_gateway, name, method, path, claims,
-                                                           token, status, body):
+def test_stand_in_enforces_the_rendered_workload_policies(rendered, workload_gateway, name, method, path,
+                                                          claims, token, status, body):
     key, kid, alg = _ec(rendered)
     value = _token(key, kid, alg, **claims) if token else None
     decision = workload_gateway.decide(method, path, _headers(value))

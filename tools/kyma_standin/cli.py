@@ -165,8 +165,8 @@ def run_gateway(args):
         log("error: %s" % exc)
         return 2
     store = jwks_store.JwksStore(rule.authentications, mapping, args.jwks_refresh_interval, log=log)
-    log("%s %s/%s (%s), hosts %s" % ("Istio policies" if args.istio else "APIRule", rule.namespace, rule.name,
-                                       rule.api_version, ", ".join(rule.hosts) or "-"))
+    what = "Istio policies" if args.istio else "APIRule"
+    log("%s %s/%s (%s), hosts %s" % (what, rule.namespace, rule.name, rule.api_version, ", ".join(rule.hosts) or "-"))
     for item in rule.rules:
         log("  rule %d: %s%s" % (item.index, item.describe(),
                                  " issuers %s" % ", ".join(item.issuers) if item.issuers else ""))

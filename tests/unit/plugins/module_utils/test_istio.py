@@ -122,8 +122,9 @@ def test_audiences_are_anded_authorizations_ored_scopes_one_rule_per_scope_claim
         {"audiences": ["x", "y"]},
         {"requiredScopes": ["read", "write"], "audiences": ["z"]}]}]
     istio = _plan(apirule_rules=rules)["istio"]
-    scoped = [_allow(["GET"], ["/a"], when=[_aud("z"), {"key": "request.auth.claims[%s]" % claim, "values": ["read"]},
-                                             {"key": "request.auth.claims[%s]" % claim, "values": ["write"]}])
+    scoped = [_allow(["GET"], ["/a"], when=[_aud("z"),
+                                            {"key": "request.auth.claims[%s]" % claim, "values": ["read"]},
+                                            {"key": "request.auth.claims[%s]" % claim, "values": ["write"]}])
               for claim in ("scp", "scope", "scopes")]
     assert istio["rules"] == [_allow(["GET"], ["/a"], when=[_aud("x"), _aud("y")])] + scoped
 
