@@ -37,7 +37,7 @@ header = @printf '\n==> %s [%s]\n' '$(1)' "$$(date +%T)"
 
 help:
 	@echo 'make test         all checks: $(TEST_STAGES)'
-	@echo 'make demo         run playbooks/demo.yml (scripts/demo.sh)'
+	@echo 'make demo         run playbooks/demo.yml (scripts/demo.sh); API=istio: Istio policies, not the APIRule'
 	@echo 'make units        pytest tests/unit'
 	@echo 'make integration  ansible-test integration over tests/integration/targets'
 	@echo 'make interop      pytest tests/interop (Node.js jose, jsonwebtoken, jwks-rsa)'
@@ -139,7 +139,7 @@ test: venv collections node
 
 demo: venv collections
 	$(call header,demo: playbooks/demo.yml)
-	@scripts/demo.sh
+	@scripts/demo.sh $(if $(API),-e kyma_publish_api=$(API))
 
 bench: venv collections
 	$(call header,bench: bench/run.py)

@@ -54,6 +54,11 @@ ARGUMENT_SPEC = {
     "apirule_rules": {"type": "list", "elements": "dict", "required": True},
     "audiences": {"type": "list", "elements": "str", "default": []},
     "required_scopes": {"type": "list", "elements": "str", "default": []},
+    "api": {"type": "str", "default": "apirule", "choices": ["apirule", "istio"]},
+    "istio_target": {"type": "str", "default": "workload", "choices": ["workload", "gateway"]},
+    "istio_namespace": {"type": "str"},
+    "istio_selector": {"type": "dict", "default": {}},
+    "istio_target_refs": {"type": "list", "elements": "dict", "default": []},
 }
 
 

@@ -24,7 +24,7 @@ __metaclass__ = type
 import json
 import re
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _fleet, _jwks
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _fleet, _istio, _jwks
 
 #: Prefix of the role's variables (what messages name).
 PREFIX = "kyma_publish_"
@@ -441,14 +441,21 @@ def plan(settings, edge_hosts, host_keys, host_claims, inventory_groups=None, ch
 
     Returns {"service_url", "sharded", "issuers" (without keys), "issuer_keys" ({issuer name: [JWK]}),
     "key_count", "rules" (as the APIRule lists them), "hosts_without_keys" (published without their keys),
-    "warnings"}.
+    "warnings"}, and with ``api`` ``istio`` also "istio" (:func:`_istio.plan`: the RequestAuthentication's
+    and AuthorizationPolicy's parts).
     """
     s = settings
     url = service_url(s["jwks_name"], s["jwks_namespace"], s["cluster_domain"], s["jwks_service_port"])
     problems = check_variables(s, url) + check_rules(s["apirule_rules"], s["apirule_service_namespace"])
+    api = s.get("api", "apirule")
+    if api not in _istio.APIS:
+        problems.append("%sapi %s is not valid: use apirule (an APIRule for Kyma's API Gateway) or istio (a "
+                        "RequestAuthentication and an AuthorizationPolicy)." % (PREFIX, to_json(api)))
+    elif api == "istio":
+        problems.extend(_istio.check(s))
     if problems:
         raise PublishError(" ".join(problems))
-    warnings = []
+    warnings = _istio.warnings(s) if api == "istio" else []
     audiences, scopes = list(s["audiences"]), list(s["required_scopes"])
     open_rules = rules_without_audience(s["apirule_rules"], audiences)
     if open_rules:
@@ -519,7 +526,7 @@ def plan(settings, edge_hosts, host_keys, host_claims, inventory_groups=None, ch
     if mismatches:
         raise PublishError(_mismatch_message(mismatches, sharded, [entry["issuer"] for entry in issuers], audiences))
 
-    return {
+    planned = {
         "service_url": url,
         "sharded": sharded,
         "issuers": issuers,
@@ -529,6 +536,9 @@ def plan(settings, edge_hosts, host_keys, host_claims, inventory_groups=None, ch
         "hosts_without_keys": without,
         "warnings": warnings,
     }
+    if api == "istio":
+        planned["istio"] = _istio.plan(s, issuers, planned["rules"])
+    return planned
 
 
 # --------------------------------------------------------------------------------------

@@ -193,6 +193,39 @@ options:
     type: list
     elements: str
     default: []
+  api:
+    description:
+      - What guards the API. V(apirule) returns the parts of an APIRule C(gateway.kyma-project.io/v2) (Kyma's API
+        Gateway); V(istio) also checks the Istio settings and returns RV(istio), the parts of a RequestAuthentication
+        and an AuthorizationPolicy C(security.istio.io/v1) (plain Istio).
+      - With V(istio), rules with a C(service) or C(timeout) of their own are refused (routing is not part of these
+        resources), and O(apirule_timeout) is only warned about.
+    type: str
+    default: apirule
+    choices: [apirule, istio]
+  istio_target:
+    description:
+      - With O(api=istio), where the policies take effect. V(workload) for the sidecars of the pods that O(istio_selector)
+        selects in O(istio_namespace); V(gateway) for an ingress gateway, whose policy then also matches the Host
+        header (O(apirule_host) must be fully qualified or a wildcard).
+    type: str
+    default: workload
+    choices: [workload, gateway]
+  istio_namespace:
+    description: With O(api=istio), the namespace of the two policies (the workload's, or the gateway's).
+    type: str
+  istio_selector:
+    description:
+      - With O(api=istio), the labels of the pods the policies apply to (C(selector.matchLabels)); at least one.
+    type: dict
+    default: {}
+  istio_target_refs:
+    description:
+      - With O(api=istio), policy target references (C(group), C(kind), C(name)) in O(istio_namespace), for
+        example a Kubernetes Gateway API C(Gateway); used instead of O(istio_selector) when not empty.
+    type: list
+    elements: dict
+    default: []
 notes:
   - The role C(selfjwt.kyma.kyma_publish) runs this action with its variables; use the role rather than the action.
 seealso:
@@ -288,6 +321,51 @@ rules:
       methods: [GET]
       authorizations:
         - audiences: [edge-api]
+istio:
+  description:
+    - The parts of the RequestAuthentication and the AuthorizationPolicy; see the role's README for how the APIRule
+      rules are translated.
+  returned: with O(api=istio)
+  type: dict
+  contains:
+    namespace:
+      description: Namespace of both policies.
+      type: str
+    selector:
+      description: Their C(selector.matchLabels), or V(null) with target references.
+      type: dict
+    target_refs:
+      description: Their C(targetRefs), or V(null) with a selector.
+      type: list
+      elements: dict
+    jwt_rules:
+      description: The RequestAuthentication's C(jwtRules), one per issuer (C(issuer), C(jwksUri), C(forwardOriginalToken)).
+      type: list
+      elements: dict
+    rules:
+      description: The ALLOW rules of the AuthorizationPolicy (C(from), C(to), C(when)).
+      type: list
+      elements: dict
+  sample:
+    namespace: default
+    selector:
+      app: edge-api
+    target_refs: null
+    jwt_rules:
+      - issuer: http://edge-jwks.selfjwt-system.svc.cluster.local
+        jwksUri: http://edge-jwks.selfjwt-system.svc.cluster.local/.well-known/jwks.json
+        forwardOriginalToken: true
+    rules:
+      - from:
+          - source:
+              requestPrincipals: ["http://edge-jwks.selfjwt-system.svc.cluster.local/*"]
+        to:
+          - operation:
+              methods: [GET]
+              paths: ["/{**}"]
+        when:
+          - key: request.auth.claims[aud]
+            values: [edge-api]
 hosts_without_keys:
   description: Edge hosts published without their keys (they have none).
   returned: success

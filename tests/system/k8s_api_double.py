@@ -8,10 +8,11 @@
 No cluster runs where the tests run, so this double implements just what
 ``kubernetes.core.k8s`` / ``k8s_info`` and the Python client's DynamicClient use:
 
-* discovery: ``/version``, ``/api``, ``/apis``, ``/api/v1``, ``/apis/apps/v1`` and
-  ``/apis/gateway.kyma-project.io/{v2,v2alpha1,v1beta1}``;
+* discovery: ``/version``, ``/api``, ``/apis``, ``/api/v1``, ``/apis/apps/v1``,
+  ``/apis/gateway.kyma-project.io/{v2,v2alpha1,v1beta1}`` and ``/apis/security.istio.io/{v1,v1beta1}``;
 * Namespaces (cluster-scoped) and, in namespaces, ConfigMaps, Services, Deployments,
-  NetworkPolicies, PodDisruptionBudgets and APIRules: GET (one object or a list, with
+  NetworkPolicies, PodDisruptionBudgets, APIRules, RequestAuthentications and
+  AuthorizationPolicies: GET (one object or a list, with
   equality label selectors), POST, PUT, PATCH (``merge-patch+json``; a
   ``strategic-merge-patch+json`` is treated as a merge patch, which is what such a patch
   does on custom resources) and DELETE, with ``dryRun=All`` (nothing is stored);
@@ -78,6 +79,8 @@ KINDS = [
     Kind("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", ["pdb"], status=True),
     Kind("gateway.kyma-project.io", "v2", "apirules", "APIRule", status=True,
          versions=["v2", "v2alpha1", "v1beta1"]),
+    Kind("security.istio.io", "v1", "requestauthentications", "RequestAuthentication", versions=["v1", "v1beta1"]),
+    Kind("security.istio.io", "v1", "authorizationpolicies", "AuthorizationPolicy", versions=["v1", "v1beta1"]),
 ]
 
 #: Namespaces that exist in a fresh cluster (Kubernetes', Kyma's and Istio's own).

@@ -27,6 +27,7 @@ from http.server import BaseHTTPRequestHandler
 
 from . import envoy_jwt, gateway, jwks_store
 from .apirule import ApiRuleError, load_apirule
+from .istio import load_istio
 
 MAX_SECONDS_LIMIT = 24 * 3600
 DEFAULT_MAX_SECONDS = 600
@@ -84,7 +85,11 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     gw = commands.add_parser("gateway", help="serve the APIRule's rules in front of the sample upstream")
-    gw.add_argument("--apirule", required=True, help="YAML file with the rendered APIRule")
+    source = gw.add_mutually_exclusive_group(required=True)
+    source.add_argument("--apirule", help="YAML file with the rendered APIRule")
+    source.add_argument("--istio", action="append", metavar="FILE",
+                        help="YAML file with a rendered RequestAuthentication and/or AuthorizationPolicy "
+                             "(security.istio.io), instead of an APIRule; repeatable")
     gw.add_argument("--apirule-name", help="which APIRule, when the file holds several")
     gw.add_argument("--jwks-map", action="append", default=[], metavar="ISSUER_OR_URI=FILE_OR_URL",
                     help="fetch the JWKS of this issuer or jwksUri from a local file or URL instead "
@@ -154,13 +159,14 @@ def _run_server(args, handler_class, log, stop_event, extra_threads=()):
 def run_gateway(args):
     log = _logger(args, "kyma-standin gateway")
     try:
-        rule = load_apirule(args.apirule, args.apirule_name)
+        rule = load_istio(args.istio) if args.istio else load_apirule(args.apirule, args.apirule_name)
         mapping = jwks_store.parse_mapping(args.jwks_map)
     except (ApiRuleError, ValueError) as exc:
         log("error: %s" % exc)
         return 2
     store = jwks_store.JwksStore(rule.authentications, mapping, args.jwks_refresh_interval, log=log)
-    log("APIRule %s/%s (%s), hosts %s" % (rule.namespace, rule.name, rule.api_version, ", ".join(rule.hosts) or "-"))
+    what = "Istio policies" if args.istio else "APIRule"
+    log("%s %s/%s (%s), hosts %s" % (what, rule.namespace, rule.name, rule.api_version, ", ".join(rule.hosts) or "-"))
     for item in rule.rules:
         log("  rule %d: %s%s" % (item.index, item.describe(),
                                  " issuers %s" % ", ".join(item.issuers) if item.issuers else ""))

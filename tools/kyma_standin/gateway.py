@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The gateway stand-in: Istio's checks for an APIRule in front of a small sample upstream.
+"""The gateway stand-in: Istio's checks for an APIRule (or a RequestAuthentication and an
+AuthorizationPolicy, :mod:`istio`) in front of a small sample upstream.
 
 Per request, as the sidecar of a workload behind a Kyma APIRule v2 ``jwt`` rule does:
 
@@ -94,7 +95,7 @@ class Gateway:
                 verified.append(jwt)
             if verified:
                 principal = (verified[-1].iss, verified[-1].payload)
-        rule, reason = self.apirule.authorize(method, path, principal)
+        rule, reason = self.apirule.authorize(method, path, principal, host=headers.get("Host"))
         if rule is None:
             return Decision(403, RBAC_DENIED, reason, principal=principal, kid=kid)
         claims = principal[1] if principal else {}

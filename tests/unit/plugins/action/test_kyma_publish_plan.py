@@ -78,3 +78,13 @@ def test_option_types_are_converted_and_unknown_options_refused():
     assert result["service_url"] == URL + ":8080"
     with pytest.raises(AnsibleActionFail, match="Invalid options"):
         _run(args={"kyma_publish_issuer": URL})
+
+
+def test_the_istio_output_returns_its_part_and_refuses_by_role_variable():
+    result = _run({"api": "istio", "istio_namespace": "default", "istio_selector": {"app": "edge-api"}})
+    assert not result.get("failed"), result
+    assert result["istio"]["jwt_rules"] == [{"issuer": URL, "jwksUri": URL + "/.well-known/jwks.json",
+                                             "forwardOriginalToken": True}]
+    assert "istio" not in _run()
+    refused = _run({"api": "istio", "istio_namespace": "default"})
+    assert refused["failed"] and "kyma_publish_istio_selector {} is not valid" in refused["msg"]
