@@ -38,6 +38,11 @@ KEY_OPTION_NAMES = {
     "certificate_valid_days": "edge_keys_certificate_valid_days",
 }
 
+#: The registered claims and what sets them in this role (edge_keys_extra_claims may not).
+CLAIM_VARIABLES = {"iss": "edge_keys_issuer", "sub": "edge_keys_subject", "aud": "edge_keys_audience",
+                   "exp": "edge_keys_token_lifetime", "nbf": "edge_keys_token_not_before",
+                   "iat": "the time of signing", "jti": "a random value per token"}
+
 #: The role's task files in the order they run; plan() picks the ones a host needs.
 STEPS = ("refresher_python", "site_key", "key", "refresher")
 
@@ -166,6 +171,10 @@ def claim_problems(variables):
             "edge_keys_jku %s is not an http(s) URL without query or fragment: it is the URL of the JWKS in the "
             "tokens' jku header. Set selfjwt_jwks_uri (or edge_keys_jku) to the jwksUri that kyma_publish publishes, "
             "or leave it empty for tokens without jku." % json.dumps(jku))
+    claims = v.get("edge_keys_extra_claims")
+    for name in sorted(set(claims or {}) & set(CLAIM_VARIABLES) if isinstance(claims, dict) else []):
+        problems.append("edge_keys_extra_claims sets the claim %s, which is set by %s; remove it from "
+                        "edge_keys_extra_claims." % (name, CLAIM_VARIABLES[name]))
     if shard:
         try:
             _fleet.check_name(shard, "edge_keys_shard")

@@ -351,14 +351,20 @@ def check_private_dir(path, owners, what="file"):
     return directory
 
 
-def check_parent_dir(path, what="file"):
+def check_parent_dir(path, what="file", create_hint=""):
+    """The existing directory of ``path``; FileError when it is missing or not a directory.
+
+    ``create_hint`` follows "create it first" in the message for a missing directory, for a
+    module that can create it itself (", or set parent_mode ...").
+    """
     check_path(path, what)
     parent = os.path.dirname(os.path.abspath(path)) or "."
     if not os.path.isdir(parent):
         if os.path.exists(parent):
             raise FileError("%s is not a directory, so %s %s cannot be there: give a path in a directory"
                             % (parent, what, path))
-        raise FileError("the directory %s for %s %s does not exist: create it first" % (parent, what, path))
+        raise FileError("the directory %s for %s %s does not exist: create it first%s"
+                        % (parent, what, path, create_hint))
     if os.path.isdir(path):
         raise FileError("%s %s is a directory, not a file: give the path of a file" % (what, path))
     return parent

@@ -38,6 +38,14 @@ from ansible_collections.selfjwt.kyma.plugins.module_utils._keys import CURVE_BY
 
 #: Registered claims that are set by dedicated options and never through extra claims.
 REGISTERED_CLAIMS = ("iss", "sub", "aud", "exp", "nbf", "iat", "jti")
+#: The reserved headers that an option sets.
+HEADER_OPTIONS = {"alg": "; set it with the option algorithm", "kid": "; set it with the option kid",
+                  "jku": "; set it with the option jku", "typ": "; set it with the option typ"}
+#: What sets each registered claim (the option of jwt_token and the token refresher).
+CLAIM_SOURCES = {"iss": "the option issuer", "sub": "the option subject", "aud": "the option audience",
+                 "exp": "the option expires_in", "nbf": "the option not_before",
+                 "iat": "the time of signing, always", "jti": "the option jti of jwt_token (by default, and always in the token refresher: a random "
+                 "value per token)"}
 
 #: Header members that extra headers may not set: they decide how a token is verified.
 RESERVED_HEADERS = ("alg", "crit", "jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256", "kid",
@@ -81,7 +89,7 @@ def build_claims(issuer, subject, audience=None, expires_in=600, max_lifetime=36
         raise JoseError("jti must be a non-empty string")
     for name, value in sorted((claims or {}).items()):
         if name in REGISTERED_CLAIMS:
-            raise JoseError("claim %r cannot be set through claims: use the dedicated option instead" % name)
+            raise JoseError("claim %r cannot be set through claims: it is set by %s" % (name, CLAIM_SOURCES[name]))
         result[name] = value
     return _json_serializable(result, "claims")
 
@@ -107,8 +115,8 @@ def build_header(key, algorithm=None, kid=None, jku=None, headers=None, typ="JWT
     for name, value in sorted((headers or {}).items()):
         # Compare case-insensitively on both sides: "x5t#S256" has an upper-case letter.
         if name.lower() in [reserved.lower() for reserved in RESERVED_HEADERS]:
-            raise JoseError("header %r cannot be set through headers: it decides how the token is verified"
-                            % name)
+            raise JoseError("header %r cannot be set through headers: it decides how the token is verified%s"
+                            % (name, HEADER_OPTIONS.get(name.lower(), "")))
         result[name] = value
     return _json_serializable(result, "headers")
 

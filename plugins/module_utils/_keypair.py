@@ -45,6 +45,9 @@ MAX_CERTIFICATE_VALID_DAYS = 36500
 #: Upper bound of an X.509 common name (RFC 5280, ub-common-name).
 MAX_COMMON_NAME_LENGTH = 64
 
+#: What jwt_keypair can do about a missing key directory.
+PARENT_MODE_HINT = ", or set parent_mode (for example '0700') so that jwt_keypair creates it"
+
 KEY_MODE = 0o600
 CERTIFICATE_MODE = 0o644
 
@@ -556,7 +559,7 @@ def ensure_present(spec, check_mode=False, backup=None, key_mode=KEY_MODE, uid=N
     """
     backend = KeypairBackend(spec, check_mode=check_mode, backup=backup, key_mode=key_mode, uid=uid, gid=gid)
     if check_parent:
-        _files.check_parent_dir(spec.path, "private key")
+        _files.check_parent_dir(spec.path, "private key", PARENT_MODE_HINT)
         _files.check_private_dir(spec.path, backend.owners, "private key")
         if spec.certificate_path:
             _files.check_parent_dir(spec.certificate_path, "certificate")

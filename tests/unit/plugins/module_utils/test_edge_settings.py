@@ -268,3 +268,14 @@ def test_every_problem_of_every_kind_is_reported_at_once():
                  edge_keys_refresher_scheduler="systemd", edge_keys_refresher_systemd_unit_dir="")["problems"]
     assert [message.split()[0] for message in found] == [
         "edge_keys_issuer", "Set", "edge_keys_key_curve", "edge_keys_key_scope=site"], found
+
+
+@pytest.mark.parametrize("claim, source", [("iss", "edge_keys_issuer"), ("sub", "edge_keys_subject"),
+                                           ("aud", "edge_keys_audience"), ("exp", "edge_keys_token_lifetime"),
+                                           ("nbf", "edge_keys_token_not_before"), ("iat", "the time of signing"),
+                                           ("jti", "a random value per token")])
+def test_registered_claims_in_the_extra_claims_name_what_sets_them(claim, source):
+    found = plan(edge_keys_extra_claims={claim: "x", "tenant": "acme"})["problems"]
+    assert found == ["edge_keys_extra_claims sets the claim %s, which is set by %s; remove it from "
+                     "edge_keys_extra_claims." % (claim, source)]
+    assert plan(edge_keys_extra_claims={"tenant": "acme"})["problems"] == []

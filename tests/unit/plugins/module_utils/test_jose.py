@@ -713,10 +713,23 @@ def test_audience_forms(audience, expected):
     assert _jws.build_claims("i", "s", audience=audience)["aud"] == expected
 
 
-@pytest.mark.parametrize("name", list(_jws.REGISTERED_CLAIMS))
-def test_registered_claims_cannot_be_smuggled(name):
-    with pytest.raises(JoseError, match="dedicated option"):
+@pytest.mark.parametrize("name, source", [("iss", "the option issuer"), ("sub", "the option subject"),
+                                          ("aud", "the option audience"), ("exp", "the option expires_in"),
+                                          ("nbf", "the option not_before"), ("iat", "the time of signing"),
+                                          ("jti", "the option jti of jwt_token")])
+def test_registered_claims_cannot_be_smuggled_and_the_message_names_what_sets_them(name, source):
+    with pytest.raises(JoseError, match="claim '%s' cannot be set through claims: it is set by %s" % (name, source)):
         _jws.build_claims("i", "s", claims={name: "x", "role": "ok"})
+
+
+@pytest.mark.parametrize("name, option", [("alg", "algorithm"), ("kid", "kid"), ("jku", "jku"), ("typ", "typ")])
+def test_reserved_headers_with_an_option_name_it(name, option, keys):
+    with pytest.raises(JoseError, match="header '%s' cannot be set through headers: it decides how the token is "
+                                        "verified; set it with the option %s$" % (name, option)):
+        _jws.build_header(keys["P-256"], headers={name: "x"})
+    with pytest.raises(JoseError, match="header 'x5u' cannot be set through headers: it decides how the token is "
+                                        "verified$"):
+        _jws.build_header(keys["P-256"], headers={"x5u": "x"})
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -962,7 +975,7 @@ def test_property_extra_claims_survive_sign_and_verify(claim_key, extra):
 def test_property_registered_claims_always_refused(name, value, others):
     extra = dict(others)
     extra[name] = value
-    with pytest.raises(JoseError, match="dedicated option"):
+    with pytest.raises(JoseError, match="cannot be set through claims: it is set by "):
         _jws.build_claims("i", "s", claims=extra)
 
 

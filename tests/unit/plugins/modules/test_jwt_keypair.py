@@ -121,7 +121,8 @@ def test_wrong_type_fails_with_instructions(tmp_path, capsys):
 def test_missing_directory_is_reported(tmp_path, capsys):
     result = run(capsys, {"path": str(tmp_path / "nope" / "key.pem")})
     assert result["failed"] is True
-    assert "does not exist: create it first" in result["msg"]
+    assert result["msg"].endswith("does not exist: create it first, or set parent_mode (for example '0700') so "
+                                  "that jwt_keypair creates it")
 
 
 def test_certificate_subject_needs_certificate_path(tmp_path, capsys):
