@@ -40,7 +40,7 @@ import time
 import ansible_collections
 import pytest
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jwk, _keys, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jwk, _keys, _token
 from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_keypair, jwt_keyring, jwt_token
 from helpers import (  # pylint: disable=import-error
     digest_tree, module_result as run_module, private_directory_above, read_file as read, temp_files,
@@ -176,7 +176,7 @@ import json, os, sys, time
 config = json.loads(sys.argv[1])
 import importlib
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _keys
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _keys
 module = importlib.import_module("ansible_collections.selfjwt.kyma.plugins.modules." + config["module"])
 if config.get("slow_generate"):
     real_generate = _keys.generate_private_key

@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -90,10 +89,11 @@ def test_every_playbook_loads_without_kubernetes_core(installed, name):
 def test_render_mode_needs_nothing_beyond_ansible_core(installed):
     work = installed["work"]
     out = work / "manifests"
-    edge = dict(("edge-%02d" % index, {"edge_keys_public_jwks": [_jwk("k%d" % index)],
-                                        "edge_keys_token_claims": {"iss": ISSUER, "sub": "edge-%02d" % index,
-                                                                   "aud": "edge-api"}})
-                for index in range(3))
+    edge = {}
+    for index in range(3):
+        host = "edge-%02d" % index
+        edge[host] = {"edge_keys_public_jwks": [_jwk("k%d" % index)],
+                      "edge_keys_token_claims": {"iss": ISSUER, "sub": host, "aud": "edge-api"}}
     inventory = work / "inventory.json"
     inventory.write_text(json.dumps({"all": {
         "vars": {"selfjwt_issuer": ISSUER, "selfjwt_audience": "edge-api",

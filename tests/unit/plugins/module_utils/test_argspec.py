@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from ansible_collections.selfjwt.kyma.plugins.doc_fragments import new_key, token
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _algorithms, _argspec, _jose, _keypair, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _algorithms, _argspec, _keypair, _token
 from ansible_collections.selfjwt.kyma.plugins.modules import jwt_keypair, jwt_keyring, jwt_token, token_refresher
 from helpers import rendered_doc  # pylint: disable=import-error
 
