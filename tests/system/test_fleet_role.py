@@ -18,7 +18,6 @@ not the time (the bench section publish_role measures that).
 
 from __future__ import annotations
 
-import base64
 import json
 
 import pytest
@@ -26,6 +25,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import kyma_publish_support as support
+from helpers import ec_public_jwk  # pylint: disable=import-error
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _fleet
 
 FLEET = 10000
@@ -36,14 +36,9 @@ JWKS_URI = ISSUER + "/.well-known/jwks.json"
 AUDIENCE = "edge-api"
 
 
+
 def _jwk(kid):
-    numbers = ec.generate_private_key(ec.SECP256R1()).public_key().public_numbers()
-
-    def b64(value):
-        return base64.urlsafe_b64encode(value.to_bytes(32, "big")).rstrip(b"=").decode("ascii")
-
-    return {"kty": "EC", "crv": "P-256", "x": b64(numbers.x), "y": b64(numbers.y), "kid": kid, "alg": "ES256",
-            "use": "sig"}
+    return ec_public_jwk(ec.generate_private_key(ec.SECP256R1()), kid)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ every playbook must load; apply mode names what it needs (galaxy.yml declares ku
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -19,7 +18,7 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from helpers import REPO, recap, require_ansible_playbook  # pylint: disable=import-error
+from helpers import REPO, ec_public_jwk, recap, require_ansible_playbook  # pylint: disable=import-error
 
 ISSUER = "http://edge-jwks.selfjwt-system.svc.cluster.local"
 PLAYBOOKS = ("site", "edge", "cluster", "smoke", "rotate", "revoke", "demo")
@@ -29,14 +28,9 @@ def _galaxy():
     return os.path.join(os.path.dirname(require_ansible_playbook()), "ansible-galaxy")
 
 
+
 def _jwk(kid):
-    numbers = ec.generate_private_key(ec.SECP256R1()).public_key().public_numbers()
-
-    def b64(value):
-        return base64.urlsafe_b64encode(value.to_bytes(32, "big")).rstrip(b"=").decode("ascii")
-
-    return {"kty": "EC", "crv": "P-256", "x": b64(numbers.x), "y": b64(numbers.y), "kid": kid, "alg": "ES256",
-            "use": "sig"}
+    return ec_public_jwk(ec.generate_private_key(ec.SECP256R1()), kid)
 
 
 def _env(collections, workdir):
