@@ -276,10 +276,9 @@ state_file:
   sample: /etc/selfjwt/signing.pem.ring.json
 """
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _argspec, _keypair
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _argspec, _keyring
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import SecretMaskingModule, run_module
-from ansible_collections.selfjwt.kyma.plugins.module_utils._files import resolve_uid
+from ansible_collections.selfjwt.kyma.plugins.module_utils._keyring_module import run
 
 
 def argument_spec():
@@ -297,22 +296,6 @@ def argument_spec():
         remove_private_keys=dict(type="bool", default=False),
         owner=dict(type="str"),
     )
-
-
-def run(module):
-    params = module.params
-    spec = _keypair.KeypairSpec(path=params["path"], type=params["type"], size=params["size"],
-                                curve=params["curve"], algorithm=params["algorithm"],
-                                passphrase=params["passphrase"])
-    timing = _keyring.Timing(params["propagation_window"], params["token_max_lifetime"], params["clock_skew"],
-                             params["max_key_age"])
-    result = _keyring.run(spec, params["action"], timing, published_kids=params["published_kids"],
-                          remove_private_keys=params["remove_private_keys"],
-                          keep_retired=params["keep_retired_keys"], check_mode=module.check_mode,
-                          owner=resolve_uid(params["owner"]))
-    for warning in result.pop("warnings"):
-        module.warn(warning)
-    return result
 
 
 def main():

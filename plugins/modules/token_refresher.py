@@ -302,7 +302,8 @@ cron:
   sample: {minute: "*", user: root, job: /usr/local/bin/selfjwt-token --quiet}
 """
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _argspec, _common, _refresher, _refresher_install
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _argspec, _common, _refresher_install
+from ansible_collections.selfjwt.kyma.plugins.module_utils._refresher_module import run
 
 
 def argument_spec():
@@ -338,20 +339,6 @@ def argument_spec():
         cron_file=dict(type="path", default="/etc/cron.d/selfjwt-token"),
         option_names=dict(type="dict", default={}),
     )
-
-
-def run(module):
-    try:
-        result = _refresher_install.install(module.params, names=module.params["option_names"],
-                                            check_mode=module.check_mode)
-    except (_refresher_install.InstallError, _refresher.RefresherError) as exc:
-        module.fail_json(msg=str(exc))
-    warning = result["token_status"].get("warning")
-    if warning:
-        module.warn(warning)
-    if not module._diff:
-        result.pop("diff")
-    return result
 
 
 def main():

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _jwk, _keys
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _jwk, _jwks_module, _keys
 from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish
 from helpers import file_mode as mode_of, read_file as read, run_module_main  # pylint: disable=import-error
 
@@ -371,4 +371,4 @@ def test_replacing_a_file_with_private_material_hides_it_in_the_diff(capsys, jwk
 
 @pytest.mark.parametrize("mode, expected", [(None, 0o644), ("0640", 0o640), (0o600, 0o600), ("u=rw", 0o644)])
 def test_creation_mode(mode, expected):
-    assert jwks_publish._creation_mode(mode) == expected
+    assert _jwks_module._creation_mode(mode) == expected

@@ -17,7 +17,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jwk
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jwk, _token_module
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
 from ansible_collections.selfjwt.kyma.plugins.modules import jwt_token
 from helpers import private_key_pem, run_module_main  # pylint: disable=import-error
@@ -252,21 +252,21 @@ def test_refuses_to_overwrite_a_foreign_file(tmp_path, capsys, ec_key):
 @pytest.mark.parametrize("mode, expected", [(None, 0o600), ("0640", 0o640), (0o600, 0o600), ("640", 0o640),
                                             ("u=rw,g=r", 0o640), ("g+r", 0o640), ("go-rwx", 0o600)])
 def test_file_mode_of_a_new_file(tmp_path, mode, expected):
-    assert jwt_token.file_mode(mode, str(tmp_path / "new")) == expected
+    assert _token_module.file_mode(mode, str(tmp_path / "new")) == expected
 
 
 def test_symbolic_file_mode_applies_to_the_existing_file(tmp_path):
     existing = tmp_path / "token"
     existing.write_text("x")
     os.chmod(str(existing), 0o644)
-    assert jwt_token.file_mode("g-r", str(existing)) == 0o604
-    assert jwt_token.file_mode("u=rw,g=r,o=", str(existing)) == 0o640
+    assert _token_module.file_mode("g-r", str(existing)) == 0o604
+    assert _token_module.file_mode("u=rw,g=r,o=", str(existing)) == 0o640
 
 
 def test_invalid_mode_fails_before_writing(tmp_path, capsys, ec_key):
     key_path = write_key(tmp_path, ec_key)[0]
     with pytest.raises(FileError, match="neither octal"):
-        jwt_token.file_mode("u=rwz", str(tmp_path / "token"))
+        _token_module.file_mode("u=rwz", str(tmp_path / "token"))
     result = run_module(capsys, base_args(key_path, dest=str(tmp_path / "token"), mode="rw-r-----"))
     assert result["failed"] is True
     assert "is neither octal (such as '0640') nor symbolic" in result["msg"]
