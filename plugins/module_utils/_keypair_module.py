@@ -197,13 +197,14 @@ def _check_adoption_options(module, spec):
                         "fail (or set never), not %s" % spec.regenerate)
 
 
-def _adoption_pending(module, spec, key_mode):
+def _adoption_pending(module, spec, key_mode, directory_pending=False):
     """O(private_key_content): check the given key; write it when O(path) holds no key yet.
 
     Returns None when there is nothing to adopt (no O(private_key_content), or O(path) already
     holds that key), else the key's bytes: written (changed), or, in check mode, to be written.
     Everything is checked before the first byte is written; another key at O(path) is never
-    replaced.
+    replaced. ``directory_pending``: check mode, and the key's directory does not exist yet
+    because O(parent_mode) would create it, so there is no key to compare with.
     """
     content = module.params["private_key_content"]
     if content is None:
@@ -217,6 +218,8 @@ def _adoption_pending(module, spec, key_mode):
     owners = _files.trusted_owners(resolve_uid(module.params["owner"]))
 
     def adopt():
+        if directory_pending:
+            return data
         _files.check_private_dir(spec.path, owners, "private key")
         existing = _files.read_bytes(spec.path, "private key", owners=owners)
         if existing is None:
@@ -285,7 +288,10 @@ def run(module):
         _passphrase_file(module, result)
         return result
     parent_changed = _ensure_parent(module, spec.path)
-    adopted = _adoption_pending(module, spec, key_mode)
+    # In check mode a directory that parent_mode would create does not exist yet.
+    directory_pending = module.check_mode and parent_changed and not os.path.isdir(
+        os.path.dirname(os.path.abspath(spec.path)))
+    adopted = _adoption_pending(module, spec, key_mode, directory_pending)
     if adopted is not None and module.check_mode:
         result = _adopted_in_check_mode(spec, adopted)
         _apply_file_attributes(module, result)
@@ -294,9 +300,7 @@ def run(module):
     result = _keypair.ensure_present(
         spec, check_mode=module.check_mode, key_mode=key_mode,
         uid=resolve_uid(module.params["owner"]), gid=resolve_gid(module.params["group"]),
-        # In check mode a directory that parent_mode would create does not exist yet.
-        check_parent=not (module.check_mode and parent_changed and not os.path.isdir(os.path.dirname(
-            os.path.abspath(spec.path)))))
+        check_parent=not directory_pending)
     result["changed"] = result["changed"] or parent_changed or adopted is not None
     if adopted is not None:
         _key_was_absent(result)

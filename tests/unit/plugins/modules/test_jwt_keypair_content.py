@@ -63,6 +63,18 @@ def test_adopts_the_key_into_a_missing_file(tmp_path, capsys, key, pem):
     _assert_no_key_material(out, pem)
 
 
+def test_check_mode_previews_the_adoption_into_a_directory_parent_mode_would_create(tmp_path, capsys, key, pem):
+    path = tmp_path / "keys" / "signing.pem"
+    out, result = run_module(capsys, {"path": str(path), "private_key_content": pem, "parent_mode": "0700"},
+                             check_mode=True)
+    assert "failed" not in result, result.get("msg")
+    assert result["changed"] is True
+    assert result["kid"] == _jwk.key_thumbprint(key)
+    assert result["diff"]["before"] == {"state": "absent"}
+    assert not path.parent.exists()
+    _assert_no_key_material(out, pem)
+
+
 def test_a_second_run_changes_nothing(tmp_path, capsys, pem):
     args = {"path": str(tmp_path / "signing.pem"), "private_key_content": pem}
     run_module(capsys, args)
