@@ -36,7 +36,6 @@ JWKS_URI = ISSUER + "/.well-known/jwks.json"
 AUDIENCE = "edge-api"
 
 
-
 def _jwk(kid):
     return ec_public_jwk(ec.generate_private_key(ec.SECP256R1()), kid)
 

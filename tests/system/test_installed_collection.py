@@ -28,7 +28,6 @@ def _galaxy():
     return os.path.join(os.path.dirname(require_ansible_playbook()), "ansible-galaxy")
 
 
-
 def _jwk(kid):
     return ec_public_jwk(ec.generate_private_key(ec.SECP256R1()), kid)
 
