@@ -183,6 +183,20 @@ def load_rendered(directory):
             if name not in OPTIONAL_MANIFESTS or (Path(directory) / name).exists()}
 
 
+#: The yamllint configuration that the rendered manifests meet (its comments say why).
+YAMLLINT_CONFIG = Path(__file__).resolve().parent / "yamllint-manifests.yml"
+
+
+def yamllint_problems(paths):
+    """["<file>:<line>:<column> <rule>: <message>"] for every problem yamllint finds in paths."""
+    from yamllint import linter
+    from yamllint.config import YamlLintConfig
+
+    config = YamlLintConfig(file=str(YAMLLINT_CONFIG))
+    return ["%s:%d:%d %s: %s" % (Path(path).name, problem.line, problem.column, problem.rule, problem.desc)
+            for path in paths for problem in linter.run(Path(path).read_text(), config, str(path))]
+
+
 def private_members_of(jwks):
     return sorted(set(m for key in jwks.get("keys", []) for m in PRIVATE_JWK_MEMBERS if m in key))
 

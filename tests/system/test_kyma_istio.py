@@ -195,6 +195,12 @@ def rendered(tmp_path_factory):
     return {"objects": found, "keys": keys, "hosts": hosts, "out": out}
 
 
+def test_rendered_manifests_are_block_yaml_that_yamllint_accepts(rendered):
+    files = sorted(rendered["out"].glob("*/*.yaml"))
+    assert len(files) > 8 * len(CASES)
+    assert support.yamllint_problems(files) == []
+
+
 def test_istio_files_replace_the_apirule_and_the_server_stays(rendered):
     for name, objects in rendered["objects"].items():
         assert "apirule.yaml" not in objects, name

@@ -106,6 +106,24 @@ CASES = {
 
     "skip_without_keys": {"group": "edge_nokeys", "kyma_publish_skip_hosts_without_keys": True},
 }
+#: Variable sets rendered beside CASES for the tests of the YAML itself (yamllint, byte-identical
+#: re-renders): issuer shards (one jwksUri per shard in the APIRule's header) and the Istio output
+#: with nested rule values.
+LINT_CASES = {
+    "shards": dict(CASES["custom"], kyma_publish_shard_count=3),
+    "istio_shards": {
+        "kyma_publish_api": "istio", "kyma_publish_shard_count": 2,
+        "kyma_publish_server_resources": CASES["custom"]["kyma_publish_server_resources"],
+        "kyma_publish_network_policy_from": CASES["custom"]["kyma_publish_network_policy_from"],
+        "kyma_publish_audiences": ["orders-api"],
+        "kyma_publish_apirule_rules": [
+            {"path": "/orders/{*}/items", "methods": ["GET", "HEAD"]},
+            {"path": "/orders", "methods": ["POST"],
+             "authorizations": [{"audiences": ["orders-api"], "requiredScopes": ["orders.write"]},
+                                {"requiredScopes": ["admin"]}]},
+            {"path": "/health", "methods": ["GET"], "authorizations": []}],
+    },
+}
 
 #: Variable sets the role must refuse, and a part of the message it must give.
 REFUSALS = {
@@ -206,7 +224,7 @@ def fleet_inventory(workdir):
 def _render_plays(workdir):
     return [{"name": "render %s" % name, "hosts": "localhost", "gather_facts": False,
              "roles": [{"role": "selfjwt.kyma.kyma_publish", "vars": _role_vars(values, workdir / "out" / name)}]}
-            for name, values in CASES.items()]
+            for name, values in list(CASES.items()) + list(LINT_CASES.items())]
 
 
 def _refusal_play(workdir):
@@ -250,6 +268,7 @@ def rendered(workdir, fleet_inventory):
     second_playbook = workdir / "render.yml"
     second_playbook.write_text(yaml.safe_dump(_render_plays(workdir), sort_keys=False))
     first = support.run_playbook(first_playbook, inventory, workdir)
+    first_bytes = _rendered_bytes(workdir / "out")
     second = support.run_playbook(second_playbook, inventory, workdir)
     result = {}
     for name, values in CASES.items():
@@ -257,7 +276,13 @@ def rendered(workdir, fleet_inventory):
                         "runs": (first.stdout, second.stdout)}
     result["refusals"] = (dict((name, ((workdir / ("%s.result" % name)).read_text(), workdir / "refused" / name))
                                for name in REFUSALS), first.stdout)
+    result["bytes"] = (first_bytes, _rendered_bytes(workdir / "out"))
     return result
+
+
+def _rendered_bytes(out):
+    """{path under out: content} of every rendered file."""
+    return dict((str(path.relative_to(out)), path.read_bytes()) for path in sorted(out.rglob("*")) if path.is_file())
 
 
 @pytest.fixture(scope="module")
@@ -335,6 +360,20 @@ def test_every_case_renders_the_files_and_a_second_run_changes_nothing(rendered)
         files = sorted(p.name for p in case["dir"].iterdir())
         assert files == sorted(expected_manifests(CASES[name]) + ["kustomization.yaml", "jwks.json",
                                                                   "openid-configuration"]), (name, files)
+
+
+def test_rendered_manifests_are_block_yaml_that_yamllint_accepts(rendered):
+    """Every manifest of every case, the lint-only ones (shards, Istio) included."""
+    files = [path for name in list(CASES) + list(LINT_CASES) for path in sorted((rendered["defaults"]["dir"].parent
+                                                                                 / name).glob("*.yaml"))]
+    assert len(files) > 8 * len(CASES)
+    assert support.yamllint_problems(files) == []
+
+
+def test_a_second_render_writes_the_same_bytes(rendered):
+    first, second = rendered["bytes"]
+    assert any(name.startswith("shards/") for name in first) and any(name.startswith("istio_shards/") for name in first)
+    assert first == second
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
