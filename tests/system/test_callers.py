@@ -48,7 +48,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, HERE)
 from standin_process import Process  # noqa: E402  pylint: disable=wrong-import-position,import-error
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jwk, _keys  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _refresher  # noqa: E402  pylint: disable=wrong-import-position
 
 ISS = "http://edge-jwks.kyma-system.svc.cluster.local"
@@ -142,7 +142,7 @@ def caller(request):
 
 def _write_key(path, key):
     with open(path + ".tmp", "wb") as handle:
-        handle.write(_jose.private_key_pem(key))
+        handle.write(_keys.private_key_pem(key))
     os.chmod(path + ".tmp", 0o600)
     os.replace(path + ".tmp", path)
 
@@ -151,16 +151,16 @@ def _write_key(path, key):
 def world(tmp_path_factory):
     """Two keys (the current one and the next of a rotation), both published, and the stand-in."""
     workdir = str(tmp_path_factory.mktemp("callers"))
-    keys = [_jose.generate_private_key("ec", curve="P-256"), _jose.generate_private_key("ec", curve="P-256")]
+    keys = [_keys.generate_private_key("ec", curve="P-256"), _keys.generate_private_key("ec", curve="P-256")]
     jwks_file = os.path.join(workdir, "jwks.json")
     with open(jwks_file, "w", encoding="utf-8") as handle:
-        json.dump({"keys": [_jose.public_jwk(key) for key in keys]}, handle)
+        json.dump({"keys": [_jwk.public_jwk(key) for key in keys]}, handle)
     apirule = os.path.join(workdir, "apirule.yaml")
     with open(apirule, "w", encoding="utf-8") as handle:
         handle.write(APIRULE)
     gateway = Process(["gateway", "--apirule", apirule, "--jwks-refresh-interval", "3600",
                        "--jwks-map", "%s=%s" % (ISS, jwks_file)], workdir, "gateway")
-    yield {"keys": keys, "kids": [_jose.public_jwk(key)["kid"] for key in keys], "gateway": gateway}
+    yield {"keys": keys, "kids": [_jwk.public_jwk(key)["kid"] for key in keys], "gateway": gateway}
     gateway.stop()
 
 
