@@ -51,3 +51,12 @@ def token_argument_spec():
         expires_in=dict(type="int", default=DEFAULT_EXPIRES_IN),
         max_lifetime=dict(type="int", default=DEFAULT_MAX_LIFETIME),
     )
+
+
+def pkcs11_argument_spec():
+    """A key in a PKCS#11 token instead of a key file (fragment selfjwt.kyma.pkcs11)."""
+    return dict(
+        pkcs11_uri=dict(type="str"),
+        pkcs11_pin=dict(type="str", no_log=True),
+        pkcs11_pin_file=dict(type="path"),
+    )
