@@ -56,6 +56,10 @@ from helpers import tree_state  # pylint: disable=import-error
 ISSUER = "https://edge.example.com"
 JWKS_URI = "http://edge-jwks.default.svc.cluster.local/jwks.json"
 PASSPHRASE = "matrix passphrase 0b7d41e2c9"
+#: A key in a SoftHSM2 token (the matrix cases with it fail before the library is loaded).
+HSM_URI = "pkcs11:token=edge;object=jwt-signing;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so"
+#: The passphrase as a percent-encoded PIN in a URI (pin-value).
+PASSPHRASE_PCT = PASSPHRASE.replace(" ", "%20")
 #: A planted private JWK member value: it must never be echoed.
 SECRET = "c2VjcmV0LXByaXZhdGUtbWVtYmVyLXZhbHVlLTRkOWE"
 TRACEBACK = "Traceback (most recent call last)"
@@ -677,6 +681,37 @@ TOKEN_CASES = [
      ["user no-such-user-matrix does not exist"]),
     ("group-unknown", {"dest": "{t}/token/new", "group": "no-such-group-matrix"},
      ["group no-such-group-matrix does not exist"]),
+    # pkcs11_uri, pkcs11_pin, pkcs11_pin_file (cases that load no PKCS#11 library; tokens: test_jwt_token_pkcs11.py)
+    ("pkcs11-uri-and-key-path", {"pkcs11_uri": HSM_URI},
+     ["parameters are mutually exclusive: private_key_path|private_key_content|pkcs11_uri"]),
+    ("pkcs11-uri-and-passphrase", {"private_key_path": DROP, "pkcs11_uri": HSM_URI, "passphrase": PASSPHRASE},
+     ["parameters are mutually exclusive: pkcs11_uri|passphrase"]),
+    ("pkcs11-uri-a-path", {"private_key_path": DROP, "pkcs11_uri": "{t}/keys/ec.pem"},
+     ["is not a PKCS#11 URI: it must start with 'pkcs11:'"]),
+    ("pkcs11-uri-pin-value", {"private_key_path": DROP, "pkcs11_uri": HSM_URI + "&pin-value=" + PASSPHRASE_PCT},
+     ["carries the PIN (pin-value)", "pkcs11_pin_file"]),
+    ("pkcs11-uri-pin-value-with-spaces", {"private_key_path": DROP, "pkcs11_uri": HSM_URI + "&pin-value=" + PASSPHRASE},
+     ["contains white space"]),
+    ("pkcs11-uri-no-module-path", {"private_key_path": DROP, "pkcs11_uri": "pkcs11:token=edge;object=jwt-signing"},
+     ["names no PKCS#11 library: add ?module-path="]),
+    ("pkcs11-uri-no-library", {"private_key_path": DROP,
+                               "pkcs11_uri": "pkcs11:token=edge;object=jwt-signing?module-path={t}/no-such.so"},
+     ["the PKCS#11 library {t}/no-such.so does not exist"]),
+    ("pkcs11-uri-no-key", {"private_key_path": DROP, "pkcs11_uri": "pkcs11:token=edge?module-path=/usr/lib/x.so"},
+     ["names no key: add object=<label>"]),
+    ("pkcs11-pin-without-uri", {"pkcs11_pin": PASSPHRASE},
+     ["missing parameter(s) required by 'pkcs11_pin': pkcs11_uri"]),
+    ("pkcs11-pin-empty", {"private_key_path": DROP, "pkcs11_uri": HSM_URI, "pkcs11_pin": ""}, ["pkcs11_pin is empty"]),
+    ("pkcs11-pin-and-pin-file", {"private_key_path": DROP, "pkcs11_uri": HSM_URI, "pkcs11_pin": PASSPHRASE,
+                                 "pkcs11_pin_file": "{t}/keys/pin"},
+     ["parameters are mutually exclusive: pkcs11_pin|pkcs11_pin_file"]),
+    ("pkcs11-pin-file-missing", {"private_key_path": DROP, "pkcs11_uri": HSM_URI, "pkcs11_pin_file": "{t}/keys/pin"},
+     ["the PIN file {t}/keys/pin does not exist"]),
+    ("pkcs11-pin-file-directory", {"private_key_path": DROP, "pkcs11_uri": HSM_URI, "pkcs11_pin_file": "{t}/adir"},
+     ["{t}/adir is a directory, not a file"]),
+    ("pkcs11-pin-file-readable-by-others", {"private_key_path": DROP, "pkcs11_uri": HSM_URI,
+                                            "pkcs11_pin_file": "{t}/plain.txt"},
+     ["the PIN file {t}/plain.txt has mode 0644, so others may read it"]),
 ]
 
 JWKS_CASES = [
