@@ -67,3 +67,19 @@ class SoftHSMToken(object):
         if pin_source:
             query += "&pin-source=file:" + pin_source
         return path + ";type=private?" + query
+
+
+def use_token(monkeypatch, token):
+    """Point this process's PKCS#11 libraries at ``token``: its environment, and a fresh C_Initialize.
+
+    SoftHSM2 reads SOFTHSM2_CONF when the library is initialised, and _pkcs11 keeps a library
+    loaded for the life of the process (a module run is one process). An in-process test that
+    makes a new token must initialise the already loaded libraries again.
+    """
+    from ansible_collections.selfjwt.kyma.plugins.module_utils import _pkcs11  # pylint: disable=import-outside-toplevel
+
+    for name, value in token.env.items():
+        monkeypatch.setenv(name, value)
+    for library in _pkcs11._LIBRARIES.values():  # pylint: disable=protected-access
+        library.reinitialize()
+    return token

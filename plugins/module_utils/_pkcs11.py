@@ -319,8 +319,8 @@ def open_session(uri, pin=None, write=False):
     try:
         session = token.open(user_pin=pin, rw=write)
     except pkcs11_errors.PinIncorrect:
-        raise Pkcs11Error("token %r refused the PIN: check the PIN file; each wrong PIN counts towards the "
-                          "token's lockout" % token.label)
+        raise Pkcs11Error("token %r refused the PIN: check pkcs11_pin_file (or pkcs11_pin, or the URI's "
+                          "pin-source); each wrong PIN counts towards the token's lockout" % token.label)
     except pkcs11_errors.PinLocked:
         raise Pkcs11Error("token %r has locked its user PIN after too many wrong PINs: unlock it with the "
                           "security officer PIN (softhsm2-util / tpm2_ptool changepin)" % token.label)
