@@ -45,7 +45,12 @@ class SoftHSMToken(object):
         with open(self.conf, "w") as handle:
             handle.write("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n" % tokens)
         self.env = {"SOFTHSM2_CONF": self.conf}
-        command = ["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", so_pin]
+        self.init_token(label)
+
+    def init_token(self, label):
+        """Initialise one more token, labelled ``label``, in the same store (same PINs)."""
+        command = ["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", self.pin,
+                   "--so-pin", self.so_pin]
         try:
             done = subprocess.run(command, env=dict(os.environ, **self.env), capture_output=True, text=True)
         except OSError as exc:
@@ -59,8 +64,8 @@ class SoftHSMToken(object):
         os.chmod(str(path), mode)
         return str(path)
 
-    def uri(self, label, key_id=None, pin_source=None):
-        path = "pkcs11:token=%s;object=%s" % (quote(self.label, safe=""), quote(label, safe=""))
+    def uri(self, label, key_id=None, pin_source=None, token=None):
+        path = "pkcs11:token=%s;object=%s" % (quote(token or self.label, safe=""), quote(label, safe=""))
         if key_id is not None:
             path += ";id=" + "".join("%%%02x" % b for b in bytearray(key_id))
         query = "module-path=" + self.module_path
