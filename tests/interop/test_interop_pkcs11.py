@@ -37,7 +37,7 @@ from ansible_collections.selfjwt.kyma.plugins.module_utils import _jwk, _pkcs11
 from helpers import require_ansible_playbook  # pylint: disable=import-error
 from test_interop import (  # pylint: disable=import-error
     HERE, JSONWEBTOKEN_NO_EDDSA, LibraryLacksEdDSA, _QuietHandler, _tamper_signature, interop_env, node_executable)
-from tokens import SoftHSMToken, reinitialize  # pylint: disable=import-error
+from tokens import SoftHSMToken, use_token  # pylint: disable=import-error
 
 ISSUER = "https://edge-hsm.example.com"
 AUDIENCE = "orders-api"
@@ -131,10 +131,8 @@ def hsm_fleet(workdir, jwks_server):
     token = SoftHSMToken(os.path.join(workdir, "hsm"), pin=PIN)
     pin_file = token.pin_file(os.path.join(workdir, "pin"))
     hosts, public_jwks, wrong_jwks = {}, [], []
-    saved = os.environ.get("SOFTHSM2_CONF")
-    os.environ.update(token.env)
-    try:
-        reinitialize(token.module_path)
+    with pytest.MonkeyPatch.context() as patch:
+        use_token(patch, token)
         for host, (generate, algorithm) in sorted(HSM_HOSTS.items()):
             with _pkcs11.open_session(_pkcs11.parse_uri(token.uri(host)), PIN, write=True) as session:
                 key = session.generate(**generate)
@@ -146,11 +144,6 @@ def hsm_fleet(workdir, jwks_server):
             hosts[host] = {"key_uri": token.uri(host), "key_alg": algorithm, "pin_file": pin_file,
                            "ansible_connection": "local",
                            "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
-    finally:
-        if saved is None:
-            os.environ.pop("SOFTHSM2_CONF", None)
-        else:
-            os.environ["SOFTHSM2_CONF"] = saved
     with open(os.path.join(workdir, "publish", "wrong", "jwks.json"), "w") as handle:
         json.dump({"keys": wrong_jwks}, handle)
     inventory = {"all": {"children": {"hsm": {"hosts": hosts}},

@@ -50,7 +50,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _pkcs11
 from helpers import ansible_env, collections_path_with_repo, require_ansible_playbook  # pylint: disable=import-error
-from tokens import SoftHSMToken  # pylint: disable=import-error
+from tokens import SoftHSMToken, use_token  # pylint: disable=import-error
 
 
 PLAYBOOK = """\
@@ -405,7 +405,7 @@ def runs(tmp_path_factory):
             "hsm_uri_pin": "uri-pin-%s" % secrets.token_hex(10)}
     hsm = SoftHSMToken(os.path.join(root, "hsm"), pin=pins["hsm_pin"])
     with pytest.MonkeyPatch.context() as patch:
-        hsm.activate(patch)
+        use_token(patch, hsm)
         with _pkcs11.open_session(_pkcs11.parse_uri(hsm.uri("jwt-signing")), hsm.pin, write=True) as session:
             session.generate("ec", curve="P-256")
     env = ansible_env(collections_path_with_repo(os.path.join(root, "collections")), os.path.join(root, "ansible-local"),

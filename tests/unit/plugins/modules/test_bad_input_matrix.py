@@ -57,8 +57,6 @@ from helpers import tree_state  # pylint: disable=import-error
 ISSUER = "https://edge.example.com"
 JWKS_URI = "http://edge-jwks.default.svc.cluster.local/jwks.json"
 PASSPHRASE = "matrix passphrase 0b7d41e2c9"
-#: A key in a SoftHSM2 token (the matrix cases with it fail before the library is loaded).
-HSM_URI = "pkcs11:token=edge;object=jwt-signing;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so"
 #: The passphrase as a percent-encoded PIN in a URI (pin-value).
 PASSPHRASE_PCT = PASSPHRASE.replace(" ", "%20")
 #: A planted private JWK member value: it must never be echoed.
@@ -414,10 +412,20 @@ def _big_jwks(root):
 
 LONG_NAME = "n" * 300
 
+TOKEN_URI = "pkcs11:token=edge;object=jwt-signing;type=private?module-path=/nonexistent/libpkcs11.so"
+
 KEYPAIR_CASES = [
     # path
-    ("path-missing", {"path": DROP}, ["missing required arguments: path"]),
+    ("path-missing", {"path": DROP}, ["one of the following is required: path, pkcs11_uri"]),
     ("path-empty", {"path": ""}, ["path must be the path of the private key file"]),
+    # a key in a PKCS#11 token (refused before any library is loaded)
+    ("pkcs11-uri-and-path", {"pkcs11_uri": TOKEN_URI}, ["mutually exclusive: path|pkcs11_uri"]),
+    ("pkcs11-uri-not-a-uri", {"path": DROP, "pkcs11_uri": "token=edge"}, ["must start with 'pkcs11:'"]),
+    ("pkcs11-uri-pin-value", {"path": DROP, "pkcs11_uri": TOKEN_URI + "&pin-value=1234"}, ["carries the PIN"]),
+    ("pkcs11-uri-no-library", {"path": DROP, "pkcs11_uri": TOKEN_URI}, ["/nonexistent/libpkcs11.so does not exist"]),
+    ("pkcs11-pin-empty", {"path": DROP, "pkcs11_uri": TOKEN_URI, "pkcs11_pin": ""}, ["pkcs11_pin is empty"]),
+    ("pkcs11-pin-file-missing", {"path": DROP, "pkcs11_uri": TOKEN_URI, "pkcs11_pin_file": "{t}/nope.pin"},
+     ["PIN file {t}/nope.pin does not exist"]),
     ("path-is-directory", {"path": "{t}/adir"}, ["is a directory, not a file", "give the path of a file"]),
     ("path-below-a-file", {"path": "{t}/plain.txt/key.pem"}, ["{t}/plain.txt is not a directory"]),
     ("path-nul-byte", {"path": "{t}/keys/a\x00b.pem"}, ["NUL"]),
@@ -683,15 +691,15 @@ TOKEN_CASES = [
     ("group-unknown", {"dest": "{t}/token/new", "group": "no-such-group-matrix"},
      ["group no-such-group-matrix does not exist"]),
     # pkcs11_uri, pkcs11_pin, pkcs11_pin_file (cases that load no PKCS#11 library; tokens: test_jwt_token_pkcs11.py)
-    ("pkcs11-uri-and-key-path", {"pkcs11_uri": HSM_URI},
+    ("pkcs11-uri-and-key-path", {"pkcs11_uri": TOKEN_URI},
      ["parameters are mutually exclusive: private_key_path|private_key_content|pkcs11_uri"]),
-    ("pkcs11-uri-and-passphrase", {"private_key_path": DROP, "pkcs11_uri": HSM_URI, "passphrase": PASSPHRASE},
+    ("pkcs11-uri-and-passphrase", {"private_key_path": DROP, "pkcs11_uri": TOKEN_URI, "passphrase": PASSPHRASE},
      ["parameters are mutually exclusive: pkcs11_uri|passphrase"]),
     ("pkcs11-uri-a-path", {"private_key_path": DROP, "pkcs11_uri": "{t}/keys/ec.pem"},
      ["is not a PKCS#11 URI: it must start with 'pkcs11:'"]),
-    ("pkcs11-uri-pin-value", {"private_key_path": DROP, "pkcs11_uri": HSM_URI + "&pin-value=" + PASSPHRASE_PCT},
+    ("pkcs11-uri-pin-value", {"private_key_path": DROP, "pkcs11_uri": TOKEN_URI + "&pin-value=" + PASSPHRASE_PCT},
      ["carries the PIN (pin-value)", "pkcs11_pin_file"]),
-    ("pkcs11-uri-pin-value-with-spaces", {"private_key_path": DROP, "pkcs11_uri": HSM_URI + "&pin-value=" + PASSPHRASE},
+    ("pkcs11-uri-pin-value-with-spaces", {"private_key_path": DROP, "pkcs11_uri": TOKEN_URI + "&pin-value=" + PASSPHRASE},
      ["contains white space"]),
     ("pkcs11-uri-no-module-path", {"private_key_path": DROP, "pkcs11_uri": "pkcs11:token=edge;object=jwt-signing"},
      ["names no PKCS#11 library: add ?module-path="]),
@@ -702,15 +710,15 @@ TOKEN_CASES = [
      ["names no key: add object=<label>"]),
     ("pkcs11-pin-without-uri", {"pkcs11_pin": PASSPHRASE},
      ["missing parameter(s) required by 'pkcs11_pin': pkcs11_uri"]),
-    ("pkcs11-pin-empty", {"private_key_path": DROP, "pkcs11_uri": HSM_URI, "pkcs11_pin": ""}, ["pkcs11_pin is empty"]),
-    ("pkcs11-pin-and-pin-file", {"private_key_path": DROP, "pkcs11_uri": HSM_URI, "pkcs11_pin": PASSPHRASE,
+    ("pkcs11-pin-empty", {"private_key_path": DROP, "pkcs11_uri": TOKEN_URI, "pkcs11_pin": ""}, ["pkcs11_pin is empty"]),
+    ("pkcs11-pin-and-pin-file", {"private_key_path": DROP, "pkcs11_uri": TOKEN_URI, "pkcs11_pin": PASSPHRASE,
                                  "pkcs11_pin_file": "{t}/keys/pin"},
      ["parameters are mutually exclusive: pkcs11_pin|pkcs11_pin_file"]),
-    ("pkcs11-pin-file-missing", {"private_key_path": DROP, "pkcs11_uri": HSM_URI, "pkcs11_pin_file": "{t}/keys/pin"},
+    ("pkcs11-pin-file-missing", {"private_key_path": DROP, "pkcs11_uri": TOKEN_URI, "pkcs11_pin_file": "{t}/keys/pin"},
      ["the PIN file {t}/keys/pin does not exist"]),
-    ("pkcs11-pin-file-directory", {"private_key_path": DROP, "pkcs11_uri": HSM_URI, "pkcs11_pin_file": "{t}/adir"},
+    ("pkcs11-pin-file-directory", {"private_key_path": DROP, "pkcs11_uri": TOKEN_URI, "pkcs11_pin_file": "{t}/adir"},
      ["{t}/adir is a directory, not a file"]),
-    ("pkcs11-pin-file-readable-by-others", {"private_key_path": DROP, "pkcs11_uri": HSM_URI,
+    ("pkcs11-pin-file-readable-by-others", {"private_key_path": DROP, "pkcs11_uri": TOKEN_URI,
                                             "pkcs11_pin_file": "{t}/plain.txt"},
      ["the PIN file {t}/plain.txt has mode 0644, so others may read it"]),
 ]
@@ -846,6 +854,14 @@ KEYRING_CASES = [
     # path
     ("path-missing", {"path": DROP}, ["missing required arguments: path"]),
     ("path-empty", {"path": ""}, ["path must be the path of the private key file"]),
+    # a key in a PKCS#11 token (refused before any library is loaded)
+    ("pkcs11-uri-and-path", {"pkcs11_uri": TOKEN_URI}, ["mutually exclusive: path|pkcs11_uri"]),
+    ("pkcs11-uri-not-a-uri", {"path": DROP, "pkcs11_uri": "token=edge"}, ["must start with 'pkcs11:'"]),
+    ("pkcs11-uri-pin-value", {"path": DROP, "pkcs11_uri": TOKEN_URI + "&pin-value=1234"}, ["carries the PIN"]),
+    ("pkcs11-uri-no-library", {"path": DROP, "pkcs11_uri": TOKEN_URI}, ["/nonexistent/libpkcs11.so does not exist"]),
+    ("pkcs11-pin-empty", {"path": DROP, "pkcs11_uri": TOKEN_URI, "pkcs11_pin": ""}, ["pkcs11_pin is empty"]),
+    ("pkcs11-pin-file-missing", {"path": DROP, "pkcs11_uri": TOKEN_URI, "pkcs11_pin_file": "{t}/nope.pin"},
+     ["PIN file {t}/nope.pin does not exist"]),
     ("path-is-directory", {"path": "{t}/adir"}, ["is a directory, not a file", "give the path of a file"]),
     ("path-below-a-file", {"path": "{t}/plain.txt/key.pem"}, ["{t}/plain.txt is not a directory"]),
     ("path-dir-missing", {"path": "{t}/nowhere/key.pem"}, ["does not exist: create it first"]),
@@ -972,27 +988,27 @@ REFRESHER_CASES = [
      ["the passphrase file {t}/keys/enc.passphrase does not exist"]),
     ("passphrase-file-relative", {"passphrase_file": "enc.passphrase"}, ["passphrase_file must be an absolute path"]),
     # pkcs11_uri, pkcs11_pin_file, pkcs11_pin (cases that load no PKCS#11 library)
-    ("pkcs11-uri-and-key-path", {"pkcs11_uri": HSM_URI},
+    ("pkcs11-uri-and-key-path", {"pkcs11_uri": TOKEN_URI},
      ["set exactly one of key_path (a key file) and pkcs11_uri (a key in a PKCS#11 token), not both"]),
-    ("pkcs11-pin-refused", {"key_path": DROP, "pkcs11_uri": HSM_URI, "pkcs11_pin": PASSPHRASE},
+    ("pkcs11-pin-refused", {"key_path": DROP, "pkcs11_uri": TOKEN_URI, "pkcs11_pin": PASSPHRASE},
      ["pkcs11_pin cannot be used with the token refresher", "set pkcs11_pin_file"]),
-    ("pkcs11-uri-pin-value", {"key_path": DROP, "pkcs11_uri": HSM_URI + "&pin-value=" + PASSPHRASE_PCT},
+    ("pkcs11-uri-pin-value", {"key_path": DROP, "pkcs11_uri": TOKEN_URI + "&pin-value=" + PASSPHRASE_PCT},
      ["pkcs11_uri: PKCS#11 URI", "carries the PIN (pin-value)"]),
     ("pkcs11-uri-no-module-path", {"key_path": DROP, "pkcs11_uri": "pkcs11:token=edge;object=jwt-signing"},
      ["pkcs11_uri: PKCS#11 URI pkcs11:token=edge;object=jwt-signing names no PKCS#11 library"]),
-    ("pkcs11-uri-and-passphrase-file", {"key_path": DROP, "pkcs11_uri": HSM_URI,
+    ("pkcs11-uri-and-passphrase-file", {"key_path": DROP, "pkcs11_uri": TOKEN_URI,
                                         "passphrase_file": "{t}/keys/enc.passphrase"},
      ["passphrase_file is for an encrypted key file", "set pkcs11_pin_file instead"]),
     ("pkcs11-pin-file-without-uri", {"pkcs11_pin_file": "{t}/keys/pin"},
      ["pkcs11_pin_file goes with pkcs11_uri, which is not set"]),
-    ("pkcs11-pin-file-relative", {"key_path": DROP, "pkcs11_uri": HSM_URI, "pkcs11_pin_file": "pin"},
+    ("pkcs11-pin-file-relative", {"key_path": DROP, "pkcs11_uri": TOKEN_URI, "pkcs11_pin_file": "pin"},
      ["pkcs11_pin_file must be an absolute path"]),
-    ("pkcs11-python-without-the-package", {"key_path": DROP, "pkcs11_uri": HSM_URI, "python": "/bin/false"},
+    ("pkcs11-python-without-the-package", {"key_path": DROP, "pkcs11_uri": TOKEN_URI, "python": "/bin/false"},
      ["the refresher's Python /bin/false cannot import python-pkcs11", "edge_keys_key_backend is pkcs11"]),
-    ("pkcs11-pin-file-missing", {"key_path": DROP, "pkcs11_uri": HSM_URI, "pkcs11_pin_file": "{t}/keys/pin",
+    ("pkcs11-pin-file-missing", {"key_path": DROP, "pkcs11_uri": TOKEN_URI, "pkcs11_pin_file": "{t}/keys/pin",
                                  "python": sys.executable},
      ["the PIN file {t}/keys/pin does not exist"]),
-    ("pkcs11-pin-file-readable-by-others", {"key_path": DROP, "pkcs11_uri": HSM_URI, "python": sys.executable,
+    ("pkcs11-pin-file-readable-by-others", {"key_path": DROP, "pkcs11_uri": TOKEN_URI, "python": sys.executable,
                                             "pkcs11_pin_file": "{t}/plain.txt"},
      ["the PIN file {t}/plain.txt has mode 0644, so others may read it", "pkcs11_pin_file"]),
     # token claims
