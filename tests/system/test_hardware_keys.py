@@ -103,10 +103,12 @@ def test_the_second_run_changes_nothing(fleet):
 
 
 def test_no_private_key_on_disk_and_none_extractable(fleet, monkeypatch):
+    # A PEM private key block, not the words (the refresher's installed code names them).
+    pem_private_key = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----")
     for root, _dirs, files in os.walk(fleet["demo"].out):
         for name in files:
             with open(os.path.join(root, name), "rb") as handle:
-                assert b"PRIVATE KEY" not in handle.read(), os.path.join(root, name)
+                assert not pem_private_key.search(handle.read()), os.path.join(root, name)
     monkeypatch.setenv("SOFTHSM2_CONF", fleet["store"].env["SOFTHSM2_CONF"])
     objects = _private_keys(fleet["store"])
     assert sorted(objects) == sorted(HOSTS)
