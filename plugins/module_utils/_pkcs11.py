@@ -39,6 +39,7 @@ try:
     import pkcs11
     from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
     from pkcs11 import exceptions as pkcs11_errors
+    from pkcs11.constants import DEFAULT
     from pkcs11.util.ec import encode_named_curve_parameters
     HAS_PKCS11 = True
 except ImportError:
@@ -453,9 +454,15 @@ class TokenSession(object):
         """Generate a sensitive, non-extractable key pair as token objects; returns the signing key object."""
         label = self.uri.object if label is None else label
         key_id = (self.uri.id or os.urandom(GENERATED_ID_BYTES)) if key_id is None else key_id
-        public_template = {Attribute.TOKEN: True, Attribute.VERIFY: True, Attribute.PRIVATE: False}
+        # A sign-only pair. libtpm2_pkcs11 maps CKA_SIGN/CKA_ENCRYPT and CKA_VERIFY/CKA_DECRYPT onto
+        # the TPM key's two usage bits and fails (CKR_GENERAL_ERROR) when the templates disagree
+        # with them, so the public template names neither CKA_VERIFY nor CKA_ENCRYPT
+        # (DEFAULT removes what python-pkcs11 would add); every token then sets them itself.
+        public_template = {Attribute.TOKEN: True, Attribute.PRIVATE: False, Attribute.WRAP: False,
+                           Attribute.VERIFY: DEFAULT, Attribute.ENCRYPT: DEFAULT}
         private_template = {Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SIGN: True,
-                            Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False}
+                            Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False, Attribute.DECRYPT: False,
+                            Attribute.UNWRAP: False, Attribute.DERIVE: False}
         for template in (public_template, private_template):
             if label:
                 template[Attribute.LABEL] = label
@@ -488,11 +495,11 @@ class TokenSession(object):
         except (pkcs11_errors.MechanismInvalid, pkcs11_errors.FunctionNotSupported, pkcs11_errors.KeySizeRange,
                 pkcs11_errors.DomainParamsInvalid, pkcs11_errors.AttributeValueInvalid,
                 pkcs11_errors.TemplateInconsistent) as exc:
-            raise Pkcs11Error("token %r cannot generate a %s key pair (%s): choose a key type the token supports "
+            raise Pkcs11Error("token %r cannot generate %s key pair (%s): choose a key type the token supports "
                               "(a TPM 2.0 has no Ed25519 and RSA up to 2048 or 3072 bits)"
                               % (self.token.label, _describe_request(key_type, size, curve), _reason(exc)))
         except pkcs11_errors.PKCS11Error as exc:
-            raise Pkcs11Error("token %r failed to generate a %s key pair: %s"
+            raise Pkcs11Error("token %r failed to generate %s key pair: %s"
                               % (self.token.label, _describe_request(key_type, size, curve), _reason(exc)))
         return self.key(handle=private)
 
@@ -528,7 +535,7 @@ class TokenSession(object):
 
 
 def _describe_request(key_type, size, curve):
-    return {"rsa": "RSA-%s" % size, "ec": "EC %s" % curve}.get(key_type, key_type)
+    return {"rsa": "an RSA-%s" % size, "ec": "an EC %s" % curve, "ed25519": "an Ed25519"}.get(key_type, key_type)
 
 
 def _attribute(obj, attribute):
@@ -615,9 +622,13 @@ class _TokenKey(object):
 
     def facts(self):
         """Safe facts about the key object: label, id, and the token's answer on extractability."""
+        # NEVER_EXTRACTABLE and ALWAYS_SENSITIVE are the history: a TPM 2.0 token lets
+        # CKA_EXTRACTABLE be set later (the key still cannot be read), the history stays.
         return {"label": self.label, "id": hex_id(self.key_id),
                 "extractable": bool(_attribute(self._handle, Attribute.EXTRACTABLE)),
+                "never_extractable": bool(_attribute(self._handle, Attribute.NEVER_EXTRACTABLE)),
                 "sensitive": bool(_attribute(self._handle, Attribute.SENSITIVE)),
+                "always_sensitive": bool(_attribute(self._handle, Attribute.ALWAYS_SENSITIVE)),
                 "token": self._session.token_facts()}
 
     def _sign(self, data, mechanism, mechanism_param=None):

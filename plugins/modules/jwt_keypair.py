@@ -312,13 +312,18 @@ pkcs11:
     - What the token says about the key object; never key material.
     - C(extractable) is the token's C(CKA_EXTRACTABLE) and C(sensitive) its C(CKA_SENSITIVE); a key this
       module generates is sensitive and not extractable.
+    - C(never_extractable) and C(always_sensitive) (C(CKA_NEVER_EXTRACTABLE), C(CKA_ALWAYS_SENSITIVE)) are the
+      key's history, which the token keeps; trust them over C(extractable), which some tokens (TPM 2.0) let
+      be changed later.
   returned: when O(pkcs11_uri) is set and the key exists (not in check mode for a new key)
   type: dict
   sample:
     label: jwt-signing
     id: 9f2c41d0a3b6e58c1f7d20e4b9a6c3d1
     extractable: false
+    never_extractable: true
     sensitive: true
+    always_sensitive: true
     token: {label: edge, manufacturer: SoftHSM project, model: SoftHSM v2, serial: 3a1b5c7d9e0f2a4b}
 kid:
   description:

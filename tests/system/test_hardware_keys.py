@@ -49,7 +49,7 @@ def fleet(tmp_path_factory):
         pytest.skip(reason)
     work = str(tmp_path_factory.mktemp("hsm-demo"))
     try:
-        store = SoftHSMToken(os.path.join(work, "hsm"), label=HOSTS[0])
+        store = SoftHSMToken(work, label=HOSTS[0])
         for host in HOSTS[1:]:
             store.init_token(host)
     except TokenUnavailable as exc:

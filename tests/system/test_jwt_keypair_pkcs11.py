@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""jwt_keypair with a key in a real SoftHSM2 token (pkcs11_uri): main() in-process, the token on disk."""
+"""jwt_keypair with a key in a real SoftHSM2 token (pkcs11_uri): main() in-process, a token made per test."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -27,7 +27,7 @@ pytest.importorskip("pkcs11")
 
 @pytest.fixture
 def token(tmp_path, monkeypatch):
-    return use_token(monkeypatch, SoftHSMToken(tmp_path / "hsm"))
+    return use_token(monkeypatch, SoftHSMToken(tmp_path, label="edge"))
 
 
 def run(capsys, args, check_mode=False, diff=False):
@@ -221,3 +221,45 @@ def test_the_pin_is_in_no_result(token, tmp_path, capsys):
     assert token.pin not in json.dumps(ran.result)
     failed = run(capsys, dict(args, type="rsa", size=2048), diff=True)
     assert failed.code == 1 and token.pin not in failed.out
+
+
+# --------------------------------------------------------------------------------------
+# TPM 2.0 (swtpm + tpm2-abrmd + libtpm2_pkcs11): the same module path on another token
+# --------------------------------------------------------------------------------------
+
+@pytest.fixture
+def tpm(tpm_token, monkeypatch):
+    return use_token(monkeypatch, tpm_token)
+
+
+@pytest.mark.parametrize("options, alg", [
+    ({}, "ES256"),
+    ({"curve": "P-384"}, "ES384"),
+    ({"type": "rsa", "size": 2048}, "RS256"),
+])
+def test_a_tpm_key_is_generated_adopted_and_signs_tokens_the_jwk_verifies(tpm, tmp_path, capsys, options, alg):
+    label = "tpm-" + alg
+    args = {"pkcs11_uri": tpm.uri(label), "pkcs11_pin_file": tpm.pin_file(tmp_path / "pin"),
+            "certificate_path": str(tmp_path / "cert.pem")}
+    args.update(options)
+    first = run(capsys, args).result
+    assert first["changed"] is True and "msg" not in first, first
+    assert first["pkcs11"]["never_extractable"] is True and first["pkcs11"]["always_sensitive"] is True
+    assert first["pkcs11"]["token"]["manufacturer"] and first["jwk"]["alg"] == alg
+    assert run(capsys, args).result["changed"] is False
+    session, key = _pkcs11.open_key(tpm.uri(label), tpm.pin)
+    try:
+        minted = _token.mint(key, "https://issuer.example", "edge-tpm", algorithm=alg)
+    finally:
+        session.close()
+    _header, claims = _jws.verify(minted.token, _jwk.jwk_to_public_key(first["jwk"])[1], alg)
+    assert claims["sub"] == "edge-tpm" and minted.header["kid"] == first["kid"]
+    verified = subprocess.run(["openssl", "verify", "-CAfile", args["certificate_path"], args["certificate_path"]],
+                              capture_output=True, text=True, check=False)
+    assert verified.returncode == 0, verified.stderr
+
+
+def test_a_tpm_refuses_ed25519_with_a_message_that_says_so(tpm, tmp_path, capsys):
+    ran = run(capsys, {"pkcs11_uri": tpm.uri("tpm-ed"), "pkcs11_pin": tpm.pin, "type": "ed25519"})
+    assert ran.code == 1 and "cannot generate an Ed25519 key pair" in ran.result["msg"], ran.result
+    assert "a TPM 2.0 has no Ed25519" in ran.result["msg"]
