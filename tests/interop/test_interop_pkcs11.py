@@ -128,7 +128,7 @@ def jwks_server(workdir):
 @pytest.fixture(scope="module")
 def hsm_fleet(workdir, jwks_server):
     """Keys in a SoftHSM2 token, tokens minted by ansible-playbook, the JWKS and a JWKS with the wrong keys."""
-    token = SoftHSMToken(os.path.join(workdir, "hsm"), pin=PIN)
+    token = SoftHSMToken(workdir, label="edge", pin=PIN)
     pin_file = token.pin_file(os.path.join(workdir, "pin"))
     hosts, public_jwks, wrong_jwks = {}, [], []
     with pytest.MonkeyPatch.context() as patch:

@@ -403,7 +403,7 @@ def runs(tmp_path_factory):
     # A SoftHSM2 token (outside the scanned directories) with an EC key, and the PINs of the playbook.
     pins = {"hsm_pin": "pin-%s" % secrets.token_hex(10), "hsm_wrong_pin": "wrong-pin-%s" % secrets.token_hex(10),
             "hsm_uri_pin": "uri-pin-%s" % secrets.token_hex(10)}
-    hsm = SoftHSMToken(os.path.join(root, "hsm"), pin=pins["hsm_pin"])
+    hsm = SoftHSMToken(root, label="edge", pin=pins["hsm_pin"])
     with pytest.MonkeyPatch.context() as patch:
         use_token(patch, hsm)
         with _pkcs11.open_session(_pkcs11.parse_uri(hsm.uri("jwt-signing")), hsm.pin, write=True) as session:

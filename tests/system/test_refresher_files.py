@@ -165,7 +165,7 @@ def test_the_installed_command_signs_with_a_key_in_a_pkcs11_token(tmp_path, caps
     """A SoftHSM2 key: the command, without Ansible, signs through the token with the PIN from its file."""
     pin = "pin-4d0c9e12-command"
     monkeypatch.setattr(install, "SYSTEMD_RUNTIME_DIR", str(tmp_path / "no-systemd"))
-    token = use_token(monkeypatch, SoftHSMToken(tmp_path / "hsm", pin=pin))
+    token = use_token(monkeypatch, SoftHSMToken(tmp_path, label="edge", pin=pin))
     with _pkcs11.open_session(_pkcs11.parse_uri(token.uri("jwt-signing")), pin, write=True) as session:
         public = session.generate("rsa", size=2048).public_key()
     host = refresher_host(tmp_path / "host", ec.generate_private_key(ec.SECP256R1()), ISSUER)

@@ -33,7 +33,7 @@ PIN = "pin-3b8e41f7-fleet"
 def host(tmp_path, monkeypatch):
     """A token with an EC key and a PIN file (0600), and the module arguments of a host without systemd."""
     monkeypatch.setattr(_refresher_install, "SYSTEMD_RUNTIME_DIR", str(tmp_path / "no-systemd"))
-    token = use_token(monkeypatch, SoftHSMToken(tmp_path / "hsm", pin=PIN))
+    token = use_token(monkeypatch, SoftHSMToken(tmp_path, label="edge", pin=PIN))
     with _pkcs11.open_session(_pkcs11.parse_uri(token.uri("jwt-signing")), PIN, write=True) as session:
         public = session.generate("ec", curve="P-256").public_key()
     root = tmp_path / "host"

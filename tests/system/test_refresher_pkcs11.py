@@ -6,7 +6,8 @@
 """The token refresher (module_utils/_refresher.py) with a key in a PKCS#11 token: a real SoftHSM2 token per test.
 
 The configuration names the key by its URI (key.pkcs11_uri) and the PIN by its file
-(key.pkcs11_pin_file); the refresh rules are those of a key file (test_refresher.py).
+(key.pkcs11_pin_file); the refresh rules are those of a key file
+(tests/unit/plugins/module_utils/test_refresher.py).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -34,7 +35,7 @@ PIN = "pin-90c1d2aa-refresher"
 @pytest.fixture
 def setup(tmp_path, monkeypatch):
     """A token with an EC P-256 key, its PIN file (0600), a token directory and a configuration as the installer writes it."""
-    token = use_token(monkeypatch, SoftHSMToken(tmp_path / "hsm", pin=PIN))
+    token = use_token(monkeypatch, SoftHSMToken(tmp_path, label="edge", pin=PIN))
     with _pkcs11.open_session(_pkcs11.parse_uri(token.uri("jwt-signing")), PIN, write=True) as session:
         public = session.generate("ec", curve="P-256").public_key()
     (tmp_path / "keys").mkdir(mode=0o700)

@@ -42,7 +42,7 @@ KEYS = {
 @pytest.fixture
 def token(tmp_path, monkeypatch):
     """A fresh SoftHSM2 token that this process's PKCS#11 library shows."""
-    return use_token(monkeypatch, SoftHSMToken(tmp_path / "hsm", pin=PIN))
+    return use_token(monkeypatch, SoftHSMToken(tmp_path, label="edge", pin=PIN))
 
 
 def make_key(token, label="jwt-signing", **generate):
