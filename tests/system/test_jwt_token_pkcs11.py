@@ -203,7 +203,7 @@ def _uri_without(uri, part):
 
 
 @pytest.mark.parametrize("case, message", [
-    ("wrong_pin", "refused the PIN: check pkcs11_pin_file"),
+    ("wrong_pin", "refused the PIN: check the PIN file"),
     ("missing_pin_file", "does not exist: write the token's user PIN into it (mode 0600)"),
     ("pin_file_0644", "has mode 0644, so others may read it; refusing to use it: run 'chmod 600"),
     ("linked_pin_file", "is a symbolic link, and links are not followed"),

@@ -168,7 +168,7 @@ def test_a_pin_source_in_the_uri_instead_of_a_pin_file(setup):
     ("other_owner", "belongs to nobody (uid 65534), not to root (uid 0)"),
     ("link", "is a symbolic link"),
     ("missing", "does not exist: write the token's user PIN into it"),
-    ("wrong_pin", "refused the PIN: check pkcs11_pin_file"),
+    ("wrong_pin", "refused the PIN: check the PIN file"),
     ("absent_key", "there is no private key object 'absent' in token 'edge'"),
 ])
 def test_pin_and_key_problems_stop_the_refresher_with_a_message(setup, case, message):
