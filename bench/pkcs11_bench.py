@@ -1,0 +1,220 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) selfjwt.kyma contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Section 8: signing keys in a PKCS#11 token (SoftHSM2) against key files.
+
+Two SoftHSM2 tokens are initialised in a fresh directory below .cache/bench/work with
+tests/tokens.py's ``SoftHSMToken`` (``SOFTHSM2_CONF`` points this process at them); their key
+pairs are generated inside the token by ``_pkcs11`` (sensitive, not extractable), the PIN is
+read from a 0600 file. Per algorithm (ES256 on P-256, RS256 on RSA-2048), four candidates run
+in-process, interleaved in shuffled rounds of windows like the mint section:
+
+* ``file``: ``_token.mint`` with the key object loaded once from its PEM file;
+* ``softhsm2``: ``_token.mint`` with the token's key object, on a session opened and logged in
+  once (token ``bench``): the steady rate of a signer that keeps its session;
+* ``file first token``: load the key file, then the first token (its signature is verified
+  once, as for every new key object);
+* ``softhsm2 first token``: parse the URI, read the PIN file, open a session, log in, find the
+  key and its public half, the first token, close the session (token ``bench-first``, so that
+  the session kept open on ``bench`` does not leave it logged in).
+
+A refresher process pays the first-token cost for every token it writes, plus the start of
+Python and the loading of the PKCS#11 library (``C_Initialize``), which only fresh processes
+show. Ratios are SoftHSM2 / file, of the medians and of the windows of the same round; CPU
+time is the process's (SoftHSM2 signs inside it), wall time is recorded beside it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+
+import harness
+import keys
+import mint
+
+TESTS_DIR = os.path.join(harness.ROOT, "tests")
+
+#: label, cached file key (keys.py), key pair generated in the token, algorithm
+ALGORITHMS = (
+    ("ES256", "p256", ("ec", None, "P-256"), "ES256"),
+    ("RS256-2048", "rsa2048", ("rsa", 2048, None), "RS256"),
+)
+CANDIDATES = ("file", "softhsm2", "file first token", "softhsm2 first token")
+#: the token whose session stays open, and the one every "first token" logs in to afresh
+STEADY_TOKEN, FIRST_TOKEN = "bench", "bench-first"
+
+
+class _Environment(object):
+    """``setenv`` of pytest's monkeypatch for tests/tokens.py's ``use_token``, on this process's environment."""
+
+    def __init__(self):
+        self.saved = {}
+
+    def setenv(self, name, value):
+        self.saved.setdefault(name, os.environ.get(name))
+        os.environ[name] = value
+
+    def restore(self):
+        for name, value in self.saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _tokens_module():
+    sys.path.insert(0, TESTS_DIR)
+    try:
+        import tokens  # pylint: disable=import-outside-toplevel
+    finally:
+        sys.path.remove(TESTS_DIR)
+    return tokens
+
+
+def window(function, count):
+    """CPU and wall seconds per call of ``function`` over ``count`` back-to-back calls."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _index in range(count):
+        function()
+    return {"cpu": (time.process_time() - cpu) / count, "wall": (time.perf_counter() - wall) / count}
+
+
+class Setup(object):
+    """The tokens, key pairs, PIN file and the callables of the candidates; ``close()`` when done."""
+
+    def __init__(self, work):
+        from ansible_collections.selfjwt.kyma.plugins.module_utils import _pkcs11
+
+        tokens = _tokens_module()
+        self.environment = _Environment()
+        self.session = None
+        steady = tokens.SoftHSMToken(work, label=STEADY_TOKEN)
+        first = tokens.SoftHSMToken(work, label=FIRST_TOKEN)  # same store and SOFTHSM2_CONF, next free slot
+        tokens.use_token(self.environment, steady)
+        self.module_path = steady.module_path
+        self.pin_file = steady.pin_file(os.path.join(work, "token.pin"))
+        self.uris = {}
+        for label, _file_key, (key_type, size, curve), _algorithm in ALGORITHMS:
+            for token in (steady, first):
+                uri = token.uri("bench-" + label.lower())
+                with _pkcs11.open_session(_pkcs11.parse_uri(uri), token.pin, write=True) as session:
+                    facts = session.generate(key_type, size, curve).facts()
+                if facts["extractable"] or not facts["sensitive"]:
+                    raise RuntimeError("SoftHSM2 made %s extractable or not sensitive: %r" % (uri, facts))
+                self.uris[(label, token.label)] = uri
+        self.token_facts = facts["token"]
+        # One session for all steady keys: a second login to a token that a session of this process
+        # has logged in to fails (CKR_USER_ALREADY_LOGGED_IN).
+        steady_uri = _pkcs11.parse_uri(self.uris[(ALGORITHMS[0][0], STEADY_TOKEN)])
+        self.session = _pkcs11.open_session(steady_uri, _pkcs11.resolve_pin(steady_uri, pin_file=self.pin_file))
+
+    def candidates(self, label, file_key, algorithm):
+        """name -> (function that returns a TokenResult, public key that must verify it)."""
+        from ansible_collections.selfjwt.kyma.plugins.module_utils import _keys, _pkcs11, _token
+
+        key_path = keys.ensure_key(file_key)
+        file_key_object = _token.load_key(path=key_path)
+        token_key = self.session.key(label=_pkcs11.parse_uri(self.uris[(label, STEADY_TOKEN)]).object)
+        first_uri = self.uris[(label, FIRST_TOKEN)]
+        first_session, first_key = _pkcs11.open_key(first_uri, pin_file=self.pin_file)
+        with first_session:
+            first_public = first_key.public_key()
+
+        def file_first_token():
+            return _token.mint(_token.load_key(path=key_path), **mint.TOKEN_OPTIONS)
+
+        def softhsm2_first_token():
+            first_session, key = _pkcs11.open_key(first_uri, pin_file=self.pin_file)
+            with first_session:
+                return _token.mint(key, **mint.TOKEN_OPTIONS)
+
+        return {
+            "file": (lambda: _token.mint(file_key_object, **mint.TOKEN_OPTIONS), _keys.public_key_of(file_key_object)),
+            "softhsm2": (lambda: _token.mint(token_key, **mint.TOKEN_OPTIONS), token_key.public_key()),
+            "file first token": (file_first_token, _keys.public_key_of(file_key_object)),
+            "softhsm2 first token": (softhsm2_first_token, first_public),
+        }
+
+    def close(self):
+        if self.session is not None:
+            self.session.close()
+        self.environment.restore()
+
+
+def _check(function, public_key, algorithm):
+    """Every candidate makes a real token: it verifies with the key's public half, twice in a row."""
+    from ansible_collections.selfjwt.kyma.plugins.module_utils import _jwk, _jws
+
+    for _index in range(2):
+        result = function()
+        _jws.verify(result.token, public_key, algorithm)
+        if result.header["kid"] != _jwk.key_thumbprint(public_key):
+            raise RuntimeError("the token's kid is not the RFC 7638 thumbprint of its key")
+
+
+def _ratio_entry(samples, numerator, denominator):
+    return {
+        "cpu": harness.ratio(harness.median(samples["cpu"][numerator]), harness.median(samples["cpu"][denominator])),
+        "wall": harness.ratio(harness.median(samples["wall"][numerator]), harness.median(samples["wall"][denominator])),
+        "paired_cpu": harness.summary(harness.paired_ratios(samples["cpu"][numerator], samples["cpu"][denominator]),
+                                      digits=3),
+    }
+
+
+def summarize(samples, labels):
+    """Per algorithm: microseconds per token, tokens per CPU second and SoftHSM2 / file ratios.
+
+    ``samples`` maps (label, candidate) to a list of {"cpu": s, "wall": s} window samples.
+    """
+    results = []
+    for label in labels:
+        per = dict((clock, dict((name, [sample[clock] for sample in samples[(label, name)]]) for name in CANDIDATES))
+                   for clock in ("cpu", "wall"))
+        medians = dict((name, harness.median(per["cpu"][name])) for name in CANDIDATES)
+        results.append({
+            "algorithm": label,
+            "us_per_token": dict((name, harness.summary(per["cpu"][name], scale=1e6, digits=1)) for name in CANDIDATES),
+            "wall_us_per_token": dict((name, harness.summary(per["wall"][name], scale=1e6, digits=1))
+                                      for name in CANDIDATES),
+            "tokens_per_cpu_second": dict((name, round(1.0 / medians[name])) for name in CANDIDATES if medians[name]),
+            "ratio_softhsm2_to_file": _ratio_entry(per, "softhsm2", "file"),
+            "ratio_first_token_softhsm2_to_file": _ratio_entry(per, "softhsm2 first token", "file first token"),
+        })
+    return results
+
+
+def run(quick, rng):
+    harness.import_collection()
+    from ansible_collections.selfjwt.kyma.plugins.module_utils import _pkcs11
+
+    _pkcs11.check_library()
+    rounds = 5 if quick else 25
+    seconds = 0.02 if quick else 0.05
+    work = os.path.join(harness.WORK_DIR, "pkcs11")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work, mode=0o700)
+    harness.log("pkcs11: SoftHSM2 tokens in %s" % work)
+    setup = Setup(work)
+    try:
+        candidates = {}
+        for label, file_key, _spec, algorithm in ALGORITHMS:
+            for name, (function, public_key) in setup.candidates(label, file_key, algorithm).items():
+                _check(function, public_key, algorithm)
+                candidates[(label, name)] = (function, harness.calibrate(function, seconds))
+        harness.log("pkcs11: %d rounds of %d windows" % (rounds, len(candidates)))
+        samples = harness.interleave(
+            dict((key, (lambda f=f, n=n: window(f, n))) for key, (f, n) in candidates.items()), rounds, rng)
+    finally:
+        setup.close()
+    return {
+        "rounds": rounds,
+        "window_seconds": seconds,
+        "module_path": setup.module_path,
+        "token": dict((name, setup.token_facts[name]) for name in ("manufacturer", "model")),
+        "algorithms": summarize(samples, [label for label, _file_key, _spec, _algorithm in ALGORITHMS]),
+        "refresher": None,
+    }
