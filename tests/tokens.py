@@ -6,7 +6,9 @@
 """Real PKCS#11 tokens for the tests (not a test module): SoftHSM2 in a temporary directory.
 
 A test creates a token with SoftHSMToken(tmp_path), sets its ``env`` (SOFTHSM2_CONF) in the
-process that loads the library, and names keys with ``uri(label)``.
+process that loads the library, and names keys with ``uri(label)``. A test that uses the token in
+its own process calls ``activate(monkeypatch)``: SoftHSM2 reads SOFTHSM2_CONF when the library is
+initialised, and python-pkcs11 keeps one loaded library per process, so it is initialised again.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -53,6 +55,13 @@ class SoftHSMToken(object):
         if done.returncode:
             raise TokenUnavailable("%s failed: %s" % (" ".join(command[:5]), done.stderr or done.stdout))
 
+    def activate(self, monkeypatch):
+        """Make this token the one that SoftHSM2 shows in the test process (and in the processes it starts)."""
+        for name, value in self.env.items():
+            monkeypatch.setenv(name, value)
+        reinitialize(self.module_path)
+        return self
+
     def pin_file(self, path, mode=0o600):
         with open(os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w") as handle:
             handle.write(self.pin + "\n")
@@ -83,3 +92,14 @@ def use_token(monkeypatch, token):
     for library in _pkcs11._LIBRARIES.values():  # pylint: disable=protected-access
         library.reinitialize()
     return token
+
+
+def reinitialize(module_path):
+    """C_Finalize and C_Initialize the library if this process loaded it, so it reads its configuration again."""
+    try:
+        import pkcs11  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        return
+    library = getattr(pkcs11, "_loaded", {}).get(module_path)
+    if library is not None:
+        library.reinitialize()

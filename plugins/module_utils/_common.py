@@ -13,7 +13,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import re
 import stat
+
+from urllib.parse import unquote
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -50,6 +53,20 @@ def _no_log_forms(value):
     return found
 
 
+#: A PIN written into a PKCS#11 URI (RFC 7512 pin-value), which _pkcs11 refuses: its value is masked.
+_URI_PIN_VALUE = re.compile(r"pin-value=([^;&?#]+)", re.IGNORECASE)
+
+
+def uri_pin_values(value):
+    """The PINs in the ``pin-value`` attributes of text (as written and percent-decoded)."""
+    if not isinstance(value, str) or "pin-value=" not in value.lower():
+        return set()
+    found = set()
+    for match in _URI_PIN_VALUE.finditer(value):
+        found.update((match.group(1), unquote(match.group(1))))
+    return found
+
+
 def raw_secret_values(params, argument_spec, secret_options=()):
     """Values to mask in module arguments as they were given, before any type conversion.
 
@@ -57,7 +74,7 @@ def raw_secret_values(params, argument_spec, secret_options=()):
     see ``_jwks.secret_values``), the forms a no_log option's value of an unexpected type
     takes when it is converted (see :func:`_no_log_forms`), and for
     ``secret_options`` (options that take keys, such as jwks_publish's ``keys``) the private
-    members of any dict in them.
+    members of any dict in them, and a PIN written into a PKCS#11 URI (:func:`uri_pin_values`).
     """
     if not isinstance(params, dict):
         return set()
@@ -74,6 +91,8 @@ def raw_secret_values(params, argument_spec, secret_options=()):
             for given in names(name):
                 if given in params:
                     found.update(_no_log_forms(params[given]))
+    for value in params.values():
+        found.update(uri_pin_values(value))
     return found
 
 

@@ -17,6 +17,12 @@ standard library, cryptography and PyJWT. Tokens are minted and token files kept
 ``_token.ensure_token_file``: the very code the ``selfjwt.kyma.jwt_token`` module runs. This
 file only reads the configuration, reads the passphrase file, and prints.
 
+The key is a PEM file (``key.path``, with ``key.passphrase_file`` when it is encrypted) or a key
+in a PKCS#11 token (``key.pkcs11_uri``, an RFC 7512 URI, with ``key.pkcs11_pin_file``, a file
+that holds the token's user PIN): the token signs, through ``_pkcs11`` (installed beside the
+other files, and loaded only for a token key; it needs python-pkcs11). Neither the passphrase
+nor the PIN is ever in the configuration or on a command line.
+
 Usage (what native callers run)::
 
     selfjwt-token            # keep the token file fresh and print the token
@@ -59,7 +65,7 @@ CONFIG_VERSION = 1
 #: Members of the configuration file, with their JSON types; ``None`` means "may be null".
 _SECTIONS = {
     "key": {
-        "path": (str,),
+        "path": (str, None),
         "kid": (str, None),
         "algorithm": (str, None),
         "passphrase_file": (str, None),
@@ -81,6 +87,13 @@ _SECTIONS = {
         "group": (str, int, None),
         "refresh_margin": (int, None),
     },
+}
+
+
+#: Members of "key" for a key in a PKCS#11 token, absent from the configuration of a key file.
+_TOKEN_KEY_MEMBERS = {
+    "pkcs11_uri": (str, None),
+    "pkcs11_pin_file": (str, None),
 }
 
 
@@ -153,9 +166,11 @@ def load_config(path):
                              "'0600', got %r" % (path, config["token_file"]["mode"]))
     if not _has_type(config.get("user"), (str, int, None)):
         raise RefresherError("user in the refresher configuration %s must be a user name, a uid or null" % path)
+    _check_key_members(config["key"], path)
     # Paths and names: a NUL character or a lone surrogate would make the os functions raise ValueError.
     names = [("user", config.get("user"))] + [("%s.%s" % (section, name), config[section][name])
                                               for section in ("key", "token_file") for name in sorted(_SECTIONS[section])]
+    names += [("key.%s" % name, config["key"].get(name)) for name in sorted(_TOKEN_KEY_MEMBERS)]
     for name, value in names:
         if isinstance(value, str) and not _is_os_text(value):
             raise RefresherError("%s in the refresher configuration %s holds a NUL character or text that is not "
@@ -164,7 +179,58 @@ def load_config(path):
     if not all(isinstance(scope, str) and scope and " " not in scope for scope in scopes):
         raise RefresherError("token.scopes in the refresher configuration %s must be a list of non-empty scope names "
                              "without spaces" % path)
+    if token_key_uri(config) is not None:
+        try:
+            # Checked now (no pin-value, a module path, a key named), and _pkcs11 is imported before switch_user.
+            _pkcs11().parse_uri(token_key_uri(config))
+        except _jose.JoseError as exc:
+            raise RefresherError("key.pkcs11_uri in the refresher configuration %s: %s" % (path, exc))
     return config
+
+
+def _check_key_members(key, path):
+    """A key file (key.path) or a key in a PKCS#11 token (key.pkcs11_uri), never both."""
+    for name, types in _TOKEN_KEY_MEMBERS.items():
+        if not _has_type(key.get(name), types):
+            raise RefresherError("key.%s in the refresher configuration %s must be %s, got %r"
+                                 % (name, path, _type_name(types), key.get(name)))
+    if key.get("pkcs11_uri") is None:
+        if key["path"] is None:
+            raise RefresherError("key.path in the refresher configuration %s must be a string, got None"
+                                 % path)
+        if key.get("pkcs11_pin_file") is not None:
+            raise RefresherError("key.pkcs11_pin_file in the refresher configuration %s goes with key.pkcs11_uri, "
+                                 "which is not set: run the selfjwt.kyma.edge_keys role again" % path)
+    elif key["path"] is not None or key["passphrase_file"] is not None:
+        raise RefresherError("the refresher configuration %s names both a key file (key.path, key.passphrase_file) "
+                             "and a key in a PKCS#11 token (key.pkcs11_uri): run the selfjwt.kyma.edge_keys role "
+                             "again" % path)
+
+
+def _pkcs11():
+    """The module ``_pkcs11``, imported on first use: python-pkcs11 is loaded only for a token key."""
+    from ansible_collections.selfjwt.kyma.plugins.module_utils import _pkcs11  # pylint: disable=import-outside-toplevel
+    return _pkcs11
+
+
+def token_key_uri(config):
+    """The PKCS#11 URI of a key in a token, or None for a key file."""
+    return config["key"].get("pkcs11_uri")
+
+
+def pin_file(config):
+    """The file that holds the token's PIN (key.pkcs11_pin_file, else the URI's pin-source), or None."""
+    if config["key"].get("pkcs11_pin_file"):
+        return config["key"]["pkcs11_pin_file"]
+    return _pkcs11().parse_uri(token_key_uri(config)).pin_source
+
+
+def key_words(config):
+    """How messages name the signing key: its file, or its token and the PIN file that unlocks it."""
+    if token_key_uri(config) is None:
+        return "the private key %s" % config["key"]["path"]
+    words = "the key %s" % _pkcs11().parse_uri(token_key_uri(config)).describe()
+    return words + (" (its PIN file %s)" % pin_file(config) if pin_file(config) else "")
 
 
 def token_claims(token):
@@ -252,10 +318,24 @@ def refresh(config, check=False, force=False, now=None):
     if force:
         # A margin as long as the lifetime replaces every token (see _token.reuse_problem).
         margin = options["expires_in"]
-    key = _token.load_key(path=key_conf["path"], passphrase=passphrase)
-    return _token.ensure_token_file(
-        file_conf["path"], key, refresh_margin=margin, mode=int(file_conf["mode"], 8),
-        gid=_files.resolve_gid(file_conf["group"]), check_mode=check, now=now, **options)
+    with signing_key(config, passphrase) as key:
+        return _token.ensure_token_file(
+            file_conf["path"], key, refresh_margin=margin, mode=int(file_conf["mode"], 8),
+            gid=_files.resolve_gid(file_conf["group"]), check_mode=check, now=now, **options)
+
+
+def signing_key(config, passphrase=None, pin_owner=None):
+    """The signing key for a ``with`` block (``_token.signing_key``): the key file, or the key in its token.
+
+    A token's PIN file must belong to ``pin_owner`` (default: the user running the refresher),
+    be a regular file (no link followed) and be readable by its owner only.
+    """
+    if token_key_uri(config) is None:
+        return _token.signing_key(path=config["key"]["path"], passphrase=passphrase)
+    if pin_owner is None and hasattr(os, "geteuid"):
+        pin_owner = os.geteuid()
+    return _token.signing_key(pkcs11_uri=token_key_uri(config), pkcs11_pin_file=config["key"].get("pkcs11_pin_file"),
+                              pin_owners=None if pin_owner is None else frozenset([pin_owner]))
 
 
 def read_token_file(config, now=None):
@@ -264,12 +344,12 @@ def read_token_file(config, now=None):
     try:
         data = _files.read_bytes(path, what="token file", limit=4 * _token.MAX_TOKEN_BYTES)
     except _files.FileError as exc:
-        raise RefresherError("%s, and the private key %s is not readable for this user either: run %s as the key's "
-                             "owner, or add this user to the token file's group" % (exc, config["key"]["path"], PROG))
+        raise RefresherError("%s, and %s is not readable for this user either: run %s as the key's "
+                             "owner, or add this user to the token file's group" % (exc, key_words(config), PROG))
     if data is None:
-        raise RefresherError("the token file %s does not exist yet and this user may not read the private key %s to "
+        raise RefresherError("the token file %s does not exist yet and this user may not read %s to "
                              "create it: check that the refresher timer or cron job runs, or run %s as the key's "
-                             "owner" % (path, config["key"]["path"], PROG))
+                             "owner" % (path, key_words(config), PROG))
     try:
         result = _token.TokenResult.from_token(data.decode("ascii").strip())
     except (UnicodeDecodeError, _jose.JoseError) as exc:
@@ -317,10 +397,18 @@ def switch_user(config):
 def key_readable(config):
     """False only when this user may not read the private key (as opposed to a missing key).
 
-    The key is opened without following a symbolic link (``_files.open_nofollow``).
+    The key is opened without following a symbolic link (``_files.open_nofollow``). For a key
+    in a PKCS#11 token, which has no file, this is its PIN file: who may not read the PIN may not
+    sign. A token key without a PIN file (a token that needs no login) counts as readable.
     """
+    if token_key_uri(config) is None:
+        path, what = config["key"]["path"], "private key file"
+    else:
+        path, what = pin_file(config), "PIN file"
+        if path is None:
+            return True
     try:
-        fd, _status = _files.open_nofollow(config["key"]["path"], what="private key file")
+        fd, _status = _files.open_nofollow(path, what=what)
     except _files.FileError as exc:
         # A missing, linked or broken key is reported by the minting path, with what to do about it.
         return getattr(exc.__context__, "errno", None) not in (errno.EACCES, errno.EPERM)
@@ -335,8 +423,8 @@ def run(config, check=False, force=False, now=None):
         changed, result = refresh(config, check=check, force=force, now=now)
         return result, _token_facts(result, changed, result.reason, "minted" if changed else "kept"), None
     if force:
-        raise RefresherError("--force needs the private key %s, which this user may not read: run %s as the key's "
-                             "owner" % (config["key"]["path"], PROG))
+        raise RefresherError("--force needs %s, which this user may not read: run %s as the key's "
+                             "owner" % (key_words(config), PROG))
     result, stale = read_token_file(config, now=now)
     warning = None
     if stale:

@@ -12,7 +12,7 @@ What lands on the host::
     <lib_dir>/selfjwt_refresher.py                     this collection's _refresher.py
     <lib_dir>/ansible_collections/__init__.py          empty: a regular package at the top
     <lib_dir>/ansible_collections/selfjwt/kyma/plugins/module_utils/<name>.py  REFRESHER_MODULE_UTILS:
-                                                       _files, _token and the JOSE modules
+                                                       _files, _token, _pkcs11 and the JOSE modules
     <lib_dir>/refresher.json                           the configuration (claims, paths; no secrets)
     <bin_dir>/<command_name>                           the command
     <systemd_unit_dir>/<unit_name>.service and .timer, or <cron_file>
@@ -45,6 +45,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 import sys
 
 try:
@@ -53,7 +54,7 @@ except ImportError:  # pragma: no cover - not on POSIX
     pwd = None
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _algorithms, _certificates, _files, _jose, _jwk
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _jws, _keys, _refresher, _token
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jws, _keys, _pkcs11, _refresher, _token
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
 
 #: Present on a host whose service manager is systemd (what sd_booted(3) checks).
@@ -64,8 +65,9 @@ PROGRAM_NAME = "selfjwt_refresher.py"
 MODULE_UTILS_DIR = "ansible_collections/selfjwt/kyma/plugins/module_utils"
 
 #: The module_utils the refresher imports (``_refresher`` imports ``_files``, ``_jose`` and ``_token``;
-#: ``_token`` the JOSE modules), installed unchanged below MODULE_UTILS_DIR.
-REFRESHER_MODULE_UTILS = (_algorithms, _certificates, _files, _jose, _jwk, _jws, _keys, _token)
+#: ``_token`` the JOSE modules and, for a key in a PKCS#11 token, ``_pkcs11``), installed unchanged
+#: below MODULE_UTILS_DIR.
+REFRESHER_MODULE_UTILS = (_algorithms, _certificates, _files, _jose, _jwk, _jws, _keys, _pkcs11, _token)
 HEADER = "# Managed by selfjwt.kyma (module selfjwt.kyma.token_refresher): local changes are overwritten.\n"
 
 
@@ -432,12 +434,12 @@ class Settings(object):
         found = problems(values, labels)
         if found:
             raise InstallError(" ".join(found))
-        # The key's paths reach only the configuration (JSON): they need to be absolute, nothing more.
-        _absolute(params["key_path"], name("key_path"))
-        if params["passphrase_file"]:
-            _absolute(params["passphrase_file"], name("passphrase_file"))
+        self.pkcs11_uri = params.get("pkcs11_uri") or None
+        self._check_key_settings()
         # Users and groups must exist before anything is written.
         self.uid = _files.resolve_uid(self.owner)
+        # The account the refresher runs as: the owner (run as root, it switches to it), else this process's.
+        self.refresher_uid = self.uid if self.uid is not None else os.geteuid()
         self.dir_gid = _files.resolve_gid(self.dir_group)
         if self.token_group:
             _files.resolve_gid(self.token_group)
@@ -462,18 +464,52 @@ class Settings(object):
                    self.refresh_margin, name("refresh_margin"), name("refresh_margin"), name("expires_in"),
                    name("interval")))
 
+    def _check_key_settings(self):
+        """One key, a file (key_path) or a key in a PKCS#11 token (pkcs11_uri), and no PIN in the configuration."""
+        name, params = self.names, self.params
+        if params.get("pkcs11_pin") is not None:
+            raise InstallError("%s cannot be used with the token refresher: it runs unattended and must not keep the "
+                               "PIN in its configuration or command line. Write the token's user PIN into a file that "
+                               "only the refresher's account may read (mode 0600) and set %s"
+                               % (name("pkcs11_pin"), name("pkcs11_pin_file")))
+        if bool(params["key_path"]) == bool(self.pkcs11_uri):
+            raise InstallError("set exactly one of %s (a key file) and %s (a key in a PKCS#11 token)%s"
+                               % (name("key_path"), name("pkcs11_uri"), ", not both" if self.pkcs11_uri else ""))
+        # The key's paths reach only the configuration (JSON): they need to be absolute, nothing more.
+        if not self.pkcs11_uri:
+            _absolute(params["key_path"], name("key_path"))
+            if params.get("pkcs11_pin_file"):
+                raise InstallError("%s goes with %s, which is not set" % (name("pkcs11_pin_file"), name("pkcs11_uri")))
+        else:
+            if params["passphrase_file"]:
+                raise InstallError("%s is for an encrypted key file; a key in a PKCS#11 token (%s) is unlocked by "
+                                   "its PIN: set %s instead" % (name("passphrase_file"), name("pkcs11_uri"),
+                                                                name("pkcs11_pin_file")))
+            try:
+                _pkcs11.parse_uri(self.pkcs11_uri)
+            except _jose.JoseError as exc:
+                raise InstallError("%s: %s" % (name("pkcs11_uri"), exc))
+            if params.get("pkcs11_pin_file"):
+                _absolute(params["pkcs11_pin_file"], name("pkcs11_pin_file"))
+        if params["passphrase_file"]:
+            _absolute(params["passphrase_file"], name("passphrase_file"))
+
     def _config(self):
         params = self.params
+        key = {
+            "path": params["key_path"] or None,
+            "kid": params["kid"] or None,
+            "algorithm": params["algorithm"] or None,
+            "passphrase_file": params["passphrase_file"] or None,
+        }
+        if self.pkcs11_uri:
+            # Only for a token key: the configuration of a key file stays as it was.
+            key.update(pkcs11_uri=self.pkcs11_uri, pkcs11_pin_file=params.get("pkcs11_pin_file") or None)
         return {
             "version": _refresher.CONFIG_VERSION,
             # Run as root, the refresher switches to this user first, so every file it makes is the owner's.
             "user": self.owner or self.user,
-            "key": {
-                "path": params["key_path"],
-                "kid": params["kid"] or None,
-                "algorithm": params["algorithm"] or None,
-                "passphrase_file": params["passphrase_file"] or None,
-            },
+            "key": key,
             "token": {
                 "issuer": params["issuer"],
                 "subject": params["subject"],
@@ -920,6 +956,9 @@ def check_key(settings, check_mode):
     the algorithm or kid fails here, so the installation is not left with a refresher that
     cannot sign. In check mode a key that does not exist yet (a new host) is fine.
     """
+    if settings.pkcs11_uri:
+        check_token_key(settings, check_mode)
+        return
     key_conf = settings.config["key"]
     if _files.read_bytes(key_conf["path"], what="private key file") is None:
         if check_mode:
@@ -945,6 +984,59 @@ def check_key(settings, check_mode):
         passphrase = data.decode("utf-8", "replace").rstrip("\r\n") or None
     key = _token.load_key(path=key_conf["path"], passphrase=passphrase)
     _token.mint(key, **_refresher.token_options(settings.config))
+
+
+def pkcs11_import_problem(python):
+    """Why ``python`` (the refresher's interpreter) cannot import python-pkcs11, or None."""
+    if python == sys.executable:
+        return None if _pkcs11.HAS_PKCS11 else "No module named 'pkcs11'"
+    try:
+        done = subprocess.run([python, "-c", "import pkcs11"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True, timeout=120, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return "it cannot be run: %s" % (getattr(exc, "strerror", None) or exc)
+    if done.returncode:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        return lines[-1].strip() if lines else "exit status %d" % done.returncode
+    return None
+
+
+def check_token_key(settings, check_mode):
+    """For a key in a PKCS#11 token: the refresher's Python has python-pkcs11, the PIN file is safe, the key signs.
+
+    The PIN file must be a regular file (no link followed) of the account the refresher runs as,
+    readable by that account only (``_pkcs11.read_pin_file``), as the refresher itself demands.
+    Then the key signs one token through its token, before anything is written. In check mode
+    what a new host lacks (the package, the PIN file or the key, which earlier tasks of the same
+    run would install) is left to the predicted token status.
+    """
+    name, config = settings.names, settings.config
+    problem = pkcs11_import_problem(settings.python)
+    if problem:
+        if check_mode:
+            return
+        raise InstallError(
+            "the key is in a PKCS#11 token (%s), but the refresher's Python %s cannot import python-pkcs11 (%s): "
+            "install it for that Python (pip install python-pkcs11; the selfjwt.kyma.edge_keys role installs it when "
+            "edge_keys_key_backend is pkcs11), or set %s to a Python that has it"
+            % (name("pkcs11_uri"), settings.python, problem, name("python")))
+    path = _refresher.pin_file(config)
+    pin = None
+    if path is not None:
+        if check_mode and not os.path.lexists(path):
+            return
+        try:
+            pin = _pkcs11.read_pin_file(path, owners=frozenset([settings.refresher_uid]))
+        except _pkcs11.Pkcs11Error as exc:
+            raise InstallError("%s (%s; the token refresher reads it unattended as %s)"
+                               % (exc, name("pkcs11_pin_file"), _files.account_name(settings.refresher_uid)))
+    try:
+        with _token.signing_key(pkcs11_uri=settings.pkcs11_uri, pkcs11_pin=pin) as key:
+            _token.mint(key, **_refresher.token_options(config))
+    except _jose.JoseError:
+        if check_mode:
+            return
+        raise
 
 
 def install(params, names=None, check_mode=False):
@@ -983,10 +1075,8 @@ def install(params, names=None, check_mode=False):
 def _token_status(settings, check_mode):
     """Facts about the token in the token file after this run (never the token)."""
     config = settings.config
-    if check_mode and (not os.path.isdir(settings.params["token_dir"])
-                       or not os.path.exists(config["key"]["path"])
-                       or (config["key"]["passphrase_file"] and not os.path.exists(config["key"]["passphrase_file"]))):
-        # Check mode on a new host: the key, its passphrase file or the token directory are not there yet.
+    if check_mode and (not os.path.isdir(settings.params["token_dir"]) or _key_missing(config)):
+        # Check mode on a new host: the key, its passphrase or PIN file or the token directory are not there yet.
         return {"changed": True, "reason": "a new token would be written once the key and the token directory exist",
                 "warning": None}
     try:
@@ -1006,3 +1096,12 @@ def _token_status(settings, check_mode):
     if status.get("reason") is None and status["changed"]:
         status["reason"] = "a new token"
     return status
+
+
+def _key_missing(config):
+    """Whether the key file, its passphrase file or a token key's PIN file does not exist (yet)."""
+    key = config["key"]
+    if key.get("pkcs11_uri"):
+        path = _refresher.pin_file(config)
+        return path is not None and not os.path.exists(path)
+    return not os.path.exists(key["path"]) or bool(key["passphrase_file"] and not os.path.exists(key["passphrase_file"]))

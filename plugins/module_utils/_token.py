@@ -15,6 +15,8 @@ Public API (stable for the refresher):
 
 * :func:`load_key` reads and checks a private signing key (the single place where keys are
   loaded, so the cost of RSA key validation can be tuned in one spot).
+* :func:`signing_key` gives the signing key of a file, PEM text or PKCS#11 token (``_pkcs11``)
+  for a ``with`` block, and closes the token's session after it.
 * :func:`mint` signs a new token and returns a :class:`TokenResult`.
 * :func:`reuse_problem` tells why an existing token cannot be kept (or None when it can).
 * :func:`ensure_token_file` keeps a token file fresh and returns ``(changed, TokenFileResult)``.
@@ -41,6 +43,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import json
 import os
 import re
@@ -177,6 +180,38 @@ def load_key(path=None, content=None, passphrase=None):
         source = "the private key content"
         validate_rsa = True
     return _keys.load_private_key(data, passphrase=passphrase, source=source, validate_rsa=validate_rsa)
+
+
+
+@contextlib.contextmanager
+def signing_key(path=None, content=None, passphrase=None, pkcs11_uri=None, pkcs11_pin=None, pkcs11_pin_file=None,
+                pin_owners=None):
+    """The private signing key for a ``with`` block: a key file or PEM text, or a key in a PKCS#11 token.
+
+    Without ``pkcs11_uri`` this is :func:`load_key`. With it, the key stays in its token: one
+    session is opened on the token (``_pkcs11.open_key``; the PIN is ``pkcs11_pin``, else read
+    from ``pkcs11_pin_file`` or the URI's pin-source, a file that must belong to one of
+    ``pin_owners`` when given) and closed when the block ends, also on an error. The key object
+    signs through the token and works with :func:`mint` and :func:`ensure_token_file` like a
+    loaded key. A token key takes no key file, content or passphrase.
+    """
+    if pkcs11_uri is None:
+        if pkcs11_pin is not None or pkcs11_pin_file is not None:
+            raise JoseError("a PKCS#11 PIN (pkcs11_pin, pkcs11_pin_file) is given without pkcs11_uri: name the key "
+                            "in its token with pkcs11_uri, or leave the PIN out")
+        yield load_key(path=path, content=content, passphrase=passphrase)
+        return
+    if path is not None or content is not None or passphrase is not None:
+        raise JoseError("give the signing key either in a PKCS#11 token (pkcs11_uri) or as a key file or PEM content "
+                        "(with its passphrase), not both")
+    # Imported here: python-pkcs11 is loaded only by the runs that use a token.
+    from ansible_collections.selfjwt.kyma.plugins.module_utils import _pkcs11  # pylint: disable=import-outside-toplevel
+
+    session, key = _pkcs11.open_key(pkcs11_uri, pin=pkcs11_pin, pin_file=pkcs11_pin_file, owners=pin_owners)
+    try:
+        yield key
+    finally:
+        session.close()
 
 
 def _owner_only(status):

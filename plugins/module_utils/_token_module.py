@@ -8,7 +8,9 @@
 PRIVATE to the collection: do not import it from other collections.
 
 It takes the AnsibleModule (like community.crypto's ``module_backends``); :func:`run` is the
-module's whole run. The token refresher does not copy this file.
+module's whole run. The signing key is a key file, PEM content or a key in a PKCS#11 token
+(``_token.signing_key``); a PIN file must belong to root or the account that runs the module.
+The token refresher does not copy this file.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -39,9 +41,18 @@ def file_mode(mode, dest):
 
 
 def run(module):
+    """The whole run: one signing key (a token key with one session, closed at the end) for :func:`mint_or_keep`."""
     params = module.params
-    key = _token.load_key(path=params["private_key_path"], content=params["private_key_content"],
-                          passphrase=params["passphrase"])
+    with _token.signing_key(path=params["private_key_path"], content=params["private_key_content"],
+                            passphrase=params["passphrase"], pkcs11_uri=params["pkcs11_uri"],
+                            pkcs11_pin=params["pkcs11_pin"], pkcs11_pin_file=params["pkcs11_pin_file"],
+                            pin_owners=_files.trusted_owners()) as key:
+        return mint_or_keep(module, key)
+
+
+def mint_or_keep(module, key):
+    """Mint a token with ``key``, or keep the token file ``dest`` fresh with it; the module result."""
+    params = module.params
     options = dict((name, params[name]) for name in TOKEN_OPTIONS)
     dest = params["dest"]
     if dest is None:

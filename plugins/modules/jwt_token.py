@@ -14,7 +14,8 @@ module: jwt_token
 short_description: Mint a short-lived signed JWT with a private key on the host
 description:
   - Signs a JSON Web Token (JWS compact serialization) with a private key that is on the managed host,
-    for example the key that M(selfjwt.kyma.jwt_keypair) keeps there.
+    for example the key that M(selfjwt.kyma.jwt_keypair) keeps there, or with a key in a PKCS#11 token (an HSM,
+    a smart card or a TPM 2.0) named by O(pkcs11_uri), which signs inside the token and never leaves it.
   - The token carries C(iss), C(sub), C(aud) (optional), C(iat), C(nbf), C(exp) and a random C(jti), plus extra
     claims; its header carries C(alg), C(typ), C(kid) (by default the key's RFC 7638 thumbprint, the same
     C(kid) that M(selfjwt.kyma.jwt_keypair) publishes) and optionally C(jku).
@@ -32,6 +33,7 @@ author:
 requirements:
   - cryptography >= 3.4
   - PyJWT >= 2.4.0
+  - python-pkcs11 (only with O(pkcs11_uri))
 extends_documentation_fragment:
   - ansible.builtin.files
   - selfjwt.kyma.attributes
@@ -39,18 +41,20 @@ extends_documentation_fragment:
   - selfjwt.kyma.attributes.platform
   - selfjwt.kyma.attributes.action_group
   - selfjwt.kyma.token
+  - selfjwt.kyma.pkcs11
 attributes:
   check_mode:
     support: full
     details:
       - Without O(dest) a token is minted and returned in check mode too; nothing is written either way.
+        A key in a PKCS#11 token signs in check mode too; the token's objects are never changed.
       - With O(dest), check mode writes nothing; when a new token would be written, RV(token) is a new token that
         is not stored.
   diff_mode:
     support: full
     details:
       - With O(dest), the diff shows the header, claims and expiry of the token in the file before and after.
-        It never shows the token or the key.
+        It never shows the token, the key or the PKCS#11 PIN.
   idempotent:
     support: full
     details:
@@ -63,17 +67,18 @@ options:
     description:
       - Path of the PEM private key (PKCS#8, PKCS#1 or SEC1) on the managed host.
       - RSA keys need at least 2048 bits; EC keys must be on P-256, P-384 or P-521; Ed25519 keys are supported.
-      - Exactly one of O(private_key_path) and O(private_key_content) is required.
+      - Exactly one of O(private_key_path), O(private_key_content) and O(pkcs11_uri) is required.
     type: path
   private_key_content:
     description:
       - The PEM private key itself, for example from Ansible Vault.
-      - Exactly one of O(private_key_path) and O(private_key_content) is required.
+      - Exactly one of O(private_key_path), O(private_key_content) and O(pkcs11_uri) is required.
     type: str
   passphrase:
     description:
       - Passphrase of an encrypted private key.
       - Leave it unset for an unencrypted key; giving a passphrase for an unencrypted key is refused.
+      - Not with O(pkcs11_uri); a token key's PIN is O(pkcs11_pin) or O(pkcs11_pin_file).
     type: str
   issuer:
     description:
@@ -145,11 +150,17 @@ options:
 notes:
   - Loading an RSA private key costs 55 to 375 ms because the key is fully validated; signing is cheap. EC and
     Ed25519 keys load in well under a millisecond.
+  - With O(pkcs11_uri) the module opens one session on the token for the run and closes it at the end, also when
+    the run fails. The header, claims, C(kid) and the rules for keeping a token in O(dest) are those of a key file.
+    A PKCS#11 PIN file must belong to root or to the account that runs the module.
   - The module needs the Python libraries C(cryptography) and C(PyJWT) on the managed host.
   - Writers of the same O(dest) are serialized with a lock file C(.<name>.lock) in the same directory.
 seealso:
   - module: selfjwt.kyma.jwt_keypair
   - module: selfjwt.kyma.jwks_publish
+  - name: RFC 7512 The PKCS#11 URI Scheme
+    description: How O(pkcs11_uri) names a token and a key.
+    link: https://www.rfc-editor.org/rfc/rfc7512
   - name: RFC 7519 JSON Web Token
     description: The claims of a JWT.
     link: https://www.rfc-editor.org/rfc/rfc7519
@@ -204,6 +215,25 @@ EXAMPLES = r"""
     owner: root
     group: apiclients
     mode: "0640"
+  no_log: true
+
+- name: Keep a token file fresh with a key in a SoftHSM2 token (the PIN in a 0600 file)
+  selfjwt.kyma.jwt_token:
+    pkcs11_uri: "pkcs11:token=edge;object=jwt-signing;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so"
+    pkcs11_pin_file: /etc/selfjwt/token-pin
+    issuer: https://edge.example.com
+    subject: "{{ inventory_hostname }}"
+    audience: orders-api
+    dest: /var/lib/selfjwt/token
+  no_log: true
+
+- name: Mint a token with an ES256 key in the TPM 2.0 (libtpm2-pkcs11), the PIN from Ansible Vault
+  selfjwt.kyma.jwt_token:
+    pkcs11_uri: "pkcs11:token=edge-tpm;object=jwt-signing?module-path=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so"
+    pkcs11_pin: "{{ vault_tpm_user_pin }}"
+    issuer: https://edge.example.com
+    subject: "{{ inventory_hostname }}"
+  register: tpm_token
   no_log: true
 
 - name: Show when the token expires (metadata only)
@@ -288,15 +318,17 @@ def argument_spec():
         typ=dict(type="str", default=_token.DEFAULT_TYP),
         dest=dict(type="path"),
         refresh_margin=dict(type="int"),
+        **_argspec.pkcs11_argument_spec()
     )
 
 
 def main():
     module = _common.SecretMaskingModule(
         argument_spec=argument_spec(),
-        mutually_exclusive=[("private_key_path", "private_key_content"), ("issued_at", "dest")],
-        required_one_of=[("private_key_path", "private_key_content")],
-        required_by={"refresh_margin": "dest"},
+        mutually_exclusive=[("private_key_path", "private_key_content", "pkcs11_uri"), ("pkcs11_uri", "passphrase"),
+                            ("pkcs11_pin", "pkcs11_pin_file"), ("issued_at", "dest")],
+        required_one_of=[("private_key_path", "private_key_content", "pkcs11_uri")],
+        required_by={"refresh_margin": "dest", "pkcs11_pin": "pkcs11_uri", "pkcs11_pin_file": "pkcs11_uri"},
         supports_check_mode=True,
         add_file_common_args=True,
     )

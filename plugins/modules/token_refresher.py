@@ -16,12 +16,15 @@ description:
   - Installs the token refresher, the C(selfjwt-token) command that keeps a self-signed JWT in a token file fresh
     for the host's API clients, with its configuration, its scheduler and its first token, in one module run. The
     role M(selfjwt.kyma.edge_keys) runs it after M(selfjwt.kyma.jwt_keypair).
-  - 'The refresher is the collection''s own signing code: the program and the C(_files), C(_token) and JOSE
-    module_utils (C(_jose), C(_keys), C(_algorithms), C(_jwk), C(_certificates), C(_jws)) that this module process
-    carries, written unchanged below O(lib_dir). It needs only Python,
-    C(cryptography) and C(PyJWT) on the host, not Ansible.'
+  - 'The refresher is the collection''s own signing code: the program and the C(_files), C(_token), C(_pkcs11) and
+    JOSE module_utils (C(_jose), C(_keys), C(_algorithms), C(_jwk), C(_certificates), C(_jws)) that this module
+    process carries, written unchanged below O(lib_dir). It needs only Python,
+    C(cryptography) and C(PyJWT) on the host, not Ansible (and C(python-pkcs11) for a key in a PKCS#11 token).'
+  - The signing key is a key file (O(key_path)) or a key in a PKCS#11 token (O(pkcs11_uri)), such as an HSM or
+    a TPM 2.0, that signs every token inside the token.
   - Writes the configuration C(<lib_dir>/refresher.json) (claims and paths, never a secret; an encrypted key's
-    passphrase is read from O(passphrase_file)), the command C(<bin_dir>/<command_name>), and for the scheduler
+    passphrase is read from O(passphrase_file), a token's PIN from O(pkcs11_pin_file)), the command
+    C(<bin_dir>/<command_name>), and for the scheduler
     a systemd service and timer C(<systemd_unit_dir>/<unit_name>.service) and C(.timer) or the cron file
     O(cron_file). Then it keeps the token file C(<token_dir>/<token_filename>) fresh as the command does, as the
     key's O(owner) when run as root.
@@ -31,6 +34,8 @@ description:
     digits, C(. _ - + @ , ~) and C(/), not C(:)); whitespace, newlines, C(%), C($), C(;), quotes, backslashes
     and other characters those formats treat specially are refused, naming the option to change.
   - Everything is checked before anything is written. Files are written atomically with their final modes.
+    With O(pkcs11_uri), that includes that the refresher's O(python) imports C(python-pkcs11), that the PIN file
+    is safe and belongs to the account the refresher runs as, and that the key signs a token.
   - This module does not talk to systemd. When RV(units_changed) is true, reload systemd and restart the timer,
     for example with M(ansible.builtin.systemd_service) (O(scheduler=systemd)).
 author:
@@ -38,12 +43,14 @@ author:
 requirements:
   - cryptography >= 3.4
   - PyJWT >= 2.4.0
+  - python-pkcs11 (only with O(pkcs11_uri), for this module's and the refresher's Python)
 extends_documentation_fragment:
   - selfjwt.kyma.attributes
   - selfjwt.kyma.attributes.files
   - selfjwt.kyma.attributes.platform
   - selfjwt.kyma.attributes.action_group
   - selfjwt.kyma.token
+  - selfjwt.kyma.pkcs11
 attributes:
   check_mode:
     support: full
@@ -54,7 +61,7 @@ attributes:
     details:
       - The diff shows the configuration and the unit or cron files in full. Code files (the program, the
         module_utils and the command) are shown as one line with their SHA-256 before and after, never their
-        content. Keys, passphrases and tokens are never shown.
+        content. Keys, passphrases, PINs and tokens are never shown.
   idempotent:
     support: full
     details:
@@ -63,13 +70,32 @@ options:
   key_path:
     description:
       - Path of the signing key, as M(selfjwt.kyma.jwt_keypair) keeps it.
+      - Exactly one of O(key_path) and O(pkcs11_uri) is required. With O(pkcs11_uri) the configuration holds the
+        URI, and the refresher opens the token on each run as the key's O(owner).
     type: path
-    required: true
   passphrase_file:
     description:
       - File with the passphrase of an encrypted key (mode V(0600), owned by the key's owner), as
         M(selfjwt.kyma.jwt_keypair) writes it with O(selfjwt.kyma.jwt_keypair#module:store_passphrase=true).
       - The configuration holds only this path.
+      - Not with O(pkcs11_uri).
+    type: path
+  pkcs11_pin:
+    description:
+      - Not supported by this module, and refused when set. The refresher runs unattended, so it reads the PIN
+        from O(pkcs11_pin_file) on each run and never keeps it in its configuration or on its command line.
+    type: str
+  pkcs11_pin_file:
+    description:
+      - A file that holds the token's user PIN (one line), for the key in O(pkcs11_uri). The configuration holds
+        only this path; the refresher reads the file on each run.
+      - It must be a regular file (no symbolic link is followed) that belongs to the account the refresher runs as
+        (O(owner), or the account that runs this module) and that only this account may read (mode V(0600) or
+        V(0400)); otherwise nothing is installed.
+      - A caller that may not read it gets the token from the token file, as a caller that may not read a key file
+        does.
+      - Leave it unset only for a token that needs no login, or with a C(pin-source) in the URI (which the same
+        rules apply to).
     type: path
   issuer:
     description:
@@ -146,7 +172,8 @@ options:
     default: selfjwt-token
   python:
     description:
-      - Python that runs the command (its C(#!) line). It needs C(cryptography) and C(PyJWT).
+      - Python that runs the command (its C(#!) line). It needs C(cryptography) and C(PyJWT), and with O(pkcs11_uri)
+        C(python-pkcs11), which is checked before anything is written.
       - Defaults to the Python that runs this module.
     type: str
   scheduler:
@@ -216,6 +243,15 @@ EXAMPLES = r"""
     state: restarted
     daemon_reload: true
   when: refresher.units_changed
+
+- name: Install it with a key in a SoftHSM2 token; the PIN file belongs to the key's owner (mode 0600)
+  selfjwt.kyma.token_refresher:
+    pkcs11_uri: "pkcs11:token=edge;object=jwt-signing;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so"
+    pkcs11_pin_file: /etc/selfjwt/token-pin
+    issuer: https://edge-jwks.kyma-system.svc.cluster.local
+    subject: "{{ inventory_hostname }}"
+    owner: edge-agent
+    scheduler: systemd
 
 - name: Install it for a service account, with a token file its group may read, and cron
   selfjwt.kyma.token_refresher:
@@ -309,7 +345,7 @@ from ansible_collections.selfjwt.kyma.plugins.module_utils._refresher_module imp
 def argument_spec():
     token = _argspec.token_argument_spec()
     return dict(
-        key_path=dict(type="path", required=True, no_log=False),
+        key_path=dict(type="path", no_log=False),
         kid=token["kid"],
         algorithm=token["algorithm"],
         passphrase_file=dict(type="path", no_log=False),
@@ -338,6 +374,7 @@ def argument_spec():
         systemd_unit_dir=dict(type="path", default="/etc/systemd/system"),
         cron_file=dict(type="path", default="/etc/cron.d/selfjwt-token"),
         option_names=dict(type="dict", default={}),
+        **_argspec.pkcs11_argument_spec()
     )
 
 

@@ -23,12 +23,15 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _jwk, _pkcs11
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _refresher_install as install
 from ansible_collections.selfjwt.kyma.plugins.modules import token_refresher
 from helpers import refresher_host, run_module_main  # pylint: disable=import-error
+from tokens import SoftHSMToken  # pylint: disable=import-error
 
 ISSUER = "https://edge-jwks.kyma-system.svc.cluster.local"
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
@@ -156,3 +159,53 @@ def test_the_installed_command_runs_without_ansible(tmp_path, capsys, monkeypatc
         env=env, capture_output=True, text=True, check=True, cwd=host["lib_dir"])
     lines = check.stdout.split()
     assert lines[0].startswith(host["lib_dir"]) and lines[1].startswith(host["lib_dir"]) and lines[2] == "False"
+
+
+def test_the_installed_command_signs_with_a_key_in_a_pkcs11_token(tmp_path, capsys, monkeypatch):
+    """A SoftHSM2 key: the command, without Ansible, signs through the token with the PIN from its file."""
+    pin = "pin-4d0c9e12-command"
+    monkeypatch.setattr(install, "SYSTEMD_RUNTIME_DIR", str(tmp_path / "no-systemd"))
+    token = SoftHSMToken(tmp_path / "hsm", pin=pin).activate(monkeypatch)
+    with _pkcs11.open_session(_pkcs11.parse_uri(token.uri("jwt-signing")), pin, write=True) as session:
+        public = session.generate("rsa", size=2048).public_key()
+    host = refresher_host(tmp_path / "host", ec.generate_private_key(ec.SECP256R1()), ISSUER)
+    os.unlink(host.pop("key_path"))
+    host.update(pkcs11_uri=token.uri("jwt-signing"), pkcs11_pin_file=token.pin_file(tmp_path / "host" / "keys" / "pin"),
+                algorithm="PS256")
+    result = run_module_main(token_refresher, host, capsys).result
+    assert result["changed"] is True and "failed" not in result, result
+    first = open(result["token_file"]).read()
+
+    env = dict(token.env, PATH="/usr/bin:/bin", PYTHONNOUSERSITE="1")
+
+    def command(*args):
+        done = subprocess.run([result["command"]] + list(args), env=env, capture_output=True, text=True, check=False,
+                              timeout=120)
+        assert pin not in done.stdout + done.stderr
+        return done
+
+    kept = command("--json")
+    assert kept.returncode == 0, kept.stderr
+    facts = json.loads(kept.stdout)
+    assert facts["source"] == "kept" and facts["kid"] == _jwk.key_thumbprint(public) and facts["alg"] == "PS256"
+    forced = command("--force")
+    assert forced.returncode == 0, forced.stderr
+    token_text = forced.stdout.strip()
+    assert token_text != first and open(result["token_file"]).read() == token_text
+    claims = jwt.decode(token_text, public, algorithms=["PS256"], audience="orders-api", issuer=ISSUER)
+    assert claims["sub"] == "edge-01" and claims["scope"] == "orders.read"
+    again = command()
+    assert again.returncode == 0 and again.stdout.strip() == token_text
+    # No Ansible on the import path: the token key comes from the installed _pkcs11.
+    check = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.path[0] = %r; import selfjwt_refresher; "
+         "from ansible_collections.selfjwt.kyma.plugins.module_utils import _pkcs11; print(_pkcs11.__file__); "
+         "print('ansible' in sys.modules)" % host["lib_dir"]],
+        env=env, capture_output=True, text=True, check=True, cwd=host["lib_dir"])
+    lines = check.stdout.split()
+    assert lines[0].startswith(host["lib_dir"]) and lines[1] == "False"
+    # Without the token's configuration the token is not found, and the command says so.
+    lost = subprocess.run([result["command"], "--force"], env=dict(env, SOFTHSM2_CONF=str(tmp_path / "none.conf")),
+                          capture_output=True, text=True, check=False, timeout=120)
+    assert lost.returncode == 1 and pin not in lost.stderr
+    assert lost.stderr.startswith("selfjwt-token: error: cannot load the PKCS#11 library"), lost.stderr

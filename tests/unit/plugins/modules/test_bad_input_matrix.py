@@ -40,6 +40,7 @@ import pwd
 import re
 import shutil
 import stat
+import sys
 import traceback
 
 import pytest
@@ -56,6 +57,10 @@ from helpers import tree_state  # pylint: disable=import-error
 ISSUER = "https://edge.example.com"
 JWKS_URI = "http://edge-jwks.default.svc.cluster.local/jwks.json"
 PASSPHRASE = "matrix passphrase 0b7d41e2c9"
+#: A key in a SoftHSM2 token (the matrix cases with it fail before the library is loaded).
+HSM_URI = "pkcs11:token=edge;object=jwt-signing;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so"
+#: The passphrase as a percent-encoded PIN in a URI (pin-value).
+PASSPHRASE_PCT = PASSPHRASE.replace(" ", "%20")
 #: A planted private JWK member value: it must never be echoed.
 SECRET = "c2VjcmV0LXByaXZhdGUtbWVtYmVyLXZhbHVlLTRkOWE"
 TRACEBACK = "Traceback (most recent call last)"
@@ -687,6 +692,37 @@ TOKEN_CASES = [
      ["user no-such-user-matrix does not exist"]),
     ("group-unknown", {"dest": "{t}/token/new", "group": "no-such-group-matrix"},
      ["group no-such-group-matrix does not exist"]),
+    # pkcs11_uri, pkcs11_pin, pkcs11_pin_file (cases that load no PKCS#11 library; tokens: test_jwt_token_pkcs11.py)
+    ("pkcs11-uri-and-key-path", {"pkcs11_uri": HSM_URI},
+     ["parameters are mutually exclusive: private_key_path|private_key_content|pkcs11_uri"]),
+    ("pkcs11-uri-and-passphrase", {"private_key_path": DROP, "pkcs11_uri": HSM_URI, "passphrase": PASSPHRASE},
+     ["parameters are mutually exclusive: pkcs11_uri|passphrase"]),
+    ("pkcs11-uri-a-path", {"private_key_path": DROP, "pkcs11_uri": "{t}/keys/ec.pem"},
+     ["is not a PKCS#11 URI: it must start with 'pkcs11:'"]),
+    ("pkcs11-uri-pin-value", {"private_key_path": DROP, "pkcs11_uri": HSM_URI + "&pin-value=" + PASSPHRASE_PCT},
+     ["carries the PIN (pin-value)", "pkcs11_pin_file"]),
+    ("pkcs11-uri-pin-value-with-spaces", {"private_key_path": DROP, "pkcs11_uri": HSM_URI + "&pin-value=" + PASSPHRASE},
+     ["contains white space"]),
+    ("pkcs11-uri-no-module-path", {"private_key_path": DROP, "pkcs11_uri": "pkcs11:token=edge;object=jwt-signing"},
+     ["names no PKCS#11 library: add ?module-path="]),
+    ("pkcs11-uri-no-library", {"private_key_path": DROP,
+                               "pkcs11_uri": "pkcs11:token=edge;object=jwt-signing?module-path={t}/no-such.so"},
+     ["the PKCS#11 library {t}/no-such.so does not exist"]),
+    ("pkcs11-uri-no-key", {"private_key_path": DROP, "pkcs11_uri": "pkcs11:token=edge?module-path=/usr/lib/x.so"},
+     ["names no key: add object=<label>"]),
+    ("pkcs11-pin-without-uri", {"pkcs11_pin": PASSPHRASE},
+     ["missing parameter(s) required by 'pkcs11_pin': pkcs11_uri"]),
+    ("pkcs11-pin-empty", {"private_key_path": DROP, "pkcs11_uri": HSM_URI, "pkcs11_pin": ""}, ["pkcs11_pin is empty"]),
+    ("pkcs11-pin-and-pin-file", {"private_key_path": DROP, "pkcs11_uri": HSM_URI, "pkcs11_pin": PASSPHRASE,
+                                 "pkcs11_pin_file": "{t}/keys/pin"},
+     ["parameters are mutually exclusive: pkcs11_pin|pkcs11_pin_file"]),
+    ("pkcs11-pin-file-missing", {"private_key_path": DROP, "pkcs11_uri": HSM_URI, "pkcs11_pin_file": "{t}/keys/pin"},
+     ["the PIN file {t}/keys/pin does not exist"]),
+    ("pkcs11-pin-file-directory", {"private_key_path": DROP, "pkcs11_uri": HSM_URI, "pkcs11_pin_file": "{t}/adir"},
+     ["{t}/adir is a directory, not a file"]),
+    ("pkcs11-pin-file-readable-by-others", {"private_key_path": DROP, "pkcs11_uri": HSM_URI,
+                                            "pkcs11_pin_file": "{t}/plain.txt"},
+     ["the PIN file {t}/plain.txt has mode 0644, so others may read it"]),
 ]
 
 JWKS_CASES = [
@@ -940,7 +976,7 @@ KEYRING_CASES = [
 #: The unsafe-character refusals are covered option by option in test_token_refresher.py.
 REFRESHER_CASES = [
     # key_path, kid, algorithm, passphrase_file: checked by signing once before anything is written
-    ("key-path-missing", {"key_path": DROP}, ["missing required arguments: key_path"]),
+    ("key-path-missing", {"key_path": DROP}, ["set exactly one of key_path (a key file) and pkcs11_uri"]),
     ("key-path-relative", {"key_path": "keys/ec.pem"}, ["key_path must be an absolute path"]),
     ("key-path-no-key", {"key_path": "{t}/keys/new.pem"}, ["{t}/keys/new.pem does not exist",
                                                            "selfjwt.kyma.jwt_keypair"]),
@@ -953,6 +989,30 @@ REFRESHER_CASES = [
     ("passphrase-file-missing", {"key_path": "{t}/keys/enc.pem", "passphrase_file": "{t}/keys/enc.passphrase"},
      ["the passphrase file {t}/keys/enc.passphrase does not exist"]),
     ("passphrase-file-relative", {"passphrase_file": "enc.passphrase"}, ["passphrase_file must be an absolute path"]),
+    # pkcs11_uri, pkcs11_pin_file, pkcs11_pin (cases that load no PKCS#11 library)
+    ("pkcs11-uri-and-key-path", {"pkcs11_uri": HSM_URI},
+     ["set exactly one of key_path (a key file) and pkcs11_uri (a key in a PKCS#11 token), not both"]),
+    ("pkcs11-pin-refused", {"key_path": DROP, "pkcs11_uri": HSM_URI, "pkcs11_pin": PASSPHRASE},
+     ["pkcs11_pin cannot be used with the token refresher", "set pkcs11_pin_file"]),
+    ("pkcs11-uri-pin-value", {"key_path": DROP, "pkcs11_uri": HSM_URI + "&pin-value=" + PASSPHRASE_PCT},
+     ["pkcs11_uri: PKCS#11 URI", "carries the PIN (pin-value)"]),
+    ("pkcs11-uri-no-module-path", {"key_path": DROP, "pkcs11_uri": "pkcs11:token=edge;object=jwt-signing"},
+     ["pkcs11_uri: PKCS#11 URI pkcs11:token=edge;object=jwt-signing names no PKCS#11 library"]),
+    ("pkcs11-uri-and-passphrase-file", {"key_path": DROP, "pkcs11_uri": HSM_URI,
+                                        "passphrase_file": "{t}/keys/enc.passphrase"},
+     ["passphrase_file is for an encrypted key file", "set pkcs11_pin_file instead"]),
+    ("pkcs11-pin-file-without-uri", {"pkcs11_pin_file": "{t}/keys/pin"},
+     ["pkcs11_pin_file goes with pkcs11_uri, which is not set"]),
+    ("pkcs11-pin-file-relative", {"key_path": DROP, "pkcs11_uri": HSM_URI, "pkcs11_pin_file": "pin"},
+     ["pkcs11_pin_file must be an absolute path"]),
+    ("pkcs11-python-without-the-package", {"key_path": DROP, "pkcs11_uri": HSM_URI, "python": "/bin/false"},
+     ["the refresher's Python /bin/false cannot import python-pkcs11", "edge_keys_key_backend is pkcs11"]),
+    ("pkcs11-pin-file-missing", {"key_path": DROP, "pkcs11_uri": HSM_URI, "pkcs11_pin_file": "{t}/keys/pin",
+                                 "python": sys.executable},
+     ["the PIN file {t}/keys/pin does not exist"]),
+    ("pkcs11-pin-file-readable-by-others", {"key_path": DROP, "pkcs11_uri": HSM_URI, "python": sys.executable,
+                                            "pkcs11_pin_file": "{t}/plain.txt"},
+     ["the PIN file {t}/plain.txt has mode 0644, so others may read it", "pkcs11_pin_file"]),
     # token claims
     ("issuer-missing", {"issuer": DROP}, ["missing required arguments: issuer"]),
     ("issuer-not-a-url", {"issuer": "edge-jwks", "option_names": {"issuer": "edge_keys_issuer"}},
