@@ -23,10 +23,19 @@ A refresher process pays the first-token cost for every token it writes, plus th
 Python and the loading of the PKCS#11 library (``C_Initialize``), which only fresh processes
 show. Ratios are SoftHSM2 / file, of the medians and of the windows of the same round; CPU
 time is the process's (SoftHSM2 signs inside it), wall time is recorded beside it.
+
+The refresher's cost per token, as fresh processes like the refresher section: one local edge
+host is provisioned with ``selfjwt.kyma.edge_keys`` (bench/refresher.py's playbook: EC P-256 key
+file, refresher installed, scheduler ``none``), an RSA-2048 key file is added beside it, and two
+more refresher configurations name the SoftHSM2 keys (``key.pkcs11_uri``,
+``key.pkcs11_pin_file``). Candidates per algorithm, interleaved: ``selfjwt-token --force`` with
+the key file and with the SoftHSM2 key (load the key or open the token, mint, write the token
+file atomically, print), every printed token checked against its key first.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -35,6 +44,7 @@ import time
 import harness
 import keys
 import mint
+import refresher
 
 TESTS_DIR = os.path.join(harness.ROOT, "tests")
 
@@ -97,15 +107,18 @@ class Setup(object):
         tokens.use_token(self.environment, steady)
         self.module_path = steady.module_path
         self.pin_file = steady.pin_file(os.path.join(work, "token.pin"))
-        self.uris = {}
+        self.env = dict(steady.env)
+        self.uris, self.public_keys = {}, {}
         for label, _file_key, (key_type, size, curve), _algorithm in ALGORITHMS:
             for token in (steady, first):
                 uri = token.uri("bench-" + label.lower())
                 with _pkcs11.open_session(_pkcs11.parse_uri(uri), token.pin, write=True) as session:
-                    facts = session.generate(key_type, size, curve).facts()
+                    key = session.generate(key_type, size, curve)
+                    facts = key.facts()
                 if facts["extractable"] or not facts["sensitive"]:
                     raise RuntimeError("SoftHSM2 made %s extractable or not sensitive: %r" % (uri, facts))
                 self.uris[(label, token.label)] = uri
+                self.public_keys[(label, token.label)] = key.public_key()
         self.token_facts = facts["token"]
         # One session for all steady keys: a second login to a token that a session of this process
         # has logged in to fails (CKR_USER_ALREADY_LOGGED_IN).
@@ -139,9 +152,13 @@ class Setup(object):
             "softhsm2 first token": (softhsm2_first_token, first_public),
         }
 
-    def close(self):
+    def close_session(self):
         if self.session is not None:
             self.session.close()
+            self.session = None
+
+    def close(self):
+        self.close_session()
         self.environment.restore()
 
 
@@ -187,6 +204,60 @@ def summarize(samples, labels):
     return results
 
 
+def _token_config(base, label, setup):
+    """A refresher configuration beside the role's whose key is the SoftHSM2 key of ``label``."""
+    from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
+
+    with open(os.path.join(base, "lib", "refresher.json"), encoding="utf-8") as handle:
+        config = json.load(handle)
+    config["key"].update(path=None, passphrase_file=None, kid=None, algorithm=None,
+                         pkcs11_uri=setup.uris[(label, STEADY_TOKEN)], pkcs11_pin_file=setup.pin_file)
+    config["token_file"]["path"] = os.path.join(base, "state", "token-softhsm2-%s" % label.lower())
+    path = os.path.join(base, "lib", "refresher-softhsm2-%s.json" % label.lower())
+    _files.write_atomic(path, json.dumps(config, indent=2).encode("utf-8"), mode=0o644)
+    return path
+
+
+def measure_refresher(quick, rng, setup, work):
+    """CPU and wall time of ``selfjwt-token --force`` per backend and algorithm, fresh processes, interleaved."""
+    from ansible_collections.selfjwt.kyma.plugins.module_utils import _jws, _keys, _token
+
+    harness.log("pkcs11: provisioning one edge host with edge_keys for the refresher")
+    base = refresher._provision(work)  # pylint: disable=protected-access
+    command = os.path.join(base, "bin", "selfjwt-token")
+    file_configs = {"ES256": os.path.join(base, "lib", "refresher.json"),
+                    "RS256-2048": refresher._rsa_config(base)}  # pylint: disable=protected-access
+    env = dict(os.environ, **setup.env)
+    candidates = {}
+    for label, _file_key, _spec, algorithm in ALGORITHMS:
+        with open(file_configs[label], encoding="utf-8") as handle:
+            key_path = json.load(handle)["key"]["path"]
+        for backend, config, public_key in (
+                ("file", file_configs[label], _keys.public_key_of(_token.load_key(path=key_path))),
+                ("softhsm2", _token_config(base, label, setup), setup.public_keys[(label, STEADY_TOKEN)])):
+            argv = [command, "--config", config, "--force"]
+            for _index in range(2):  # warm up, then check that the printed token is real
+                printed = harness.run_timed(argv, env=env)[1]
+            _jws.verify(printed.strip(), public_key, algorithm)
+            candidates[(label, backend)] = lambda argv=argv: harness.wall_and_cpu(argv, env=env)
+    rounds = 5 if quick else 20
+    harness.log("pkcs11: refresher, %d rounds of %d commands" % (rounds, len(candidates)))
+    both = harness.interleave(candidates, rounds, rng)
+    result = {"rounds": rounds, "ms": {}, "ratios": {}}
+    for clock in ("wall", "cpu"):
+        samples = harness.split_samples(both, clock)
+        for (label, backend), values in sorted(samples.items()):
+            result["ms"].setdefault(clock, {}).setdefault(label, {})[backend] = harness.summary(
+                values, scale=1000.0, digits=1)
+        for label, _file_key, _spec, _algorithm in ALGORITHMS:
+            mine, peer = samples[(label, "softhsm2")], samples[(label, "file")]
+            result["ratios"].setdefault(label, {})[clock] = {
+                "ratio": harness.ratio(harness.median(mine), harness.median(peer)),
+                "paired": harness.summary(harness.paired_ratios(mine, peer), digits=3),
+            }
+    return result
+
+
 def run(quick, rng):
     harness.import_collection()
     from ansible_collections.selfjwt.kyma.plugins.module_utils import _pkcs11
@@ -208,6 +279,8 @@ def run(quick, rng):
         harness.log("pkcs11: %d rounds of %d windows" % (rounds, len(candidates)))
         samples = harness.interleave(
             dict((key, (lambda f=f, n=n: window(f, n))) for key, (f, n) in candidates.items()), rounds, rng)
+        setup.close_session()
+        refresher_result = measure_refresher(quick, rng, setup, work)
     finally:
         setup.close()
     return {
@@ -216,5 +289,5 @@ def run(quick, rng):
         "module_path": setup.module_path,
         "token": dict((name, setup.token_facts[name]) for name in ("manufacturer", "model")),
         "algorithms": summarize(samples, [label for label, _file_key, _spec, _algorithm in ALGORITHMS]),
-        "refresher": None,
+        "refresher": refresher_result,
     }
