@@ -149,12 +149,7 @@ def _pkcs11_rows(section):
                     % (row["algorithm"], _fmt(cpu["softhsm2 first token"]["median"] / 1000.0),
                        _fmt(cpu["file first token"]["median"] / 1000.0), _fmt(first["wall"])),
                     "%sx" % _fmt(first["cpu"]), _paired(first["paired_cpu"]), "report", "-"])
-    refresher = section.get("refresher")
-    if not refresher:
-        yield _row(["Token refresher per token, SoftHSM2 key / file key: not measured (%s)"
-                    % section.get("refresher_missing", "the refresher has no PKCS#11 key backend yet"),
-                    "n/a", "-", "report", "-"])
-        return
+    refresher = section["refresher"]
     for label, entry in sorted(refresher["ratios"].items()):
         ms = refresher["ms"]["cpu"][label]
         yield _row(["Token refresher, fresh process, CPU per token (`selfjwt-token --force`): %s SoftHSM2 key / "
