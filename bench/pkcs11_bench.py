@@ -4,20 +4,21 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Section 8: signing keys in a PKCS#11 token (SoftHSM2) against key files.
 
-Two SoftHSM2 tokens are initialised in a fresh directory below .cache/bench/work with
-tests/tokens.py's ``SoftHSMToken`` (``SOFTHSM2_CONF`` points this process at them); their key
-pairs are generated inside the token by ``_pkcs11`` (sensitive, not extractable), the PIN is
+A SoftHSM2 token is initialised in a fresh directory below .cache/bench/work with
+tests/tokens.py's ``SoftHSMToken`` (``SOFTHSM2_CONF`` points this process at it); its key pairs
+are generated inside the token by ``_pkcs11`` (sensitive, not extractable; checked), the PIN is
 read from a 0600 file. Per algorithm (ES256 on P-256, RS256 on RSA-2048), four candidates run
 in-process, interleaved in shuffled rounds of windows like the mint section:
 
 * ``file``: ``_token.mint`` with the key object loaded once from its PEM file;
-* ``softhsm2``: ``_token.mint`` with the token's key object, on a session opened and logged in
-  once (token ``bench``): the steady rate of a signer that keeps its session;
+* ``softhsm2``: ``_token.mint`` with the token's key object: the steady rate of a signer that
+  keeps its session. Each window opens and logs in to a session before its clock starts and
+  closes it after, so no session is open while another candidate runs (a PKCS#11 login is per
+  token and process: a second login while a session is logged in fails);
 * ``file first token``: load the key file, then the first token (its signature is verified
   once, as for every new key object);
 * ``softhsm2 first token``: parse the URI, read the PIN file, open a session, log in, find the
-  key and its public half, the first token, close the session (token ``bench-first``, so that
-  the session kept open on ``bench`` does not leave it logged in).
+  key and its public half, the first token, close the session.
 
 A refresher process pays the first-token cost for every token it writes, plus the start of
 Python and the loading of the PKCS#11 library (``C_Initialize``), which only fresh processes
@@ -35,6 +36,7 @@ file atomically, print), every printed token checked against its key first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -54,26 +56,7 @@ ALGORITHMS = (
     ("RS256-2048", "rsa2048", ("rsa", 2048, None), "RS256"),
 )
 CANDIDATES = ("file", "softhsm2", "file first token", "softhsm2 first token")
-#: the token whose session stays open, and the one every "first token" logs in to afresh
-STEADY_TOKEN, FIRST_TOKEN = "bench", "bench-first"
-
-
-class _Environment(object):
-    """``setenv`` of pytest's monkeypatch for tests/tokens.py's ``use_token``, on this process's environment."""
-
-    def __init__(self):
-        self.saved = {}
-
-    def setenv(self, name, value):
-        self.saved.setdefault(name, os.environ.get(name))
-        os.environ[name] = value
-
-    def restore(self):
-        for name, value in self.saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+TOKEN_LABEL = "bench"
 
 
 def _tokens_module():
@@ -93,73 +76,89 @@ def window(function, count):
     return {"cpu": (time.process_time() - cpu) / count, "wall": (time.perf_counter() - wall) / count}
 
 
-class Setup(object):
-    """The tokens, key pairs, PIN file and the callables of the candidates; ``close()`` when done."""
+def window_in(opened, count):
+    """``window`` of the function that the context manager ``opened()`` yields; opening and closing are not timed."""
+    with opened() as function:
+        return window(function, count)
 
-    def __init__(self, work):
+
+@contextlib.contextmanager
+def _as_is(function):
+    yield function
+
+
+class Setup(object):
+    """The token, its key pairs, the PIN file and the candidates; ``close()`` when done.
+
+    ``activate(token)`` points this process's PKCS#11 library at the new token. The default sets
+    the token's environment (SOFTHSM2_CONF), which SoftHSM2 reads when this process loads it: the
+    bench loads it only here. A test process that may have loaded it already passes the tests'
+    helper that also initialises the library again.
+    """
+
+    def __init__(self, work, activate=None):
         from ansible_collections.selfjwt.kyma.plugins.module_utils import _pkcs11
 
-        tokens = _tokens_module()
-        self.environment = _Environment()
-        self.session = None
-        steady = tokens.SoftHSMToken(work, label=STEADY_TOKEN)
-        first = tokens.SoftHSMToken(work, label=FIRST_TOKEN)  # same store and SOFTHSM2_CONF, next free slot
-        tokens.use_token(self.environment, steady)
-        self.module_path = steady.module_path
-        self.pin_file = steady.pin_file(os.path.join(work, "token.pin"))
-        self.env = dict(steady.env)
+        self.saved_environment = {}
+        self.token = _tokens_module().SoftHSMToken(work, label=TOKEN_LABEL)
+        (activate or self._set_environment)(self.token)
+        self.module_path = self.token.module_path
+        self.env = dict(self.token.env)
+        self.pin_file = self.token.pin_file(os.path.join(work, "token.pin"))
         self.uris, self.public_keys = {}, {}
         for label, _file_key, (key_type, size, curve), _algorithm in ALGORITHMS:
-            for token in (steady, first):
-                uri = token.uri("bench-" + label.lower())
-                with _pkcs11.open_session(_pkcs11.parse_uri(uri), token.pin, write=True) as session:
-                    key = session.generate(key_type, size, curve)
-                    facts = key.facts()
-                if facts["extractable"] or not facts["sensitive"]:
-                    raise RuntimeError("SoftHSM2 made %s extractable or not sensitive: %r" % (uri, facts))
-                self.uris[(label, token.label)] = uri
-                self.public_keys[(label, token.label)] = key.public_key()
+            uri = self.token.uri("bench-" + label.lower())
+            with _pkcs11.open_session(_pkcs11.parse_uri(uri), self.token.pin, write=True) as session:
+                key = session.generate(key_type, size, curve)
+                facts = key.facts()
+            if facts["extractable"] or not facts["sensitive"]:
+                raise RuntimeError("SoftHSM2 made %s extractable or not sensitive: %r" % (uri, facts))
+            self.uris[label], self.public_keys[label] = uri, key.public_key()
         self.token_facts = facts["token"]
-        # One session for all steady keys: a second login to a token that a session of this process
-        # has logged in to fails (CKR_USER_ALREADY_LOGGED_IN).
-        steady_uri = _pkcs11.parse_uri(self.uris[(ALGORITHMS[0][0], STEADY_TOKEN)])
-        self.session = _pkcs11.open_session(steady_uri, _pkcs11.resolve_pin(steady_uri, pin_file=self.pin_file))
 
-    def candidates(self, label, file_key, algorithm):
-        """name -> (function that returns a TokenResult, public key that must verify it)."""
+    def _set_environment(self, token):
+        for name, value in token.env.items():
+            self.saved_environment.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def candidates(self, label, file_key):
+        """name -> (context manager factory that yields a function returning a TokenResult, public key)."""
         from ansible_collections.selfjwt.kyma.plugins.module_utils import _keys, _pkcs11, _token
 
         key_path = keys.ensure_key(file_key)
         file_key_object = _token.load_key(path=key_path)
-        token_key = self.session.key(label=_pkcs11.parse_uri(self.uris[(label, STEADY_TOKEN)]).object)
-        first_uri = self.uris[(label, FIRST_TOKEN)]
-        first_session, first_key = _pkcs11.open_key(first_uri, pin_file=self.pin_file)
-        with first_session:
-            first_public = first_key.public_key()
+        uri, pin_file = self.uris[label], self.pin_file
+
+        @contextlib.contextmanager
+        def steady():
+            session, key = _pkcs11.open_key(uri, pin_file=pin_file)
+            with session:
+                _token.mint(key, **mint.TOKEN_OPTIONS)  # the first token of a key object is verified once: not timed
+                yield lambda: _token.mint(key, **mint.TOKEN_OPTIONS)
 
         def file_first_token():
             return _token.mint(_token.load_key(path=key_path), **mint.TOKEN_OPTIONS)
 
         def softhsm2_first_token():
-            first_session, key = _pkcs11.open_key(first_uri, pin_file=self.pin_file)
-            with first_session:
+            session, key = _pkcs11.open_key(uri, pin_file=pin_file)
+            with session:
                 return _token.mint(key, **mint.TOKEN_OPTIONS)
 
+        file_public = _keys.public_key_of(file_key_object)
         return {
-            "file": (lambda: _token.mint(file_key_object, **mint.TOKEN_OPTIONS), _keys.public_key_of(file_key_object)),
-            "softhsm2": (lambda: _token.mint(token_key, **mint.TOKEN_OPTIONS), token_key.public_key()),
-            "file first token": (file_first_token, _keys.public_key_of(file_key_object)),
-            "softhsm2 first token": (softhsm2_first_token, first_public),
+            "file": (lambda: _as_is(lambda: _token.mint(file_key_object, **mint.TOKEN_OPTIONS)), file_public),
+            "softhsm2": (steady, self.public_keys[label]),
+            "file first token": (lambda: _as_is(file_first_token), file_public),
+            "softhsm2 first token": (lambda: _as_is(softhsm2_first_token), self.public_keys[label]),
         }
 
-    def close_session(self):
-        if self.session is not None:
-            self.session.close()
-            self.session = None
-
     def close(self):
-        self.close_session()
-        self.environment.restore()
+        for name, value in self.saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self.saved_environment = {}
 
 
 def _check(function, public_key, algorithm):
@@ -211,7 +210,7 @@ def _token_config(base, label, setup):
     with open(os.path.join(base, "lib", "refresher.json"), encoding="utf-8") as handle:
         config = json.load(handle)
     config["key"].update(path=None, passphrase_file=None, kid=None, algorithm=None,
-                         pkcs11_uri=setup.uris[(label, STEADY_TOKEN)], pkcs11_pin_file=setup.pin_file)
+                         pkcs11_uri=setup.uris[label], pkcs11_pin_file=setup.pin_file)
     config["token_file"]["path"] = os.path.join(base, "state", "token-softhsm2-%s" % label.lower())
     path = os.path.join(base, "lib", "refresher-softhsm2-%s.json" % label.lower())
     _files.write_atomic(path, json.dumps(config, indent=2).encode("utf-8"), mode=0o644)
@@ -234,7 +233,7 @@ def measure_refresher(quick, rng, setup, work):
             key_path = json.load(handle)["key"]["path"]
         for backend, config, public_key in (
                 ("file", file_configs[label], _keys.public_key_of(_token.load_key(path=key_path))),
-                ("softhsm2", _token_config(base, label, setup), setup.public_keys[(label, STEADY_TOKEN)])):
+                ("softhsm2", _token_config(base, label, setup), setup.public_keys[label])):
             argv = [command, "--config", config, "--force"]
             for _index in range(2):  # warm up, then check that the printed token is real
                 printed = harness.run_timed(argv, env=env)[1]
@@ -273,13 +272,13 @@ def run(quick, rng):
     try:
         candidates = {}
         for label, file_key, _spec, algorithm in ALGORITHMS:
-            for name, (function, public_key) in setup.candidates(label, file_key, algorithm).items():
-                _check(function, public_key, algorithm)
-                candidates[(label, name)] = (function, harness.calibrate(function, seconds))
+            for name, (opened, public_key) in setup.candidates(label, file_key).items():
+                with opened() as function:
+                    _check(function, public_key, algorithm)
+                    candidates[(label, name)] = (opened, harness.calibrate(function, seconds))
         harness.log("pkcs11: %d rounds of %d windows" % (rounds, len(candidates)))
         samples = harness.interleave(
-            dict((key, (lambda f=f, n=n: window(f, n))) for key, (f, n) in candidates.items()), rounds, rng)
-        setup.close_session()
+            dict((key, (lambda o=o, n=n: window_in(o, n))) for key, (o, n) in candidates.items()), rounds, rng)
         refresher_result = measure_refresher(quick, rng, setup, work)
     finally:
         setup.close()
