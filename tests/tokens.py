@@ -6,9 +6,7 @@
 """Real PKCS#11 tokens for the tests (not a test module): SoftHSM2 in a temporary directory.
 
 A test creates a token with SoftHSMToken(tmp_path), sets its ``env`` (SOFTHSM2_CONF) in the
-process that loads the library, and names keys with ``uri(label)``. A test that uses the token in
-its own process calls ``activate(monkeypatch)``: SoftHSM2 reads SOFTHSM2_CONF when the library is
-initialised, and python-pkcs11 keeps one loaded library per process, so it is initialised again.
+process that loads the library, and names keys with ``uri(label)``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -47,20 +45,18 @@ class SoftHSMToken(object):
         with open(self.conf, "w") as handle:
             handle.write("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n" % tokens)
         self.env = {"SOFTHSM2_CONF": self.conf}
-        command = ["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", so_pin]
+        self.init_token(label)
+
+    def init_token(self, label):
+        """Initialise one more token, labelled ``label``, in the same store (same PINs)."""
+        command = ["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", self.pin,
+                   "--so-pin", self.so_pin]
         try:
-            done = subprocess.run(command, env=dict(os.environ, **self.env), capture_output=True, text=True)
+            done = subprocess.run(command, env=dict(os.environ, **self.env), capture_output=True, text=True, check=False)
         except OSError as exc:
             raise TokenUnavailable("softhsm2-util cannot run (%s): run scripts/system-packages.sh" % exc)
         if done.returncode:
             raise TokenUnavailable("%s failed: %s" % (" ".join(command[:5]), done.stderr or done.stdout))
-
-    def activate(self, monkeypatch):
-        """Make this token the one that SoftHSM2 shows in the test process (and in the processes it starts)."""
-        for name, value in self.env.items():
-            monkeypatch.setenv(name, value)
-        reinitialize(self.module_path)
-        return self
 
     def pin_file(self, path, mode=0o600):
         with open(os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w") as handle:
@@ -68,8 +64,8 @@ class SoftHSMToken(object):
         os.chmod(str(path), mode)
         return str(path)
 
-    def uri(self, label, key_id=None, pin_source=None):
-        path = "pkcs11:token=%s;object=%s" % (quote(self.label, safe=""), quote(label, safe=""))
+    def uri(self, label, key_id=None, pin_source=None, token=None):
+        path = "pkcs11:token=%s;object=%s" % (quote(token or self.label, safe=""), quote(label, safe=""))
         if key_id is not None:
             path += ";id=" + "".join("%%%02x" % b for b in bytearray(key_id))
         query = "module-path=" + self.module_path
@@ -92,14 +88,3 @@ def use_token(monkeypatch, token):
     for library in _pkcs11._LIBRARIES.values():  # pylint: disable=protected-access
         library.reinitialize()
     return token
-
-
-def reinitialize(module_path):
-    """C_Finalize and C_Initialize the library if this process loaded it, so it reads its configuration again."""
-    try:
-        import pkcs11  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        return
-    library = getattr(pkcs11, "_loaded", {}).get(module_path)
-    if library is not None:
-        library.reinitialize()

@@ -325,8 +325,8 @@ def open_session(uri, pin=None, write=False):
         raise Pkcs11Error("token %r has locked its user PIN after too many wrong PINs: unlock it with the "
                           "security officer PIN (softhsm2-util / tpm2_ptool changepin)" % token.label)
     except (pkcs11_errors.PinExpired, pkcs11_errors.UserPinNotInitialized) as exc:
-        raise Pkcs11Error("token %r cannot log in: %s; set the user PIN with the token's tools" % (token.label,
-                                                                                                  _reason(exc)))
+        raise Pkcs11Error("token %r cannot log in: %s; set the user PIN with the token's tools"
+                          % (token.label, _reason(exc)))
     except pkcs11_errors.PKCS11Error as exc:
         raise Pkcs11Error("cannot open a session on token %r: %s" % (token.label, _reason(exc)))
     return TokenSession(uri, token, session)
@@ -515,8 +515,8 @@ class TokenSession(object):
 
     def relabel(self, key_id, label):
         """Give the key pair with CKA_ID ``key_id`` the label ``label`` (both objects)."""
-        objects = self._objects(ObjectClass.PRIVATE_KEY, None, key_id) + self._objects(ObjectClass.PUBLIC_KEY, None,
-                                                                                          key_id)
+        objects = (self._objects(ObjectClass.PRIVATE_KEY, None, key_id)
+                   + self._objects(ObjectClass.PUBLIC_KEY, None, key_id))
         if not objects:
             raise Pkcs11Error("there is no key pair with id %s in token %r" % (hex_id(key_id), self.token.label))
         try:
@@ -629,27 +629,6 @@ class _TokenKey(object):
                                  .describe(), mechanism.name, _reason(exc)))
 
 
-class _ECTokenKey(_TokenKey, ec.EllipticCurvePrivateKey):
-
-    @property
-    def curve(self):
-        return self._public.curve
-
-    @property
-    def key_size(self):
-        return self._public.key_size
-
-    def sign(self, data, signature_algorithm):
-        # CKM_ECDSA over a hash computed here: every token has it, while SoftHSM2 lacks CKM_ECDSA_SHA256.
-        digest, _algorithm = _digest(data, signature_algorithm.algorithm)
-        raw = self._sign(digest, Mechanism.ECDSA)
-        size = len(raw) // 2
-        return utils.encode_dss_signature(int.from_bytes(raw[:size], "big"), int.from_bytes(raw[size:], "big"))
-
-    def exchange(self, *args, **kwargs):
-        raise Pkcs11Error("token keys only sign")
-
-
 _RSA_MECHANISMS = {
     # hash name: (PKCS#1 v1.5 with hashing, PSS with hashing, hash mechanism, MGF)
     "sha256": ("SHA256_RSA_PKCS", "SHA256_RSA_PKCS_PSS", "SHA256", "SHA256"),
@@ -658,50 +637,85 @@ _RSA_MECHANISMS = {
 }
 
 
-class _RSATokenKey(_TokenKey, rsa.RSAPrivateKey):
-
-    @property
-    def key_size(self):
-        return self._public.key_size
-
-    def sign(self, data, padding_, algorithm):
-        prehashed = isinstance(algorithm, utils.Prehashed)
-        name = (algorithm._algorithm if prehashed else algorithm).name  # pylint: disable=protected-access
-        if name not in _RSA_MECHANISMS:
-            raise Pkcs11Error("token keys sign with SHA-256, SHA-384 or SHA-512, not %s" % name)
-        pkcs1, pss, hash_mechanism, mgf = _RSA_MECHANISMS[name]
-        mechanisms = self._session.mechanisms
-        if isinstance(padding_, padding.PSS):
-            params = (getattr(Mechanism, hash_mechanism), getattr(pkcs11.MGF, mgf), _digest_size(name))
-            if not prehashed and getattr(Mechanism, pss) in mechanisms:
-                return self._sign(data, getattr(Mechanism, pss), params)
-            return self._sign(_digest(data, algorithm)[0], Mechanism.RSA_PKCS_PSS, params)
-        if isinstance(padding_, padding.PKCS1v15):
-            if not prehashed and getattr(Mechanism, pkcs1) in mechanisms:
-                return self._sign(data, getattr(Mechanism, pkcs1))
-            return self._sign(_DIGEST_INFO[name] + _digest(data, algorithm)[0], Mechanism.RSA_PKCS)
-        raise Pkcs11Error("token keys sign with PKCS#1 v1.5 or PSS padding")
-
-    def decrypt(self, *args, **kwargs):
-        raise Pkcs11Error("token keys only sign")
-
-
 def _digest_size(name):
     return {"sha256": 32, "sha384": 48, "sha512": 64}[name]
 
 
-class _Ed25519TokenKey(_TokenKey, ed25519.Ed25519PrivateKey):
+_KEY_CLASSES = {}
 
-    def sign(self, data):
-        return self._sign(data, Mechanism.EDDSA)
+
+def _key_classes():
+    """The token key classes by key family, defined on first use.
+
+    They subclass cryptography's key interfaces, which the module cannot name before
+    _jose.missing_dependencies() has checked that cryptography is there.
+    """
+    if _KEY_CLASSES:
+        return _KEY_CLASSES
+
+    class _ECTokenKey(_TokenKey, ec.EllipticCurvePrivateKey):
+
+        @property
+        def curve(self):
+            return self._public.curve
+
+        @property
+        def key_size(self):
+            return self._public.key_size
+
+        def sign(self, data, signature_algorithm):
+            # CKM_ECDSA over a hash computed here: every token has it, while SoftHSM2 lacks CKM_ECDSA_SHA256.
+            digest, _algorithm = _digest(data, signature_algorithm.algorithm)
+            raw = self._sign(digest, Mechanism.ECDSA)
+            size = len(raw) // 2
+            return utils.encode_dss_signature(int.from_bytes(raw[:size], "big"), int.from_bytes(raw[size:], "big"))
+
+        def exchange(self, *args, **kwargs):
+            raise Pkcs11Error("token keys only sign")
+
+    class _RSATokenKey(_TokenKey, rsa.RSAPrivateKey):
+
+        @property
+        def key_size(self):
+            return self._public.key_size
+
+        def sign(self, data, padding_, algorithm):
+            prehashed = isinstance(algorithm, utils.Prehashed)
+            name = (algorithm._algorithm if prehashed else algorithm).name  # pylint: disable=protected-access
+            if name not in _RSA_MECHANISMS:
+                raise Pkcs11Error("token keys sign with SHA-256, SHA-384 or SHA-512, not %s" % name)
+            pkcs1, pss, hash_mechanism, mgf = _RSA_MECHANISMS[name]
+            mechanisms = self._session.mechanisms
+            if isinstance(padding_, padding.PSS):
+                params = (getattr(Mechanism, hash_mechanism), getattr(pkcs11.MGF, mgf), _digest_size(name))
+                if not prehashed and getattr(Mechanism, pss) in mechanisms:
+                    return self._sign(data, getattr(Mechanism, pss), params)
+                return self._sign(_digest(data, algorithm)[0], Mechanism.RSA_PKCS_PSS, params)
+            if isinstance(padding_, padding.PKCS1v15):
+                if not prehashed and getattr(Mechanism, pkcs1) in mechanisms:
+                    return self._sign(data, getattr(Mechanism, pkcs1))
+                return self._sign(_DIGEST_INFO[name] + _digest(data, algorithm)[0], Mechanism.RSA_PKCS)
+            raise Pkcs11Error("token keys sign with PKCS#1 v1.5 or PSS padding")
+
+        def decrypt(self, *args, **kwargs):
+            raise Pkcs11Error("token keys only sign")
+
+    class _Ed25519TokenKey(_TokenKey, ed25519.Ed25519PrivateKey):
+
+        def sign(self, data):
+            return self._sign(data, Mechanism.EDDSA)
+
+    _KEY_CLASSES.update(RSA=_RSATokenKey, EC=_ECTokenKey, OKP=_Ed25519TokenKey)
+    return _KEY_CLASSES
 
 
 def _wrap(token_session, handle, public):
+    classes = _key_classes()
     if isinstance(public, rsa.RSAPublicKey):
-        return _RSATokenKey(token_session, handle, public)
+        return classes["RSA"](token_session, handle, public)
     if isinstance(public, ec.EllipticCurvePublicKey):
-        return _ECTokenKey(token_session, handle, public)
-    return _Ed25519TokenKey(token_session, handle, public)
+        return classes["EC"](token_session, handle, public)
+    return classes["OKP"](token_session, handle, public)
 
 
 def is_token_key(key):

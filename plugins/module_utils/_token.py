@@ -182,7 +182,6 @@ def load_key(path=None, content=None, passphrase=None):
     return _keys.load_private_key(data, passphrase=passphrase, source=source, validate_rsa=validate_rsa)
 
 
-
 @contextlib.contextmanager
 def signing_key(path=None, content=None, passphrase=None, pkcs11_uri=None, pkcs11_pin=None, pkcs11_pin_file=None,
                 pin_owners=None):

@@ -152,6 +152,45 @@ class DemoWork:
         return self.runs[name]
 
 
+INTEROP = os.path.join(REPO, "tests", "interop")
+
+
+def node_verifier_missing():
+    """Why the node verifiers of tests/interop cannot run here, or None."""
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not os.path.isfile(os.path.join(INTEROP, "node_modules", "jose", "package.json")):
+        return "tests/interop/node_modules is missing: run 'make node'"
+    return None
+
+
+def node_verify(script, jwks_path, cases, workdir):
+    """Verdicts of a tests/interop verifier (``--batch``) for ``cases``, with ``jwks_path`` served over HTTP.
+
+    The JWKS is served by the stand-in's JWKS server, so the verifier fetches it the way a
+    service fetches a jwksUri. Returns {case id: verdict}.
+    """
+    port_file = os.path.join(workdir, "jwks-check-%s.port" % secrets.token_hex(4))
+    server = subprocess.Popen([sys.executable, "-m", "tools.kyma_standin", "jwks-server", "--jwks", jwks_path,
+                               "--port", "0", "--port-file", port_file, "--max-seconds", "300"],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        end = time.monotonic() + 30
+        while not os.path.exists(port_file) and time.monotonic() < end and server.poll() is None:
+            time.sleep(0.05)
+        with open(port_file, encoding="ascii") as handle:
+            port = int(handle.read())
+        job = {"jwks_url": "http://127.0.0.1:%d/.well-known/jwks.json" % port, "cases": cases}
+        done = subprocess.run(["node", os.path.join(INTEROP, script), "--batch"], cwd=INTEROP,
+                              input=json.dumps(job).encode("utf-8"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=120, check=False)
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert done.returncode == 0, done.stderr.decode("utf-8", "replace")
+    return json.loads(done.stdout)["results"]
+
+
 def _refresher_tokens(summary):
     """{host: (return code, stdout, stderr)} of each host's refresher command."""
     found = {}

@@ -7,7 +7,9 @@
 
 A playbook uses jwt_keypair, jwt_token and jwks_publish the way users do (an encrypted RSA
 key with a certificate, plain EC and Ed25519 keys, a key replaced with a backup, tokens from a
-key file and from private_key_content, wrong passphrases, a JWKS with a discovery document).
+key file, from private_key_content and from a key in a SoftHSM2 token with its PIN given as
+pkcs11_pin, wrong passphrases, a wrong PIN, a PIN written into the URI, a JWKS with a
+discovery document).
 It runs three times with -vvv --diff: a first run, a check-mode run over its results, and a
 check-mode run of the key tasks on an empty directory. Everything is scanned: stdout and stderr of every run,
 every registered return value (dumped to JSON files), the JWKS, the discovery document,
@@ -16,7 +18,7 @@ the token file and the certificate. Findings are:
 - PEM private key blocks (``PRIVATE KEY-----``),
 - JWK private members as JSON keys (``"d":``, ``"p":``, ``"q":``, ``"dp":``, ``"dq":``,
   ``"qi":``, ``"oth":``, ``"k":``),
-- the passphrase,
+- the passphrase, the token's PIN, the wrong PIN and the PIN written into a URI,
 - the private keys themselves: every line of each key file's PEM body, the same keys in other
   PEM forms, and their private numbers (base64url, base64, hex, decimal),
 - in the playbook output: any token that a task with ``no_log: true`` produced.
@@ -46,7 +48,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _pkcs11
 from helpers import ansible_env, collections_path_with_repo, require_ansible_playbook  # pylint: disable=import-error
+from tokens import SoftHSMToken, use_token  # pylint: disable=import-error
 
 
 PLAYBOOK = """\
@@ -134,6 +138,32 @@ PLAYBOOK = """\
         subject: edge-01
       register: token_control
 
+    - name: Token from a key in a PKCS#11 token, the PIN as an option, without no_log, into a token file
+      selfjwt.kyma.jwt_token:
+        pkcs11_uri: "{{ hsm_uri }}"
+        pkcs11_pin: "{{ hsm_pin }}"
+        issuer: https://edge.example.com
+        subject: edge-01
+        dest: "{{ work }}/hsm-token"
+      register: token_from_hsm
+
+    - name: A wrong PIN for the token, without no_log (must fail, and hide the PIN)
+      selfjwt.kyma.jwt_token:
+        pkcs11_uri: "{{ hsm_uri }}"
+        pkcs11_pin: "{{ hsm_wrong_pin }}"
+        issuer: https://edge.example.com
+        subject: edge-01
+      register: token_hsm_wrong_pin
+      ignore_errors: true
+
+    - name: A PIN written into the URI, without no_log (must fail, and hide the PIN)
+      selfjwt.kyma.jwt_token:
+        pkcs11_uri: "{{ hsm_uri }}&pin-value={{ hsm_uri_pin }}"
+        issuer: https://edge.example.com
+        subject: edge-01
+      register: token_hsm_pin_in_uri
+      ignore_errors: true
+
     - name: Publish the JWKS and a discovery document
       selfjwt.kyma.jwks_publish:
         keys:
@@ -164,6 +194,9 @@ PLAYBOOK = """\
           token_from_content: "{{ token_from_content | default(None) }}"
           token_wrong_passphrase: "{{ token_wrong_passphrase | default(None) }}"
           token_control: "{{ token_control | default(None) }}"
+          token_from_hsm: "{{ token_from_hsm | default(None) }}"
+          token_hsm_wrong_pin: "{{ token_hsm_wrong_pin | default(None) }}"
+          token_hsm_pin_in_uri: "{{ token_hsm_pin_in_uri | default(None) }}"
           published: "{{ published | default(None) }}"
       check_mode: false
       diff: false
@@ -367,13 +400,22 @@ def runs(tmp_path_factory):
                      "ansible_python_interpreter=\"{{ ansible_playbook_python }}\"\n")
     with open(os.path.join(root, "playbook.yml"), "w") as handle:
         handle.write(PLAYBOOK)
+    # A SoftHSM2 token (outside the scanned directories) with an EC key, and the PINs of the playbook.
+    pins = {"hsm_pin": "pin-%s" % secrets.token_hex(10), "hsm_wrong_pin": "wrong-pin-%s" % secrets.token_hex(10),
+            "hsm_uri_pin": "uri-pin-%s" % secrets.token_hex(10)}
+    hsm = SoftHSMToken(os.path.join(root, "hsm"), pin=pins["hsm_pin"])
+    with pytest.MonkeyPatch.context() as patch:
+        use_token(patch, hsm)
+        with _pkcs11.open_session(_pkcs11.parse_uri(hsm.uri("jwt-signing")), hsm.pin, write=True) as session:
+            session.generate("ec", curve="P-256")
     env = ansible_env(collections_path_with_repo(os.path.join(root, "collections")), os.path.join(root, "ansible-local"),
                       os.path.join(root, "ansible-remote"), ANSIBLE_PIPELINING="1")
+    env.update(hsm.env)
     playbook = require_ansible_playbook()
 
     def run(name, directory, *extra):
-        variables = {"work": directory, "passphrase": passphrase,
-                     "result_file": os.path.join(results, "%s.json" % name)}
+        variables = dict(pins, work=directory, passphrase=passphrase, hsm_uri=hsm.uri("jwt-signing"),
+                         result_file=os.path.join(results, "%s.json" % name))
         vars_file = os.path.join(root, "vars-%s.json" % name)
         with open(vars_file, "w") as handle:
             json.dump(variables, handle)
@@ -408,7 +450,7 @@ def runs(tmp_path_factory):
     after_check = hashes()
     done["check-fresh"] = run("check-fresh", fresh, "--check", "--tags", "keys")
     return {"root": root, "work": work, "fresh": fresh, "passphrase": passphrase, "runs": done,
-            "old_key": old_key, "hashes": {"first": after_first, "check": after_check}}
+            "old_key": old_key, "hashes": {"first": after_first, "check": after_check}, "pins": pins}
 
 
 def _private_files(directory):
@@ -424,7 +466,7 @@ def _private_files(directory):
 
 @pytest.fixture(scope="module")
 def needles(runs):
-    result = [("passphrase", runs["passphrase"])]
+    result = [("passphrase", runs["passphrase"])] + sorted(runs["pins"].items())
     key_files = _private_files(runs["work"])
     # rsa, ec, ed, rotate and the backup of the key that rotate replaced
     assert len(key_files) == 5, key_files
@@ -465,6 +507,12 @@ def test_the_playbook_did_what_the_scan_relies_on(runs):
     assert first["token_wrong_passphrase"]["failed"]
     assert "passphrase" in first["token_wrong_passphrase"]["msg"]
     assert len(first["published"]["kids"]) == 4
+    assert first["token_from_hsm"]["changed"] and first["token_from_hsm"]["token"]
+    assert first["token_hsm_wrong_pin"]["failed"] and "refused the PIN" in first["token_hsm_wrong_pin"]["msg"]
+    assert first["token_hsm_pin_in_uri"]["failed"]
+    assert "carries the PIN (pin-value)" in first["token_hsm_pin_in_uri"]["msg"]
+    check = runs["runs"]["check"]["returned"]
+    assert check["token_from_hsm"]["changed"] is False and check["token_hsm_wrong_pin"]["failed"]
     for name in ("jwks.json", "openid-configuration", "token", "rsa.crt"):
         assert os.path.isfile(os.path.join(runs["work"], name)), name
     # -vvv really was on: module invocations are printed.

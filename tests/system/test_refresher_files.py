@@ -31,7 +31,7 @@ from ansible_collections.selfjwt.kyma.plugins.module_utils import _jwk, _pkcs11
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _refresher_install as install
 from ansible_collections.selfjwt.kyma.plugins.modules import token_refresher
 from helpers import refresher_host, run_module_main  # pylint: disable=import-error
-from tokens import SoftHSMToken  # pylint: disable=import-error
+from tokens import SoftHSMToken, use_token  # pylint: disable=import-error
 
 ISSUER = "https://edge-jwks.kyma-system.svc.cluster.local"
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
@@ -165,7 +165,7 @@ def test_the_installed_command_signs_with_a_key_in_a_pkcs11_token(tmp_path, caps
     """A SoftHSM2 key: the command, without Ansible, signs through the token with the PIN from its file."""
     pin = "pin-4d0c9e12-command"
     monkeypatch.setattr(install, "SYSTEMD_RUNTIME_DIR", str(tmp_path / "no-systemd"))
-    token = SoftHSMToken(tmp_path / "hsm", pin=pin).activate(monkeypatch)
+    token = use_token(monkeypatch, SoftHSMToken(tmp_path / "hsm", pin=pin))
     with _pkcs11.open_session(_pkcs11.parse_uri(token.uri("jwt-signing")), pin, write=True) as session:
         public = session.generate("rsa", size=2048).public_key()
     host = refresher_host(tmp_path / "host", ec.generate_private_key(ec.SECP256R1()), ISSUER)

@@ -25,7 +25,7 @@ import pytest
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jwk, _pkcs11
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _refresher as refresher
-from tokens import SoftHSMToken  # pylint: disable=import-error
+from tokens import SoftHSMToken, use_token  # pylint: disable=import-error
 
 ISSUER = "http://edge-jwks.kyma-system.svc.cluster.local"
 PIN = "pin-90c1d2aa-refresher"
@@ -34,7 +34,7 @@ PIN = "pin-90c1d2aa-refresher"
 @pytest.fixture
 def setup(tmp_path, monkeypatch):
     """A token with an EC P-256 key, its PIN file (0600), a token directory and a configuration as the installer writes it."""
-    token = SoftHSMToken(tmp_path / "hsm", pin=PIN).activate(monkeypatch)
+    token = use_token(monkeypatch, SoftHSMToken(tmp_path / "hsm", pin=PIN))
     with _pkcs11.open_session(_pkcs11.parse_uri(token.uri("jwt-signing")), PIN, write=True) as session:
         public = session.generate("ec", curve="P-256").public_key()
     (tmp_path / "keys").mkdir(mode=0o700)

@@ -23,7 +23,7 @@ import pytest
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jwk, _pkcs11
 from ansible_collections.selfjwt.kyma.plugins.modules import jwt_token
 from helpers import run_module_main  # pylint: disable=import-error
-from tokens import SoftHSMToken  # pylint: disable=import-error
+from tokens import SoftHSMToken, use_token  # pylint: disable=import-error
 
 ISSUER = "https://edge.example.com"
 #: A PIN that nothing else in a module result could contain by chance.
@@ -42,7 +42,7 @@ KEYS = {
 @pytest.fixture
 def token(tmp_path, monkeypatch):
     """A fresh SoftHSM2 token that this process's PKCS#11 library shows."""
-    return SoftHSMToken(tmp_path / "hsm", pin=PIN).activate(monkeypatch)
+    return use_token(monkeypatch, SoftHSMToken(tmp_path / "hsm", pin=PIN))
 
 
 def make_key(token, label="jwt-signing", **generate):

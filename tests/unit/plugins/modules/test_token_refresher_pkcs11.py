@@ -23,7 +23,7 @@ import pytest
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jwk, _pkcs11, _refresher, _refresher_install
 from ansible_collections.selfjwt.kyma.plugins.modules import token_refresher
 from helpers import read_file as read, run_module_main, tree_state  # pylint: disable=import-error
-from tokens import SoftHSMToken  # pylint: disable=import-error
+from tokens import SoftHSMToken, use_token  # pylint: disable=import-error
 
 ISSUER = "https://edge-jwks.kyma-system.svc.cluster.local"
 PIN = "pin-3b8e41f7-fleet"
@@ -33,7 +33,7 @@ PIN = "pin-3b8e41f7-fleet"
 def host(tmp_path, monkeypatch):
     """A token with an EC key and a PIN file (0600), and the module arguments of a host without systemd."""
     monkeypatch.setattr(_refresher_install, "SYSTEMD_RUNTIME_DIR", str(tmp_path / "no-systemd"))
-    token = SoftHSMToken(tmp_path / "hsm", pin=PIN).activate(monkeypatch)
+    token = use_token(monkeypatch, SoftHSMToken(tmp_path / "hsm", pin=PIN))
     with _pkcs11.open_session(_pkcs11.parse_uri(token.uri("jwt-signing")), PIN, write=True) as session:
         public = session.generate("ec", curve="P-256").public_key()
     root = tmp_path / "host"
@@ -80,8 +80,8 @@ def test_installs_and_signs_the_first_token_through_the_token(host, capsys):
     assert config["key"] == {"path": None, "kid": None, "algorithm": None, "passphrase_file": None,
                              "pkcs11_uri": host["args"]["pkcs11_uri"],
                              "pkcs11_pin_file": host["args"]["pkcs11_pin_file"]}
-    installed = read(os.path.join(host["args"]["lib_dir"], "ansible_collections/selfjwt/kyma/plugins/module_utils/"
-                                                          "_pkcs11.py"))
+    module_utils = os.path.join(host["args"]["lib_dir"], "ansible_collections/selfjwt/kyma/plugins/module_utils")
+    installed = read(os.path.join(module_utils, "_pkcs11.py"))
     assert installed == read(_pkcs11.__file__)
     assert PIN not in out and token not in out
     below = everything_below(host["root"])
