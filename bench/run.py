@@ -13,6 +13,7 @@ Sections (each interleaves its candidates and reports medians, p10-p90 and ratio
   refresher  selfjwt-token vs node jsonwebtoken, fresh processes
   fleet_scale  kyma_publish's cluster side for 1k / 10k hosts: per-host, sharded, site keys
   publish_role the whole kyma_publish role in ansible-playbook over 1k / 10k hosts (render mode)
+  pkcs11     tokens signed by a SoftHSM2 key vs a key file: in-process, first token, refresher
 
 Results: bench/results/latest.{json,md,png} (``--quick``: quick.{json,md,png}). Benchmarks
 are not tests: nothing here fails on a slow result, only on a wrong one.
@@ -37,7 +38,7 @@ sys.path.insert(0, HERE)
 import harness  # noqa: E402  pylint: disable=wrong-import-position
 import report  # noqa: E402  pylint: disable=wrong-import-position
 
-SECTIONS = ("mint", "tasks", "jwks", "refresher", "fleet", "fleet_scale", "publish_role")
+SECTIONS = ("mint", "tasks", "jwks", "refresher", "fleet", "fleet_scale", "publish_role", "pkcs11")
 
 
 def ensure_plotting():
@@ -204,6 +205,9 @@ def run_section(name, args, rng, results, stem):
     if name == "publish_role":
         import publish_role
         return publish_role.run(args.quick, rng)
+    if name == "pkcs11":
+        import pkcs11_bench
+        return pkcs11_bench.run(args.quick, rng)
     import fleet
 
     sizes = tuple(int(size) for size in args.fleet_sizes.split(",")) if args.fleet_sizes else None
