@@ -276,9 +276,13 @@ def softhsm_token(tmp_path):
     return SoftHSMToken(tmp_path)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tpm_token(tmp_path_factory):
-    """One TPM 2.0 token (swtpm, session D-Bus, tpm2-abrmd, tpm2-pkcs11 store) per test module.
+    """One TPM 2.0 token (swtpm, session D-Bus, tpm2-abrmd, tpm2-pkcs11 store) per pytest process.
+
+    One per process, not per module: the TCTI of libtpm2_pkcs11 reaches tpm2-abrmd through
+    GLib's session bus connection, which a process opens once and keeps, so a second stack with
+    another D-Bus in the same process cannot be reached. Tests use labels of their own.
 
     If the stack cannot start on this machine, every test that uses it is skipped, and the skip
     reason is TokenUnavailable's message: the step, the command and its stderr.

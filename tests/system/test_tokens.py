@@ -21,10 +21,13 @@ turn on. libtpm2_pkcs11 only makes token objects (CKA_TOKEN=true).
 """
 
 import hashlib
+import json
 import os
 import shutil
 import socket
 import stat
+import subprocess
+import sys
 from urllib.parse import unquote
 
 import pytest
@@ -232,9 +235,13 @@ def test_tpm_token_retries_a_taken_port_and_stops_every_process(tpm_token, tmp_p
             assert sorted(second.processes) == ["dbus-daemon", "swtpm", "tpm2-abrmd"]
             started = {name: proc.pid for name, proc in second.processes.items()}
             assert _processes_mentioning(second.directory)  # swtpm's state directory
-            for name, value in second.env.items():
-                monkeypatch.setenv(name, value)
-            labels = [slot_token.label for slot_token in pkcs11_lib(second).get_tokens()]
+            # In another process: this one's GLib session bus connection must stay with tpm_token's
+            # D-Bus (see the fixture tpm_token).
+            listed = subprocess.run(
+                [sys.executable, "-c", "import json, sys, pkcs11; print(json.dumps([t.label for t in "
+                 "pkcs11.lib(sys.argv[1]).get_tokens()]))", second.module_path],
+                env=dict(os.environ, **second.env), capture_output=True, text=True, check=False, timeout=120)
+            labels = json.loads(listed.stdout)
             assert "second" in labels and tpm_token.label not in labels
     finally:
         taken.close()
