@@ -77,7 +77,7 @@ TIME_FIELDS = ("staged_at", "published_at", "activated_at", "deactivated_at", "r
                "revoked_at")
 
 #: kid-named key files: an RFC 7638 SHA-256 thumbprint is 43 base64url characters.
-_THUMBPRINT = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_THUMBPRINT = re.compile(r"^[A-Za-z0-9_-]{43}\Z")
 
 
 class KeyringError(_jose.JoseError):
