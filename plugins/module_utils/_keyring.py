@@ -34,6 +34,10 @@ leaves a state that the next run completes (:meth:`Ring.reconcile`): the key at 
 is always either the active key or a ``next`` key that was published long enough ago, and
 the state never loses a key before it may be retired.
 
+A signing key in a PKCS#11 token has no files: ``_keyring_pkcs11.TokenRing`` keeps the ring's
+keys as key pairs in the token (the label moves from key to key) and the state at a path of
+its own, with the same states, timing rules and results.
+
 The key directory, the state and the kid-named files may be writable by the key's owner, a
 less privileged account than the root that rotates: everything read from them is untrusted.
 Every kid in the state must be an RFC 7638 thumbprint (:func:`check_kid`), so a kid never
