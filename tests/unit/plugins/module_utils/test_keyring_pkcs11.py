@@ -24,7 +24,7 @@ from pkcs11 import Attribute, ObjectClass
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jwk, _jws, _keypair
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring, _keyring_pkcs11, _pkcs11, _token
 from ansible_collections.selfjwt.kyma.plugins.module_utils._keyring import KeyringError, Timing
-from tokens import SoftHSMToken  # pylint: disable=import-error
+from tokens import SoftHSMToken, use_token  # pylint: disable=import-error
 
 W, L, S = 100, 50, 5          # propagation window, token max lifetime, clock skew
 RETIRE = L + S + W
@@ -34,10 +34,7 @@ T0 = 1_800_000_000
 @pytest.fixture
 def hsm(tmp_path, monkeypatch):
     """A fresh SoftHSM2 token; the library is initialised again so that it reads the token's configuration."""
-    token = SoftHSMToken(tmp_path / "softhsm")
-    monkeypatch.setenv("SOFTHSM2_CONF", token.conf)
-    pkcs11.lib(token.module_path).reinitialize()
-    return token
+    return use_token(monkeypatch, SoftHSMToken(tmp_path / "softhsm"))
 
 
 @pytest.fixture

@@ -408,6 +408,8 @@ def _big_jwks(root):
 # --------------------------------------------------------------------------------------
 
 LONG_NAME = "n" * 300
+#: A key in a PKCS#11 token; the cases that use it fail before they open the library.
+HSM_URI = "pkcs11:token=edge;object=jwt-signing?module-path=/usr/lib/softhsm/libsofthsm2.so"
 
 KEYPAIR_CASES = [
     # path
@@ -868,6 +870,32 @@ KEYRING_CASES = [
     ("state-without-key", {"path": "{t}/ring/keyless.pem"},
      ["the signing key {t}/ring/keyless.pem is missing, but its key ring", "restore the key"]),
     ("state-key-retired", {"path": "{t}/ring/retired.pem"}, ["is retired in its key ring", "restore the active key"]),
+    # pkcs11_uri, pkcs11_pin, pkcs11_pin_file, state_path: a signing key in a PKCS#11 token
+    ("pkcs11-uri-not-a-uri", {"path": DROP, "pkcs11_uri": "jwt-signing", "state_path": "{t}/ring/hsm.ring.json"},
+     ["'jwt-signing' is not a PKCS#11 URI: it must start with 'pkcs11:'"]),
+    ("pkcs11-uri-and-path", {"pkcs11_uri": HSM_URI, "state_path": "{t}/ring/hsm.ring.json"},
+     ["parameters are mutually exclusive: path|pkcs11_uri"]),
+    ("pkcs11-uri-without-state-path", {"path": DROP, "pkcs11_uri": HSM_URI},
+     ["missing parameter(s) required by 'pkcs11_uri': state_path"]),
+    ("pkcs11-uri-with-id", {"path": DROP, "pkcs11_uri": HSM_URI.replace(";object", ";id=%01;object"),
+                            "state_path": "{t}/ring/hsm.ring.json"}, ["names an id", "Remove id= from the URI"]),
+    ("pkcs11-uri-library-missing", {"path": DROP, "pkcs11_uri": HSM_URI.replace("/usr/lib/softhsm", "{t}/nowhere"),
+                                    "state_path": "{t}/ring/hsm.ring.json"},
+     ["the PKCS#11 library {t}/nowhere/libsofthsm2.so does not exist"]),
+    ("pkcs11-uri-and-passphrase", {"path": DROP, "pkcs11_uri": HSM_URI, "state_path": "{t}/ring/hsm.ring.json",
+                                   "passphrase": PASSPHRASE}, ["mutually exclusive: passphrase|pkcs11_uri"]),
+    ("pkcs11-pin-without-uri", {"pkcs11_pin": PASSPHRASE}, ["missing parameter(s) required by 'pkcs11_pin': pkcs11_uri"]),
+    ("pkcs11-pin-file-without-uri", {"pkcs11_pin_file": "{t}/plain.txt"},
+     ["missing parameter(s) required by 'pkcs11_pin_file': pkcs11_uri"]),
+    ("pkcs11-pin-and-pin-file", {"path": DROP, "pkcs11_uri": HSM_URI, "state_path": "{t}/ring/hsm.ring.json",
+                                 "pkcs11_pin": PASSPHRASE, "pkcs11_pin_file": "{t}/plain.txt"},
+     ["mutually exclusive: pkcs11_pin|pkcs11_pin_file"]),
+    ("state-path-without-uri", {"state_path": "{t}/ring/hsm.ring.json"},
+     ["missing parameter(s) required by 'state_path': pkcs11_uri"]),
+    ("state-path-relative", {"path": DROP, "pkcs11_uri": HSM_URI, "state_path": "hsm.ring.json"},
+     ["set state_path to an absolute path"]),
+    ("state-path-dir-missing", {"path": DROP, "pkcs11_uri": HSM_URI, "state_path": "{t}/nowhere/hsm.ring.json"},
+     ["the directory {t}/nowhere for key ring state {t}/nowhere/hsm.ring.json does not exist"]),
     # action, published_kids
     ("action-wrong-enum", {"action": "rotate-now"},
      ["value of action must be one of: status, auto, rotate, stage, mark_published, activate, retire, revoke"]),
