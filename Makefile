@@ -5,8 +5,9 @@
 #   make demo    run playbooks/demo.yml
 #   make help    list the targets
 #
-# Needs python3 (3.11+, with venv), make, git, node and npm. Everything else is installed
-# into .venv, .cache and tests/interop/node_modules.
+# Needs python3 (3.11+, with venv), make, git, node and npm. The Debian packages of the
+# hardware-key tests (bindep.txt) are installed by `make system-packages` (root or password-less
+# sudo); everything else is installed into .venv, .cache and tests/interop/node_modules.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -33,7 +34,7 @@ TEST_STAGES := system-a integration system-b units sanity interop lint docs-chec
 
 header = @printf '\n==> %s [%s]\n' '$(1)' "$$(date +%T)"
 
-.PHONY: help venv node collections test system $(TEST_STAGES) demo bench clean
+.PHONY: help system-packages venv node collections test system $(TEST_STAGES) demo bench clean
 
 help:
 	@echo 'make test         all checks: $(TEST_STAGES)'
@@ -47,8 +48,15 @@ help:
 	@echo 'make docs-check   ansible-doc renders every module and role'
 	@echo 'make build        build the collection tarball into .cache/dist and check it'
 	@echo 'make bench        python bench/run.py'
+	@echo 'make system-packages   install the Debian packages of bindep.txt [platform:dpkg test] (SoftHSM2, software TPM)'
 	@echo 'make venv | node | collections   set up .venv, node modules, .cache/collections'
 	@echo 'make clean        remove everything the targets created'
+
+# The tokens of the hardware-key tests (SoftHSM2, the software TPM stack) are Debian packages:
+# the script checks them with one dpkg-query (well under a second) and installs what is missing.
+system-packages:
+	$(call header,system-packages: Debian packages of bindep.txt)
+	@scripts/system-packages.sh
 
 venv: $(VENV_STAMP)
 
@@ -81,15 +89,15 @@ collections: venv
 	$(call header,collections: kubernetes.core and selfjwt.kyma in .cache/collections)
 	@scripts/fetch-collections.sh
 
-units: venv collections
+units: system-packages venv collections
 	$(call header,units: pytest tests/unit)
 	@scripts/run-pytest.sh tests/unit
 
-integration: venv collections
+integration: system-packages venv collections
 	$(call header,integration: ansible-test integration)
 	@scripts/ansible-test-offline.sh integration
 
-interop: venv collections node
+interop: system-packages venv collections node
 	$(call header,interop: pytest tests/interop)
 	@scripts/run-pytest.sh tests/interop
 
@@ -102,11 +110,11 @@ SYSTEM_B := tests/system/test_kyma_manifests.py tests/system/test_kyma_apply.py 
 
 system: system-a system-b
 
-system-a: venv collections
+system-a: system-packages venv collections
 	$(call header,system-a: pytest tests/system without system-b)
 	@scripts/run-pytest.sh tests/system $(addprefix --ignore=,$(SYSTEM_B)) --durations=10
 
-system-b: venv collections
+system-b: system-packages venv collections
 	$(call header,system-b: pytest $(notdir $(SYSTEM_B)))
 	@scripts/run-pytest.sh $(SYSTEM_B) --durations=10
 
@@ -131,7 +139,7 @@ build: venv
 # printed in one piece when it ends; with --keep-going every stage runs and every failure shows.
 TEST_JOBS ?= 2
 
-test: venv collections node
+test: system-packages venv collections node
 	@start=$$(date +%s); \
 	  $(MAKE) --jobs=$(TEST_JOBS) --output-sync=target --keep-going $(TEST_STAGES) \
 	  || { echo "==> test: FAILED after $$(( $$(date +%s) - start )) s (see the stages above)" >&2; exit 1; }; \
@@ -141,7 +149,7 @@ demo: venv collections
 	$(call header,demo: playbooks/demo.yml)
 	@scripts/demo.sh $(if $(API),-e kyma_publish_api=$(API))
 
-bench: venv collections
+bench: system-packages venv collections
 	$(call header,bench: bench/run.py)
 	@if [ ! -f bench/run.py ]; then echo "ERROR: bench/run.py does not exist yet, so there is no benchmark to run" >&2; exit 1; fi
 	python bench/run.py

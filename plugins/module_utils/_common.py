@@ -113,8 +113,8 @@ class SecretMaskingModule(AnsibleModule):
 
 
 def check_dependencies(module):
-    """Fail with missing_required_lib() when cryptography or PyJWT is missing or too old."""
-    missing = _jose.missing_dependencies()
+    """Fail with missing_required_lib() when cryptography or PyJWT (or python-pkcs11 for O(pkcs11_uri)) is missing."""
+    missing = _jose.missing_dependencies(pkcs11=bool(module.params.get("pkcs11_uri")))
     if missing:
         requirement, trace = missing[0]
         # missing_libraries tells a playbook (the edge_keys role) this failure from any other.

@@ -36,7 +36,11 @@ KEY_OPTION_NAMES = {
     "certificate_path": "edge_keys_key_dir / edge_keys_certificate_filename",
     "certificate_subject": "edge_keys_certificate_subject",
     "certificate_valid_days": "edge_keys_certificate_valid_days",
+    "pkcs11_uri": "edge_keys_pkcs11_uri",
+    "passphrase": "edge_keys_key_passphrase",
 }
+#: The values of edge_keys_key_backend: a key file, or a key in a PKCS#11 token.
+KEY_BACKENDS = ("file", "pkcs11")
 
 #: The registered claims and what sets them in this role (edge_keys_extra_claims may not).
 CLAIM_VARIABLES = {"iss": "edge_keys_issuer", "sub": "edge_keys_subject", "aud": "edge_keys_audience",
@@ -134,9 +138,19 @@ def key_problems(variables):
     """The key settings checked with jwt_keypair's own rules; messages name the role variables."""
     v = variables
     certificate = _bool(v.get("edge_keys_certificate"))
+    backend = v.get("edge_keys_key_backend") or "file"
+    if backend not in KEY_BACKENDS:
+        return ["edge_keys_key_backend must be file (a key file in edge_keys_key_dir) or pkcs11 (a key in a PKCS#11 "
+                "token named by edge_keys_pkcs11_uri), got %s." % json.dumps(backend)]
+    token = backend == "pkcs11"
+    if token:
+        problems = token_key_problems(v)
+        if problems:
+            return problems
     try:
         _keypair.KeypairSpec(
-            path=_path(v.get("edge_keys_key_dir"), v.get("edge_keys_key_filename")),
+            path=None if token else _path(v.get("edge_keys_key_dir"), v.get("edge_keys_key_filename")),
+            pkcs11_uri=v.get("edge_keys_pkcs11_uri") if token else None,
             type=v.get("edge_keys_key_type"), size=_number(v.get("edge_keys_key_size")),
             curve=v.get("edge_keys_key_curve"), kid=v.get("edge_keys_key_kid") or None,
             algorithm=v.get("edge_keys_key_algorithm") or None, regenerate=v.get("edge_keys_key_regenerate"),
@@ -148,6 +162,28 @@ def key_problems(variables):
     except _keypair.KeypairError as exc:
         return ["%s." % str(exc).rstrip(".")]
     return []
+
+
+def token_key_problems(variables):
+    """edge_keys_key_backend=pkcs11: a URI, a PIN file, and none of what only a key file has."""
+    v = variables
+    problems = []
+    if not _text(v.get("edge_keys_pkcs11_uri")).strip():
+        problems.append("edge_keys_key_backend=pkcs11 needs edge_keys_pkcs11_uri, the RFC 7512 URI of the key in the "
+                        "host's token, for example pkcs11:token=edge;object=jwt-signing;type=private?module-path="
+                        "/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so.")
+    pin_file = v.get("edge_keys_pkcs11_pin_file")
+    if not (_text(pin_file).startswith("/")):
+        problems.append("edge_keys_key_backend=pkcs11 needs edge_keys_pkcs11_pin_file, the absolute path of a file on "
+                        "the host that holds the token's user PIN (mode 0600, owned by the key's owner), got %s."
+                        % json.dumps(pin_file))
+    if v.get("edge_keys_key_scope") == "site":
+        problems.append("edge_keys_key_scope=site shares one key file among the hosts of a site; a key in a token "
+                        "cannot leave it. Use edge_keys_key_scope=host with edge_keys_key_backend=pkcs11.")
+    if v.get("edge_keys_key_passphrase"):
+        problems.append("edge_keys_key_passphrase encrypts a key file; a key in a token (edge_keys_key_backend=pkcs11) "
+                        "is protected by the token and its PIN: leave edge_keys_key_passphrase empty.")
+    return problems
 
 
 def _is_url(value):

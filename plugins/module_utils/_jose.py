@@ -83,9 +83,16 @@ def iso_utc(epoch):
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def missing_dependencies():
-    """Return a list of (requirement, traceback) for every missing or unusable dependency."""
+def missing_dependencies(pkcs11=False):
+    """Return a list of (requirement, traceback) for every missing or unusable dependency.
+
+    ``pkcs11``: a key in a PKCS#11 token signs, so python-pkcs11 is needed as well.
+    """
     missing = []
+    if pkcs11:
+        import importlib.util  # pylint: disable=import-outside-toplevel
+        if importlib.util.find_spec("pkcs11") is None:
+            missing.append(("python-pkcs11", None))
     if CRYPTOGRAPHY_IMPORT_ERROR is not None:
         missing.append(("cryptography >= %s" % MIN_CRYPTOGRAPHY_VERSION, CRYPTOGRAPHY_IMPORT_ERROR))
     elif version_tuple(cryptography.__version__) < version_tuple(MIN_CRYPTOGRAPHY_VERSION):

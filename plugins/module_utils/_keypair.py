@@ -32,6 +32,7 @@ import os
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _algorithms, _certificates, _jose, _jwk, _keys
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _pkcs11
 
 KEY_TYPES = ("rsa", "ec", "ed25519")
 CURVES = ("P-256", "P-384", "P-521")
@@ -66,7 +67,7 @@ class KeypairSpec(object):
 
     FIELDS = ("path", "state", "type", "size", "curve", "passphrase", "old_passphrase", "kid",
               "algorithm", "certificate_path", "certificate_subject", "certificate_valid_days",
-              "regenerate", "backup")
+              "regenerate", "backup", "pkcs11_uri")
     DEFAULTS = {
         "state": "present", "type": "ec", "size": 4096, "curve": "P-256",
         "certificate_valid_days": DEFAULT_CERTIFICATE_VALID_DAYS,
@@ -105,7 +106,9 @@ class KeypairSpec(object):
         their own name.
         """
         name = dict((field, (names or {}).get(field, field)) for field in self.FIELDS)
-        if not self.path or not isinstance(self.path, str):
+        if self.pkcs11_uri is not None:
+            self._validate_token_key(name)
+        elif not self.path or not isinstance(self.path, str):
             raise KeypairError("%s must be the path of the private key file" % name["path"])
         if self.state not in STATES:
             raise KeypairError("%s must be one of %s, got %r" % (name["state"], ", ".join(STATES), self.state))
@@ -129,7 +132,7 @@ class KeypairSpec(object):
             except _jose.JoseError as exc:
                 raise KeypairError(str(exc).replace("kid ", name["kid"] + " ", 1))
         if self.certificate_path:
-            if os.path.abspath(self.certificate_path) == os.path.abspath(self.path):
+            if self.path and os.path.abspath(self.certificate_path) == os.path.abspath(self.path):
                 raise KeypairError("%s must differ from %s: the certificate would overwrite the key"
                                    % (name["certificate_path"], name["path"]))
             days = self.certificate_valid_days
@@ -147,6 +150,17 @@ class KeypairSpec(object):
             raise KeypairError("%s needs %s: set the path of the certificate file"
                                % (name["certificate_subject"], name["certificate_path"]))
         return self
+
+    def _validate_token_key(self, name):
+        """A key in a PKCS#11 token: a valid URI, and none of the options that only a key file has."""
+        try:
+            _pkcs11.parse_uri(self.pkcs11_uri)
+        except _jose.JoseError as exc:
+            raise KeypairError("%s: %s" % (name["pkcs11_uri"], exc))
+        for field in ("path", "passphrase", "old_passphrase"):
+            if getattr(self, field):
+                raise KeypairError("%s and %s exclude each other: a key in a token has no file and no passphrase"
+                                   % (name["pkcs11_uri"], name[field]))
 
     def _validate_algorithm(self, name):
         # The policy (none, HS*, unknown names) is _algorithms'; the fit is checked against the options.
@@ -182,6 +196,9 @@ class KeypairSpec(object):
 
 class KeypairBackend(object):
     """Decides about, creates and writes one key file and its optional certificate."""
+
+    #: What the messages about replacing the key add (see _keypair_pkcs11 for a token's).
+    REPLACE_HINT = _REPLACE_HINT
 
     def __init__(self, spec, check_mode=False, backup=None, key_mode=KEY_MODE, uid=None, gid=None):
         self.spec = spec.validate()
@@ -261,6 +278,11 @@ class KeypairBackend(object):
             message += " (old_passphrase did not decrypt it either)"
         self.existing_key_error = message
 
+    @property
+    def key_name(self):
+        """The key as the messages name it."""
+        return self.spec.path
+
     def _unusable_reason(self):
         """Why the loaded existing key must not sign JWTs (DSA, RSA < 2048, ...), or None."""
         try:
@@ -282,7 +304,7 @@ class KeypairBackend(object):
             raise KeypairError(
                 "%s. Nothing was changed. Give the right passphrase or restore the file; to replace it "
                 "with a new key instead, set regenerate=full_idempotence or regenerate=always (%s)"
-                % (self.existing_key_error, _REPLACE_HINT))
+                % (self.existing_key_error, self.REPLACE_HINT))
         unusable = self._unusable_reason()
         if unusable is not None:
             if spec.regenerate in ("partial_idempotence", "full_idempotence"):
@@ -290,7 +312,7 @@ class KeypairBackend(object):
             raise KeypairError(
                 "the private key %s cannot sign JWTs: %s. Nothing was changed. To replace it with a new "
                 "key, set regenerate=partial_idempotence or regenerate=always (%s)"
-                % (spec.path, unusable, _REPLACE_HINT))
+                % (self.key_name, unusable, self.REPLACE_HINT))
         if _keys.key_matches(self.existing_key, spec.type, spec.size, spec.curve):
             return False
         if spec.regenerate == "never":
@@ -300,8 +322,8 @@ class KeypairBackend(object):
                 "the private key %s is %s, but %s was requested. Nothing was changed. To keep the key, "
                 "set the options to match it; to replace it with a new key, set "
                 "regenerate=partial_idempotence or regenerate=always (%s)"
-                % (spec.path, describe_facts(_keys.key_description(self.existing_key)),
-                   describe_facts(spec.requested_facts()), _REPLACE_HINT))
+                % (self.key_name, describe_facts(_keys.key_description(self.existing_key)),
+                   describe_facts(spec.requested_facts()), self.REPLACE_HINT))
         return True
 
     def needs_reencryption(self):

@@ -28,7 +28,8 @@ try:
 except ImportError:  # pragma: no cover - not on POSIX
     grp = pwd = None
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jwk, _keypair, _keyring, _keys
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jwk, _keypair, _keypair_pkcs11
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring, _keys, _pkcs11
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, write_file
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import resolve_gid, resolve_uid
@@ -274,9 +275,31 @@ def _key_was_absent(result):
     result["diff"]["before"] = before
 
 
+def run_token_key(module, spec):
+    """O(pkcs11_uri): the key pair in the token, the certificate file and its attributes."""
+    params = module.params
+    if params["store_passphrase"] or params["parent_update"] or params["backup"]:
+        raise FileError("store_passphrase, parent_update and backup are about a key file; a key in a token "
+                        "(pkcs11_uri) has none: remove them")
+    uid = resolve_uid(params["owner"])
+    pin = _pkcs11.resolve_pin(_pkcs11.parse_uri(spec.pkcs11_uri), params["pkcs11_pin"], params["pkcs11_pin_file"],
+                              owners=_files.trusted_owners(uid))
+    if spec.state == "absent":
+        return _keypair_pkcs11.ensure_absent(spec, pin, check_mode=module.check_mode, uid=uid)
+    result = _keypair_pkcs11.ensure_present(spec, pin, check_mode=module.check_mode, uid=uid,
+                                            gid=resolve_gid(params["group"]))
+    certificate_path = params["certificate_path"]
+    if certificate_path and os.path.exists(certificate_path):
+        certificate_args = dict(module.load_file_common_arguments(params, path=certificate_path), mode="0644")
+        result["changed"] = module.set_fs_attributes_if_different(certificate_args, result["changed"])
+    return result
+
+
 def run(module):
     check_mode_option(module.params["mode"])
     spec = _keypair.KeypairSpec.from_params(module.params)
+    if spec.pkcs11_uri is not None:
+        return run_token_key(module, spec)
     if module.params["store_passphrase"] and not (module.params["passphrase_file"] and module.params["passphrase"]):
         raise FileError("store_passphrase needs passphrase_file and passphrase: set both, or set store_passphrase=false")
     _check_passphrase_file(module.params["passphrase_file"], spec.path, module.params["store_passphrase"])

@@ -39,6 +39,7 @@ try:
     import pkcs11
     from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
     from pkcs11 import exceptions as pkcs11_errors
+    from pkcs11.constants import DEFAULT
     from pkcs11.util.ec import encode_named_curve_parameters
     HAS_PKCS11 = True
 except ImportError:
@@ -319,14 +320,14 @@ def open_session(uri, pin=None, write=False):
     try:
         session = token.open(user_pin=pin, rw=write)
     except pkcs11_errors.PinIncorrect:
-        raise Pkcs11Error("token %r refused the PIN: check the PIN file; each wrong PIN counts towards the "
-                          "token's lockout" % token.label)
+        raise Pkcs11Error("token %r refused the PIN: check pkcs11_pin_file (or pkcs11_pin, or the URI's "
+                          "pin-source); each wrong PIN counts towards the token's lockout" % token.label)
     except pkcs11_errors.PinLocked:
         raise Pkcs11Error("token %r has locked its user PIN after too many wrong PINs: unlock it with the "
                           "security officer PIN (softhsm2-util / tpm2_ptool changepin)" % token.label)
     except (pkcs11_errors.PinExpired, pkcs11_errors.UserPinNotInitialized) as exc:
-        raise Pkcs11Error("token %r cannot log in: %s; set the user PIN with the token's tools" % (token.label,
-                                                                                                  _reason(exc)))
+        raise Pkcs11Error("token %r cannot log in: %s; set the user PIN with the token's tools"
+                          % (token.label, _reason(exc)))
     except pkcs11_errors.PKCS11Error as exc:
         raise Pkcs11Error("cannot open a session on token %r: %s" % (token.label, _reason(exc)))
     return TokenSession(uri, token, session)
@@ -453,9 +454,15 @@ class TokenSession(object):
         """Generate a sensitive, non-extractable key pair as token objects; returns the signing key object."""
         label = self.uri.object if label is None else label
         key_id = (self.uri.id or os.urandom(GENERATED_ID_BYTES)) if key_id is None else key_id
-        public_template = {Attribute.TOKEN: True, Attribute.VERIFY: True, Attribute.PRIVATE: False}
+        # A sign-only pair. libtpm2_pkcs11 maps CKA_SIGN/CKA_ENCRYPT and CKA_VERIFY/CKA_DECRYPT onto
+        # the TPM key's two usage bits and fails (CKR_GENERAL_ERROR) when the templates disagree
+        # with them, so the public template names neither CKA_VERIFY nor CKA_ENCRYPT
+        # (DEFAULT removes what python-pkcs11 would add); every token then sets them itself.
+        public_template = {Attribute.TOKEN: True, Attribute.PRIVATE: False, Attribute.WRAP: False,
+                           Attribute.VERIFY: DEFAULT, Attribute.ENCRYPT: DEFAULT}
         private_template = {Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SIGN: True,
-                            Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False}
+                            Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False, Attribute.DECRYPT: False,
+                            Attribute.UNWRAP: False, Attribute.DERIVE: False}
         for template in (public_template, private_template):
             if label:
                 template[Attribute.LABEL] = label
@@ -488,11 +495,11 @@ class TokenSession(object):
         except (pkcs11_errors.MechanismInvalid, pkcs11_errors.FunctionNotSupported, pkcs11_errors.KeySizeRange,
                 pkcs11_errors.DomainParamsInvalid, pkcs11_errors.AttributeValueInvalid,
                 pkcs11_errors.TemplateInconsistent) as exc:
-            raise Pkcs11Error("token %r cannot generate a %s key pair (%s): choose a key type the token supports "
+            raise Pkcs11Error("token %r cannot generate %s key pair (%s): choose a key type the token supports "
                               "(a TPM 2.0 has no Ed25519 and RSA up to 2048 or 3072 bits)"
                               % (self.token.label, _describe_request(key_type, size, curve), _reason(exc)))
         except pkcs11_errors.PKCS11Error as exc:
-            raise Pkcs11Error("token %r failed to generate a %s key pair: %s"
+            raise Pkcs11Error("token %r failed to generate %s key pair: %s"
                               % (self.token.label, _describe_request(key_type, size, curve), _reason(exc)))
         return self.key(handle=private)
 
@@ -515,8 +522,8 @@ class TokenSession(object):
 
     def relabel(self, key_id, label):
         """Give the key pair with CKA_ID ``key_id`` the label ``label`` (both objects)."""
-        objects = self._objects(ObjectClass.PRIVATE_KEY, None, key_id) + self._objects(ObjectClass.PUBLIC_KEY, None,
-                                                                                          key_id)
+        objects = (self._objects(ObjectClass.PRIVATE_KEY, None, key_id)
+                   + self._objects(ObjectClass.PUBLIC_KEY, None, key_id))
         if not objects:
             raise Pkcs11Error("there is no key pair with id %s in token %r" % (hex_id(key_id), self.token.label))
         try:
@@ -537,7 +544,7 @@ class TokenSession(object):
 
 
 def _describe_request(key_type, size, curve):
-    return {"rsa": "RSA-%s" % size, "ec": "EC %s" % curve}.get(key_type, key_type)
+    return {"rsa": "an RSA-%s" % size, "ec": "an EC %s" % curve, "ed25519": "an Ed25519"}.get(key_type, key_type)
 
 
 def _attribute(obj, attribute):
@@ -624,9 +631,13 @@ class _TokenKey(object):
 
     def facts(self):
         """Safe facts about the key object: label, id, and the token's answer on extractability."""
+        # NEVER_EXTRACTABLE and ALWAYS_SENSITIVE are the history: a TPM 2.0 token lets
+        # CKA_EXTRACTABLE be set later (the key still cannot be read), the history stays.
         return {"label": self.label, "id": hex_id(self.key_id),
                 "extractable": bool(_attribute(self._handle, Attribute.EXTRACTABLE)),
+                "never_extractable": bool(_attribute(self._handle, Attribute.NEVER_EXTRACTABLE)),
                 "sensitive": bool(_attribute(self._handle, Attribute.SENSITIVE)),
+                "always_sensitive": bool(_attribute(self._handle, Attribute.ALWAYS_SENSITIVE)),
                 "token": self._session.token_facts()}
 
     def _sign(self, data, mechanism, mechanism_param=None):
@@ -638,27 +649,6 @@ class _TokenKey(object):
                                  .describe(), mechanism.name, _reason(exc)))
 
 
-class _ECTokenKey(_TokenKey, ec.EllipticCurvePrivateKey):
-
-    @property
-    def curve(self):
-        return self._public.curve
-
-    @property
-    def key_size(self):
-        return self._public.key_size
-
-    def sign(self, data, signature_algorithm):
-        # CKM_ECDSA over a hash computed here: every token has it, while SoftHSM2 lacks CKM_ECDSA_SHA256.
-        digest, _algorithm = _digest(data, signature_algorithm.algorithm)
-        raw = self._sign(digest, Mechanism.ECDSA)
-        size = len(raw) // 2
-        return utils.encode_dss_signature(int.from_bytes(raw[:size], "big"), int.from_bytes(raw[size:], "big"))
-
-    def exchange(self, *args, **kwargs):
-        raise Pkcs11Error("token keys only sign")
-
-
 _RSA_MECHANISMS = {
     # hash name: (PKCS#1 v1.5 with hashing, PSS with hashing, hash mechanism, MGF)
     "sha256": ("SHA256_RSA_PKCS", "SHA256_RSA_PKCS_PSS", "SHA256", "SHA256"),
@@ -667,50 +657,85 @@ _RSA_MECHANISMS = {
 }
 
 
-class _RSATokenKey(_TokenKey, rsa.RSAPrivateKey):
-
-    @property
-    def key_size(self):
-        return self._public.key_size
-
-    def sign(self, data, padding_, algorithm):
-        prehashed = isinstance(algorithm, utils.Prehashed)
-        name = (algorithm._algorithm if prehashed else algorithm).name  # pylint: disable=protected-access
-        if name not in _RSA_MECHANISMS:
-            raise Pkcs11Error("token keys sign with SHA-256, SHA-384 or SHA-512, not %s" % name)
-        pkcs1, pss, hash_mechanism, mgf = _RSA_MECHANISMS[name]
-        mechanisms = self._session.mechanisms
-        if isinstance(padding_, padding.PSS):
-            params = (getattr(Mechanism, hash_mechanism), getattr(pkcs11.MGF, mgf), _digest_size(name))
-            if not prehashed and getattr(Mechanism, pss) in mechanisms:
-                return self._sign(data, getattr(Mechanism, pss), params)
-            return self._sign(_digest(data, algorithm)[0], Mechanism.RSA_PKCS_PSS, params)
-        if isinstance(padding_, padding.PKCS1v15):
-            if not prehashed and getattr(Mechanism, pkcs1) in mechanisms:
-                return self._sign(data, getattr(Mechanism, pkcs1))
-            return self._sign(_DIGEST_INFO[name] + _digest(data, algorithm)[0], Mechanism.RSA_PKCS)
-        raise Pkcs11Error("token keys sign with PKCS#1 v1.5 or PSS padding")
-
-    def decrypt(self, *args, **kwargs):
-        raise Pkcs11Error("token keys only sign")
-
-
 def _digest_size(name):
     return {"sha256": 32, "sha384": 48, "sha512": 64}[name]
 
 
-class _Ed25519TokenKey(_TokenKey, ed25519.Ed25519PrivateKey):
+_KEY_CLASSES = {}
 
-    def sign(self, data):
-        return self._sign(data, Mechanism.EDDSA)
+
+def _key_classes():
+    """The token key classes by key family, defined on first use.
+
+    They subclass cryptography's key interfaces, which the module cannot name before
+    _jose.missing_dependencies() has checked that cryptography is there.
+    """
+    if _KEY_CLASSES:
+        return _KEY_CLASSES
+
+    class _ECTokenKey(_TokenKey, ec.EllipticCurvePrivateKey):
+
+        @property
+        def curve(self):
+            return self._public.curve
+
+        @property
+        def key_size(self):
+            return self._public.key_size
+
+        def sign(self, data, signature_algorithm):
+            # CKM_ECDSA over a hash computed here: every token has it, while SoftHSM2 lacks CKM_ECDSA_SHA256.
+            digest, _algorithm = _digest(data, signature_algorithm.algorithm)
+            raw = self._sign(digest, Mechanism.ECDSA)
+            size = len(raw) // 2
+            return utils.encode_dss_signature(int.from_bytes(raw[:size], "big"), int.from_bytes(raw[size:], "big"))
+
+        def exchange(self, *args, **kwargs):
+            raise Pkcs11Error("token keys only sign")
+
+    class _RSATokenKey(_TokenKey, rsa.RSAPrivateKey):
+
+        @property
+        def key_size(self):
+            return self._public.key_size
+
+        def sign(self, data, padding_, algorithm):
+            prehashed = isinstance(algorithm, utils.Prehashed)
+            name = (algorithm._algorithm if prehashed else algorithm).name  # pylint: disable=protected-access
+            if name not in _RSA_MECHANISMS:
+                raise Pkcs11Error("token keys sign with SHA-256, SHA-384 or SHA-512, not %s" % name)
+            pkcs1, pss, hash_mechanism, mgf = _RSA_MECHANISMS[name]
+            mechanisms = self._session.mechanisms
+            if isinstance(padding_, padding.PSS):
+                params = (getattr(Mechanism, hash_mechanism), getattr(pkcs11.MGF, mgf), _digest_size(name))
+                if not prehashed and getattr(Mechanism, pss) in mechanisms:
+                    return self._sign(data, getattr(Mechanism, pss), params)
+                return self._sign(_digest(data, algorithm)[0], Mechanism.RSA_PKCS_PSS, params)
+            if isinstance(padding_, padding.PKCS1v15):
+                if not prehashed and getattr(Mechanism, pkcs1) in mechanisms:
+                    return self._sign(data, getattr(Mechanism, pkcs1))
+                return self._sign(_DIGEST_INFO[name] + _digest(data, algorithm)[0], Mechanism.RSA_PKCS)
+            raise Pkcs11Error("token keys sign with PKCS#1 v1.5 or PSS padding")
+
+        def decrypt(self, *args, **kwargs):
+            raise Pkcs11Error("token keys only sign")
+
+    class _Ed25519TokenKey(_TokenKey, ed25519.Ed25519PrivateKey):
+
+        def sign(self, data):
+            return self._sign(data, Mechanism.EDDSA)
+
+    _KEY_CLASSES.update(RSA=_RSATokenKey, EC=_ECTokenKey, OKP=_Ed25519TokenKey)
+    return _KEY_CLASSES
 
 
 def _wrap(token_session, handle, public):
+    classes = _key_classes()
     if isinstance(public, rsa.RSAPublicKey):
-        return _RSATokenKey(token_session, handle, public)
+        return classes["RSA"](token_session, handle, public)
     if isinstance(public, ec.EllipticCurvePublicKey):
-        return _ECTokenKey(token_session, handle, public)
-    return _Ed25519TokenKey(token_session, handle, public)
+        return classes["EC"](token_session, handle, public)
+    return classes["OKP"](token_session, handle, public)
 
 
 def is_token_key(key):

@@ -21,6 +21,10 @@ description:
   - An existing key is kept as long as it is of the requested O(type), O(size) and O(curve). It is
     B(never replaced without being asked to), because a new key has a new key id and callers using it
     are rejected until the published JWKS contains it. See O(regenerate).
+  - With O(pkcs11_uri) instead of O(path), the key pair lives in a PKCS#11 token (HSM, smart card, TPM 2.0);
+    it is generated there as a sensitive, non-extractable object, or an existing one is adopted, and
+    the token makes every signature, including the certificate's. O(regenerate) works as for files; a
+    replaced key object is destroyed after its successor exists.
   - The private key is never returned, logged or shown in a diff. The diff (C(--diff)) shows public facts
     only - key id, thumbprint, type, size or curve, whether the file is encrypted, certificate subject,
     expiry and SHA-256 fingerprint.
@@ -39,6 +43,7 @@ extends_documentation_fragment:
   - selfjwt.kyma.attributes.platform
   - selfjwt.kyma.attributes.action_group
   - selfjwt.kyma.new_key
+  - selfjwt.kyma.pkcs11
 attributes:
   check_mode:
     support: full
@@ -66,8 +71,8 @@ options:
         O(owner); a symbolic link or a file of another account is refused, never followed, used or
         published.
       - If O(mode) is not set, the file gets mode V(0600) whatever the umask.
+      - Exactly one of O(path) and O(pkcs11_uri) is required.
     type: path
-    required: true
   state:
     description:
       - V(present) makes sure the key (and the certificate, if O(certificate_path) is set) exists.
@@ -273,15 +278,53 @@ EXAMPLES = r"""
     path: /etc/selfjwt/rsa-key.pem
     certificate_path: /etc/selfjwt/rsa-cert.pem
     state: absent
+
+- name: Ensure a non-extractable P-256 key in the host's TPM 2.0 (token initialised with tpm2_ptool)
+  selfjwt.kyma.jwt_keypair:
+    pkcs11_uri: "pkcs11:token=edge;object=jwt-signing;type=private?module-path=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so"
+    pkcs11_pin_file: /etc/selfjwt/token.pin
+    type: ec
+    curve: P-256
+    certificate_path: /etc/selfjwt/signing-cert.pem
+  register: signing_key
+
+- name: Destroy that key in the token (tokens signed with it no longer verify once its JWK is unpublished)
+  selfjwt.kyma.jwt_keypair:
+    pkcs11_uri: "pkcs11:token=edge;object=jwt-signing;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so"
+    pkcs11_pin_file: /etc/selfjwt/token.pin
+    state: absent
 """
 
 RETURN = r"""
 ---
 filename:
-  description: Path of the key file.
+  description: Path of the key file; V(null) for a key in a token (O(pkcs11_uri)).
   returned: always
   type: str
   sample: /etc/selfjwt/signing-key.pem
+pkcs11_uri:
+  description: The PKCS#11 URI of the key, as given.
+  returned: when O(pkcs11_uri) is set
+  type: str
+  sample: pkcs11:token=edge;object=jwt-signing;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so
+pkcs11:
+  description:
+    - What the token says about the key object; never key material.
+    - C(extractable) is the token's C(CKA_EXTRACTABLE) and C(sensitive) its C(CKA_SENSITIVE); a key this
+      module generates is sensitive and not extractable.
+    - C(never_extractable) and C(always_sensitive) (C(CKA_NEVER_EXTRACTABLE), C(CKA_ALWAYS_SENSITIVE)) are the
+      key's history, which the token keeps; trust them over C(extractable), which some tokens (TPM 2.0) let
+      be changed later.
+  returned: when O(pkcs11_uri) is set and the key exists (not in check mode for a new key)
+  type: dict
+  sample:
+    label: jwt-signing
+    id: 9f2c41d0a3b6e58c1f7d20e4b9a6c3d1
+    extractable: false
+    never_extractable: true
+    sensitive: true
+    always_sensitive: true
+    token: {label: edge, manufacturer: SoftHSM project, model: SoftHSM v2, serial: 3a1b5c7d9e0f2a4b}
 kid:
   description:
     - Key id of the key - O(kid), or the RFC 7638 SHA-256 thumbprint of the public key.
@@ -368,7 +411,7 @@ from ansible_collections.selfjwt.kyma.plugins.module_utils._keypair_module impor
 def argument_spec():
     new_key = _argspec.new_key_argument_spec()
     return dict(
-        path=dict(type="path", required=True),
+        path=dict(type="path"),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         type=new_key["type"],
         size=new_key["size"],
@@ -387,6 +430,7 @@ def argument_spec():
         passphrase_file=dict(type="path", no_log=False),
         store_passphrase=dict(type="bool", default=False, no_log=False),
         private_key_content=dict(type="str", no_log=True),
+        **_argspec.pkcs11_argument_spec()
     )
 
 
@@ -396,6 +440,10 @@ def main():
         supports_check_mode=True,
         add_file_common_args=True,
         required_by={"certificate_subject": "certificate_path"},
+        required_one_of=[("path", "pkcs11_uri")],
+        mutually_exclusive=[("path", "pkcs11_uri")] + [
+            ("pkcs11_uri", name) for name in ("passphrase", "old_passphrase", "passphrase_file", "private_key_content",
+                                              "parent_mode")],
     )
     if module.params["mode"] is None:
         module.params["mode"] = "0600"

@@ -26,6 +26,9 @@ runs ``rotate``: ``edge.yml --limit edge-01`` under umask 077 with
 
 A run that fails fails every test that uses it; the output of each run is kept in
 <work>/<run>.log.
+
+``softhsm_token`` (a new SoftHSM2 token per test) and ``tpm_token`` (one software TPM 2.0 token
+per test module) are real PKCS#11 tokens from tests/tokens.py.
 """
 
 import json
@@ -44,6 +47,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 from helpers import (  # noqa: E402  pylint: disable=wrong-import-position,import-error
     REPO, ansible_env, configured_collections_path, find_ansible_playbook, recap, snapshot_collection, tree_state)
+from tokens import SoftHSMToken, TPMToken, TokenUnavailable  # noqa: E402  pylint: disable=wrong-import-position,import-error
 
 PLAYBOOK_TIMEOUT = 1200
 EDGE_HOSTS = ("edge-01", "edge-02", "edge-03")
@@ -152,6 +156,45 @@ class DemoWork:
         return self.runs[name]
 
 
+INTEROP = os.path.join(REPO, "tests", "interop")
+
+
+def node_verifier_missing():
+    """Why the node verifiers of tests/interop cannot run here, or None."""
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not os.path.isfile(os.path.join(INTEROP, "node_modules", "jose", "package.json")):
+        return "tests/interop/node_modules is missing: run 'make node'"
+    return None
+
+
+def node_verify(script, jwks_path, cases, workdir):
+    """Verdicts of a tests/interop verifier (``--batch``) for ``cases``, with ``jwks_path`` served over HTTP.
+
+    The JWKS is served by the stand-in's JWKS server, so the verifier fetches it the way a
+    service fetches a jwksUri. Returns {case id: verdict}.
+    """
+    port_file = os.path.join(workdir, "jwks-check-%s.port" % secrets.token_hex(4))
+    server = subprocess.Popen([sys.executable, "-m", "tools.kyma_standin", "jwks-server", "--jwks", jwks_path,
+                               "--port", "0", "--port-file", port_file, "--max-seconds", "300"],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        end = time.monotonic() + 30
+        while not os.path.exists(port_file) and time.monotonic() < end and server.poll() is None:
+            time.sleep(0.05)
+        with open(port_file, encoding="ascii") as handle:
+            port = int(handle.read())
+        job = {"jwks_url": "http://127.0.0.1:%d/.well-known/jwks.json" % port, "cases": cases}
+        done = subprocess.run(["node", os.path.join(INTEROP, script), "--batch"], cwd=INTEROP,
+                              input=json.dumps(job).encode("utf-8"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=120, check=False)
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert done.returncode == 0, done.stderr.decode("utf-8", "replace")
+    return json.loads(done.stdout)["results"]
+
+
 def _refresher_tokens(summary):
     """{host: (return code, stdout, stderr)} of each host's refresher command."""
     found = {}
@@ -221,3 +264,29 @@ def demo_rotation(demo_runs):
     demo.play("rotate", [demo.playbook("edge.yml")], 0o077, "--limit", "edge-01",
               "-e", "edge_keys_key_regenerate=always", "-e", "edge_keys_key_backup=true")
     return demo_runs
+
+
+@pytest.fixture
+def softhsm_token(tmp_path):
+    """A new SoftHSM2 token (tests/tokens.py) in tmp_path; put ``softhsm_token.env`` into the environment to use it.
+
+    SoftHSM2 is part of ``make test`` (scripts/system-packages.sh installs it): if it cannot be
+    set up, the test fails with TokenUnavailable's message.
+    """
+    return SoftHSMToken(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def tpm_token(tmp_path_factory):
+    """One TPM 2.0 token (swtpm, session D-Bus, tpm2-abrmd, tpm2-pkcs11 store) per test module.
+
+    If the stack cannot start on this machine, every test that uses it is skipped, and the skip
+    reason is TokenUnavailable's message: the step, the command and its stderr.
+    """
+    token = TPMToken(tmp_path_factory.mktemp("tpm"))
+    try:
+        token.start()
+    except TokenUnavailable as error:
+        pytest.skip(str(error))
+    yield token
+    token.stop()

@@ -20,17 +20,14 @@ that test_playbook_security.py scans), then checks:
 import json
 import os
 import re
-import shutil
 import socket
-import subprocess
 import sys
-import time
 
 import pytest
 
+from conftest import node_verifier_missing, node_verify  # noqa: E402  pylint: disable=import-error
 from helpers import REPO, recap  # noqa: E402  pylint: disable=import-error
 
-INTEROP = os.path.join(REPO, "tests", "interop")
 DEFAULT_CHECKS = ["no_token", "unknown_key", "bad_signature", "expired", "wrong_issuer", "valid"]
 
 
@@ -99,18 +96,8 @@ def test_second_run_changes_nothing(demo):
     assert not changed, "second run of edge.yml + cluster.yml changed: %s" % changed
 
 
-def _verifier_missing():
-    if shutil.which("node") is None:
-        return "node is not installed"
-    if not os.path.isfile(os.path.join(INTEROP, "verify_jose.mjs")):
-        return "tests/interop/verify_jose.mjs is not in the repository yet"
-    if not os.path.isfile(os.path.join(INTEROP, "node_modules", "jose", "package.json")):
-        return "tests/interop/node_modules/jose is missing: run 'make node'"
-    return None
-
-
 def test_served_jwks_verifies_the_demo_tokens_with_node_jose(demo):
-    reason = _verifier_missing()
+    reason = node_verifier_missing()
     if reason:
         pytest.skip(reason)
     summary = demo["summary"]
@@ -126,26 +113,8 @@ def test_served_jwks_verifies_the_demo_tokens_with_node_jose(demo):
     head, body, _sig = cases[0]["token"].split(".")
     cases.append(dict(cases[0], id="tampered", token="%s.%s.%s" % (head, body, cases[1]["token"].split(".")[2])))
 
-    port_file = os.path.join(demo["workdir"], "jwks-check.port")
-    server = subprocess.Popen([sys.executable, "-m", "tools.kyma_standin", "jwks-server",
-                               "--jwks", os.path.join(demo["dir"], "manifests", "jwks.json"),
-                               "--port", "0", "--port-file", port_file, "--max-seconds", "300"],
-                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        end = time.monotonic() + 30
-        while not os.path.exists(port_file) and time.monotonic() < end and server.poll() is None:
-            time.sleep(0.05)
-        with open(port_file, encoding="ascii") as handle:
-            port = int(handle.read())
-        job = {"jwks_url": "http://127.0.0.1:%d/.well-known/jwks.json" % port, "cases": cases}
-        done = subprocess.run(["node", os.path.join(INTEROP, "verify_jose.mjs"), "--batch"], cwd=INTEROP,
-                              input=json.dumps(job).encode("utf-8"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              timeout=120, check=False)
-    finally:
-        server.terminate()
-        server.wait(30)
-    assert done.returncode == 0, done.stderr.decode("utf-8", "replace")
-    results = json.loads(done.stdout)["results"]
+    results = node_verify("verify_jose.mjs", os.path.join(demo["dir"], "manifests", "jwks.json"), cases,
+                          demo["workdir"])
     for host in summary["hosts"]:
         verdict = results[host["host"]]
         assert verdict["valid"] is True, verdict

@@ -279,3 +279,29 @@ def test_registered_claims_in_the_extra_claims_name_what_sets_them(claim, source
     assert found == ["edge_keys_extra_claims sets the claim %s, which is set by %s; remove it from "
                      "edge_keys_extra_claims." % (claim, source)]
     assert plan(edge_keys_extra_claims={"tenant": "acme"})["problems"] == []
+
+
+TOKEN_URI = "pkcs11:token=edge;object=jwt-signing;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so"
+TOKEN_KEY = {"edge_keys_key_backend": "pkcs11", "edge_keys_pkcs11_uri": TOKEN_URI,
+             "edge_keys_pkcs11_pin_file": "/etc/selfjwt/token.pin"}
+
+
+def test_a_token_key_with_uri_and_pin_file_passes():
+    assert plan(**TOKEN_KEY)["problems"] == []
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"edge_keys_key_backend": "tpm"}, "edge_keys_key_backend must be file"),
+    ({"edge_keys_pkcs11_uri": ""}, "needs edge_keys_pkcs11_uri"),
+    ({"edge_keys_pkcs11_pin_file": ""}, "needs edge_keys_pkcs11_pin_file"),
+    ({"edge_keys_pkcs11_pin_file": "token.pin"}, "absolute path"),
+    ({"edge_keys_pkcs11_uri": "token=edge"}, "edge_keys_pkcs11_uri: 'token=edge' is not a PKCS#11 URI"),
+    ({"edge_keys_pkcs11_uri": TOKEN_URI + "&pin-value=1"}, "carries the PIN"),
+    ({"edge_keys_key_scope": "site", "edge_keys_site": "x", "edge_keys_certificate": False},
+     "Use edge_keys_key_scope=host"),
+    ({"edge_keys_key_passphrase": True}, "leave edge_keys_key_passphrase empty"),
+    ({"edge_keys_key_type": "rsa", "edge_keys_key_algorithm": "ES256"}, "change edge_keys_key_type"),
+])
+def test_token_key_settings_are_checked_and_named_by_role_variable(changes, expected):
+    found = plan(**dict(TOKEN_KEY, **changes))["problems"]
+    assert any(expected in problem for problem in found), found

@@ -411,10 +411,20 @@ LONG_NAME = "n" * 300
 #: A key in a PKCS#11 token; the cases that use it fail before they open the library.
 HSM_URI = "pkcs11:token=edge;object=jwt-signing?module-path=/usr/lib/softhsm/libsofthsm2.so"
 
+TOKEN_URI = "pkcs11:token=edge;object=jwt-signing;type=private?module-path=/nonexistent/libpkcs11.so"
+
 KEYPAIR_CASES = [
     # path
-    ("path-missing", {"path": DROP}, ["missing required arguments: path"]),
+    ("path-missing", {"path": DROP}, ["one of the following is required: path, pkcs11_uri"]),
     ("path-empty", {"path": ""}, ["path must be the path of the private key file"]),
+    # a key in a PKCS#11 token (refused before any library is loaded)
+    ("pkcs11-uri-and-path", {"pkcs11_uri": TOKEN_URI}, ["mutually exclusive: path|pkcs11_uri"]),
+    ("pkcs11-uri-not-a-uri", {"path": DROP, "pkcs11_uri": "token=edge"}, ["must start with 'pkcs11:'"]),
+    ("pkcs11-uri-pin-value", {"path": DROP, "pkcs11_uri": TOKEN_URI + "&pin-value=1234"}, ["carries the PIN"]),
+    ("pkcs11-uri-no-library", {"path": DROP, "pkcs11_uri": TOKEN_URI}, ["/nonexistent/libpkcs11.so does not exist"]),
+    ("pkcs11-pin-empty", {"path": DROP, "pkcs11_uri": TOKEN_URI, "pkcs11_pin": ""}, ["pkcs11_pin is empty"]),
+    ("pkcs11-pin-file-missing", {"path": DROP, "pkcs11_uri": TOKEN_URI, "pkcs11_pin_file": "{t}/nope.pin"},
+     ["PIN file {t}/nope.pin does not exist"]),
     ("path-is-directory", {"path": "{t}/adir"}, ["is a directory, not a file", "give the path of a file"]),
     ("path-below-a-file", {"path": "{t}/plain.txt/key.pem"}, ["{t}/plain.txt is not a directory"]),
     ("path-nul-byte", {"path": "{t}/keys/a\x00b.pem"}, ["NUL"]),
@@ -812,6 +822,14 @@ KEYRING_CASES = [
     # path
     ("path-missing", {"path": DROP}, ["missing required arguments: path"]),
     ("path-empty", {"path": ""}, ["path must be the path of the private key file"]),
+    # a key in a PKCS#11 token (refused before any library is loaded)
+    ("pkcs11-uri-and-path", {"pkcs11_uri": TOKEN_URI}, ["mutually exclusive: path|pkcs11_uri"]),
+    ("pkcs11-uri-not-a-uri", {"path": DROP, "pkcs11_uri": "token=edge"}, ["must start with 'pkcs11:'"]),
+    ("pkcs11-uri-pin-value", {"path": DROP, "pkcs11_uri": TOKEN_URI + "&pin-value=1234"}, ["carries the PIN"]),
+    ("pkcs11-uri-no-library", {"path": DROP, "pkcs11_uri": TOKEN_URI}, ["/nonexistent/libpkcs11.so does not exist"]),
+    ("pkcs11-pin-empty", {"path": DROP, "pkcs11_uri": TOKEN_URI, "pkcs11_pin": ""}, ["pkcs11_pin is empty"]),
+    ("pkcs11-pin-file-missing", {"path": DROP, "pkcs11_uri": TOKEN_URI, "pkcs11_pin_file": "{t}/nope.pin"},
+     ["PIN file {t}/nope.pin does not exist"]),
     ("path-is-directory", {"path": "{t}/adir"}, ["is a directory, not a file", "give the path of a file"]),
     ("path-below-a-file", {"path": "{t}/plain.txt/key.pem"}, ["{t}/plain.txt is not a directory"]),
     ("path-dir-missing", {"path": "{t}/nowhere/key.pem"}, ["does not exist: create it first"]),
