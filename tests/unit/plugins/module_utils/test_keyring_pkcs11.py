@@ -34,7 +34,7 @@ T0 = 1_800_000_000
 @pytest.fixture
 def hsm(tmp_path, monkeypatch):
     """A fresh SoftHSM2 token; the library is initialised again so that it reads the token's configuration."""
-    return use_token(monkeypatch, SoftHSMToken(tmp_path / "softhsm"))
+    return use_token(monkeypatch, SoftHSMToken(tmp_path, label="edge"))
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from tokens import SoftHSMToken, use_token  # pylint: disable=import-error
 
 @pytest.fixture
 def hsm(tmp_path, monkeypatch):
-    return use_token(monkeypatch, SoftHSMToken(tmp_path / "softhsm"))
+    return use_token(monkeypatch, SoftHSMToken(tmp_path, label="edge"))
 
 
 @pytest.fixture(autouse=True)
