@@ -58,8 +58,7 @@ import os
 import re
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jwk, _keyring, _pkcs11
-from ansible_collections.selfjwt.kyma.plugins.module_utils._keyring import (
-    ACTIVE, NEXT, RETIRED, RETIRING, REVOKED, KeyringError)
+from ansible_collections.selfjwt.kyma.plugins.module_utils._keyring import ACTIVE, NEXT, RETIRED, REVOKED, KeyringError
 
 NEXT_SUFFIX = ".next"
 

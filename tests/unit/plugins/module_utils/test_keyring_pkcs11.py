@@ -316,8 +316,8 @@ def test_generated_keys_are_sensitive_and_never_extractable(hsm, ring_dir):
                 session.key(key_id=bytes.fromhex(key_id)).private_bytes()
 
 
-@pytest.mark.parametrize("key_type, size, curve, alg", [("rsa", 2048, None, "RS256"), ("ec", None, "P-384", "ES384"),
-                                                         ("ed25519", None, None, "EdDSA")])
+@pytest.mark.parametrize("key_type, size, curve, alg", [
+    ("rsa", 2048, None, "RS256"), ("ec", None, "P-384", "ES384"), ("ed25519", None, None, "EdDSA")])
 def test_other_key_types(hsm, ring_dir, key_type, size, curve, alg):
     host = Host(hsm, ring_dir)
     result = _keyring_pkcs11.run(spec(hsm, type=key_type, size=size, curve=curve), host.state_file, "rotate",
