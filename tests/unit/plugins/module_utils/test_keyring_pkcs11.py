@@ -356,6 +356,10 @@ def test_status_and_check_mode_change_nothing(hsm, ring_dir):
     assert [i["step"] for i in preview["performed"]] == ["activate"]
     assert objects(hsm) == before and state_of(host.state_file) == state
     assert mint_kid(hsm, "jwt") == host.first_kid
+    # Revocation that would destroy every key pair, in check mode: it says so and destroys nothing.
+    preview = host.run("revoke", T0 + 4 + W, check_mode=True, checked=False, remove_private_keys=True)
+    assert [i["step"] for i in preview["performed"]] == ["revoke", "revoke", "remove_key", "remove_key"]
+    assert objects(hsm) == before and state_of(host.state_file) == state
 
 
 def test_keep_retired_keeps_the_key_pair_under_its_kid(hsm, ring_dir):
