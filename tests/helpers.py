@@ -194,12 +194,23 @@ def run_module_main(module, args, capsys, check_mode=False, diff=False):
     fail_json). Returns ModuleRun(raw stdout, parsed result, exit code).
     """
     import pytest  # pylint: disable=import-outside-toplevel
+    from ansible.module_utils import _internal  # pylint: disable=import-outside-toplevel
+    from ansible.module_utils.common import warnings  # pylint: disable=import-outside-toplevel
     from ansible.module_utils.testing import patch_module_args  # pylint: disable=import-outside-toplevel
 
     args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exited:
-            module.main()
+    # As in a module process: not the controller (whose display would take the module's
+    # warnings), and no warnings of an earlier run (ansible-core keeps them process-global).
+    was_controller = _internal.is_controller
+    _internal.is_controller = False
+    warnings._global_warnings.clear()  # pylint: disable=protected-access
+    warnings._global_deprecations.clear()  # pylint: disable=protected-access
+    try:
+        with patch_module_args(args):
+            with pytest.raises(SystemExit) as exited:
+                module.main()
+    finally:
+        _internal.is_controller = was_controller
     out = capsys.readouterr().out
     return ModuleRun(out, json.loads(out), exited.value.code)
 

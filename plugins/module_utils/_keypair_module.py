@@ -288,6 +288,13 @@ def run_token_key(module, spec):
         return _keypair_pkcs11.ensure_absent(spec, pin, check_mode=module.check_mode, uid=uid)
     result = _keypair_pkcs11.ensure_present(spec, pin, check_mode=module.check_mode, uid=uid,
                                             gid=resolve_gid(params["group"]))
+    facts = result.get("pkcs11")
+    if facts and (facts["extractable"] or not facts["never_extractable"] or not facts["always_sensitive"]):
+        module.warn("the key %s can be or could once be exported from its token (CKA_EXTRACTABLE=%s, "
+                    "CKA_NEVER_EXTRACTABLE=%s, CKA_ALWAYS_SENSITIVE=%s): a copy of it may exist outside the "
+                    "token. Generate a new key in the token (regenerate=always) and publish its JWK."
+                    % (spec.pkcs11_uri, facts["extractable"], facts["never_extractable"],
+                       facts["always_sensitive"]))
     certificate_path = params["certificate_path"]
     if certificate_path and os.path.exists(certificate_path):
         certificate_args = dict(module.load_file_common_arguments(params, path=certificate_path), mode="0644")

@@ -318,13 +318,18 @@ def open_session(uri, pin=None, write=False):
         raise Pkcs11Error("token %r needs its user PIN: set pkcs11_pin_file (a 0600 file holding the PIN), "
                           "pkcs11_pin, or pin-source in the URI" % token.label)
     try:
-        session = token.open(user_pin=pin, rw=write)
+        try:
+            session = token.open(user_pin=pin, rw=write)
+        except pkcs11_errors.UserAlreadyLoggedIn:
+            # PKCS#11 logs in per application: another session of this process is logged in already.
+            session = token.open(rw=write)
     except pkcs11_errors.PinIncorrect:
-        raise Pkcs11Error("token %r refused the PIN: check pkcs11_pin_file (or pkcs11_pin, or the URI's "
-                          "pin-source); each wrong PIN counts towards the token's lockout" % token.label)
+        raise Pkcs11Error("token %r refused the PIN: check the PIN file (or the PIN given); each wrong PIN "
+                          "counts towards the token's lockout" % token.label)
     except pkcs11_errors.PinLocked:
-        raise Pkcs11Error("token %r has locked its user PIN after too many wrong PINs: unlock it with the "
-                          "security officer PIN (softhsm2-util / tpm2_ptool changepin)" % token.label)
+        raise Pkcs11Error("token %r has locked its user PIN after too many wrong PINs: set a new user PIN with "
+                          "the security officer PIN (TPM 2.0: tpm2_ptool initpin; other tokens: their "
+                          "administration tool)" % token.label)
     except (pkcs11_errors.PinExpired, pkcs11_errors.UserPinNotInitialized) as exc:
         raise Pkcs11Error("token %r cannot log in: %s; set the user PIN with the token's tools"
                           % (token.label, _reason(exc)))

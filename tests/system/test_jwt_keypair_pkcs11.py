@@ -263,3 +263,21 @@ def test_a_tpm_refuses_ed25519_with_a_message_that_says_so(tpm, tmp_path, capsys
     ran = run(capsys, {"pkcs11_uri": tpm.uri("tpm-ed"), "pkcs11_pin": tpm.pin, "type": "ed25519"})
     assert ran.code == 1 and "cannot generate an Ed25519 key pair" in ran.result["msg"], ran.result
     assert "a TPM 2.0 has no Ed25519" in ran.result["msg"]
+
+
+def test_adopting_an_extractable_key_warns(token, tmp_path, capsys):
+    import pkcs11  # pylint: disable=import-outside-toplevel
+    from pkcs11.util.ec import encode_named_curve_parameters  # pylint: disable=import-outside-toplevel
+
+    uri = _pkcs11.parse_uri(token.uri("exportable"))
+    with _pkcs11.open_session(uri, token.pin, write=True) as session:
+        parameters = session.session.create_domain_parameters(
+            pkcs11.KeyType.EC, {pkcs11.Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")}, local=True)
+        parameters.generate_keypair(store=True, label="exportable", id=b"\x01",
+                                    private_template={pkcs11.Attribute.EXTRACTABLE: True,
+                                                      pkcs11.Attribute.SENSITIVE: True})
+    result = run(capsys, key_args(token, tmp_path, pkcs11_uri=token.uri("exportable"))).result
+    assert result["changed"] is False and result["pkcs11"]["extractable"] is True
+    assert "can be or could once be exported" in json.dumps(result.get("warnings")), result
+    quiet = run(capsys, key_args(token, tmp_path)).result
+    assert not quiet.get("warnings")
