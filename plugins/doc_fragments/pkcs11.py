@@ -5,7 +5,8 @@
 
 """A signing key in a PKCS#11 token (HSM, smart card, TPM 2.0) instead of a key file.
 
-The argument spec that goes with it is _argspec.pkcs11_argument_spec().
+The argument spec that goes with it is _argspec.pkcs11_argument_spec(); RING (selfjwt.kyma.pkcs11.ring, the
+state of a key ring of such a key) goes with _argspec.pkcs11_ring_argument_spec().
 """
 
 from __future__ import absolute_import, division, print_function
@@ -45,5 +46,21 @@ options:
         or C(0400)); otherwise the module fails without using it.
       - When neither this nor O(pkcs11_pin) nor the URI's C(pin-source) is set, the module logs in only if
         the token does not require a login.
+    type: path
+"""
+
+    # The key ring of a signing key in a token (jwt_keyring): where its state lives.
+    RING = r"""
+options:
+  state_path:
+    description:
+      - With O(pkcs11_uri), the path of the key ring state (JSON, mode V(0600)), for example
+        C(/etc/selfjwt/jwt-signing.ring.json). A key in a token has no file beside which the ring could keep it.
+      - Required with O(pkcs11_uri), and only used with it.
+      - It is read like the state beside a key file - no symbolic link is followed, a state of another account
+        than root, the running account and O(owner) is refused, and so is a directory that its group or others can
+        write.
+      - The state names the token (its serial) and the label of its key; a state of another key is refused, so
+        give every key its own O(state_path).
     type: path
 """

@@ -6,7 +6,8 @@
 """Argument spec pieces that several modules share, each documented by one doc fragment.
 
 new_key_argument_spec() goes with the fragment selfjwt.kyma.new_key (jwt_keypair, jwt_keyring),
-token_argument_spec() with selfjwt.kyma.token (jwt_token, token_refresher). A module builds its
+token_argument_spec() with selfjwt.kyma.token (jwt_token, token_refresher), pkcs11_argument_spec() with
+selfjwt.kyma.pkcs11 and pkcs11_ring_argument_spec() with selfjwt.kyma.pkcs11.ring (jwt_keyring). A module builds its
 argument_spec from them and documents them by extending the fragment, so the modules and their
 documentation cannot drift apart (ansible-test sanity's validate-modules compares the two).
 
@@ -59,4 +60,11 @@ def pkcs11_argument_spec():
         pkcs11_uri=dict(type="str"),
         pkcs11_pin=dict(type="str", no_log=True),
         pkcs11_pin_file=dict(type="path"),
+    )
+
+
+def pkcs11_ring_argument_spec():
+    """Where the key ring of a key in a PKCS#11 token keeps its state (fragment selfjwt.kyma.pkcs11.ring)."""
+    return dict(
+        state_path=dict(type="path"),
     )

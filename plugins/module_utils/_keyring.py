@@ -34,6 +34,10 @@ leaves a state that the next run completes (:meth:`Ring.reconcile`): the key at 
 is always either the active key or a ``next`` key that was published long enough ago, and
 the state never loses a key before it may be retired.
 
+A signing key in a PKCS#11 token has no files: ``_keyring_pkcs11.TokenRing`` keeps the ring's
+keys as key pairs in the token (the label moves from key to key) and the state at a path of
+its own, with the same states, timing rules and results.
+
 The key directory, the state and the kid-named files may be writable by the key's owner, a
 less privileged account than the root that rotates: everything read from them is untrusted.
 Every kid in the state must be an RFC 7638 thumbprint (:func:`check_kid`), so a kid never
@@ -77,7 +81,7 @@ TIME_FIELDS = ("staged_at", "published_at", "activated_at", "deactivated_at", "r
                "revoked_at")
 
 #: kid-named key files: an RFC 7638 SHA-256 thumbprint is 43 base64url characters.
-_THUMBPRINT = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_THUMBPRINT = re.compile(r"^[A-Za-z0-9_-]{43}\Z")
 
 
 class KeyringError(_jose.JoseError):
@@ -205,7 +209,14 @@ def read_state(key_path, owners=None):
     a link, refused when it belongs to none of ``owners`` (uids, see ``_files.trusted_owners``;
     None: no check), and every entry is checked, its kid with :func:`check_kid`.
     """
-    path = state_path(key_path)
+    return read_state_file(state_path(key_path), owners, "the key at %s" % key_path)
+
+
+def read_state_file(path, owners=None, key="the signing key"):
+    """The ring state at ``path`` (dict), or None when there is none: :func:`read_state` for any state file.
+
+    ``key`` names the ring's signing key in messages ("the key at /etc/selfjwt/signing.pem").
+    """
     data = _files.read_bytes(path, "key ring state", owners=owners)
     if data is None:
         return None
@@ -213,8 +224,8 @@ def read_state(key_path, owners=None):
         state = _jose.parse_json(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise KeyringError("the key ring state %s is not valid JSON (%s): restore it from a backup, or move it away "
-                           "to start a new ring from the key at %s (keys of an unfinished rotation are then no longer "
-                           "published)" % (path, exc, key_path))
+                           "to start a new ring from %s (keys of an unfinished rotation are then no longer "
+                           "published)" % (path, exc, key))
     if not isinstance(state, dict) or state.get("version") != STATE_VERSION or not isinstance(state.get("keys"), list):
         raise KeyringError("the key ring state %s is not a version %d key ring state: restore it, or move it away to "
                            "start a new ring" % (path, STATE_VERSION))
@@ -262,7 +273,16 @@ def jwks_for_key(key_path, jwk, owners=None):
     wins: it may carry a certificate). Reads only the state file; jwt_keypair calls it so
     that edge_keys publishes every generation, also when no rotation runs.
     """
-    state = read_state(key_path, owners)
+    return jwks_with_state(read_state(key_path, owners), jwk)
+
+
+def jwks_for_state_file(path, jwk, owners=None):
+    """:func:`jwks_for_key` for a ring whose state is at ``path`` (a key in a PKCS#11 token)."""
+    return jwks_with_state(read_state_file(path, owners), jwk)
+
+
+def jwks_with_state(state, jwk):
+    """``jwk`` and the published keys of the ring ``state`` (None: no ring); see :func:`jwks_for_key`."""
     if state is None:
         return [jwk] if jwk else []
     result, kids = [], set()
@@ -286,7 +306,16 @@ class Ring(object):
 
     ``spec`` is a :class:`_keypair.KeypairSpec` for new keys (type, size, curve,
     passphrase, algorithm; ``path`` is the signing key path). Use :func:`run`.
+
+    This class keeps the keys in files. Where the private keys live is behind a few methods
+    (loading the signing key, storing a new key, switching the signing key, removing a key,
+    reconciling the store, and the messages that name them); ``_keyring_pkcs11.TokenRing``
+    overrides them for keys in a PKCS#11 token. The state machine, the timing rules and the
+    state file are the same for both.
     """
+
+    #: The members of a state entry that the result's ``keys`` shows (besides ``alg``).
+    SUMMARY_FIELDS = ("kid", "state") + TIME_FIELDS
 
     def __init__(self, spec, timing, now=None, check_mode=False, keep_retired=False, io=None, owner=None):
         if spec.kid is not None:
@@ -299,6 +328,9 @@ class Ring(object):
         self.check_mode = check_mode
         self.keep_retired = keep_retired
         self.io = io or RingFiles()
+        self.state_file = state_path(self.path)
+        #: Runs against the same signing key are serialized with a lock tied to this path.
+        self.lock_path = self.path
         self.state = None
         self.before = None
         self.performed = []
@@ -318,7 +350,23 @@ class Ring(object):
     def _load_key(self, data, source):
         return _keys.load_private_key(data, self.spec.passphrase, source=source)
 
+    def check_location(self):
+        """Refuse a signing key path whose directory is missing or writable by other accounts."""
+        _files.check_parent_dir(self.path, "private key")
+        _files.check_private_dir(self.path, self.owners, "private key")
+
+    def close(self):
+        """Release what :meth:`load` opened (nothing for key files)."""
+
     def load(self):
+        self._load_signing_key()
+        self.state = self._read_state()
+        self.before = self.summary() if self.state is not None else []
+
+    def _read_state(self):
+        return read_state(self.path, self.owners)
+
+    def _load_signing_key(self):
         data, status = _files.read_file(self.path, "private key", owners=self.owners)
         if data is not None:
             self._signing_bytes = data
@@ -335,8 +383,6 @@ class Ring(object):
             self._key_mode = status.st_mode & 0o7777
             if hasattr(os, "geteuid") and os.geteuid() == 0:
                 self._owner = (status.st_uid if self.owner is None else self.owner, status.st_gid)
-        self.state = read_state(self.path, self.owners)
-        self.before = self.summary() if self.state is not None else []
 
     def entry(self, kid):
         for entry in self.state["keys"]:
@@ -356,6 +402,12 @@ class Ring(object):
     def _jwk(self, key, kid):
         return _jwk.public_jwk(key, kid=kid, algorithm=self.spec.algorithm)
 
+    def _entry(self, key, kid, **fields):
+        """A new state entry for ``key`` (its kid, public JWK and ``fields``)."""
+        entry = {"kid": kid, "jwk": self._jwk(key, kid)}
+        entry.update(fields)
+        return entry
+
     def _record(self, step, kid, **extra):
         """Record a step of this run in ``performed`` (the result) and mark the run changed."""
         item = {"step": step, "kid": kid}
@@ -371,7 +423,7 @@ class Ring(object):
         self.state["keys"].sort(key=lambda entry: (KEY_STATES.index(entry["state"]), entry.get("staged_at") or "",
                                                    entry["kid"]))
         data = (json.dumps(self.state, indent=2, sort_keys=True) + "\n").encode("utf-8")
-        self.io.write(state_path(self.path), data, STATE_MODE, "key ring state", *self._owner)
+        self.io.write(self.state_file, data, STATE_MODE, "key ring state", *self._owner)
 
     def _write_key(self, path, data, what):
         if self.check_mode:
@@ -389,20 +441,41 @@ class Ring(object):
         """Bring the state in line with the files after an interrupted or foreign change."""
         if self.state is None:
             if self._signing_key is None:
-                raise KeyringError("there is no signing key at %s to start a key ring from: create it first "
-                                   "(selfjwt.kyma.jwt_keypair or the selfjwt.kyma.edge_keys role)" % self.path)
+                raise KeyringError(self._no_signing_key_message())
             now = _jose.iso_utc(self.now)
-            self.state = {"version": STATE_VERSION, "key_path": self.path, "keys": [{
-                "kid": self.signing_kid, "state": ACTIVE, "jwk": self._jwk(self._signing_key, self.signing_kid),
-                "adopted": True, "activated_at": now}]}
+            self.state = self._new_state()
+            self.state["keys"].append(self._entry(self._signing_key, self.signing_kid, state=ACTIVE, adopted=True,
+                                                  activated_at=now))
             self._record("adopt", self.signing_kid)
             self._write_state()
         if self._signing_key is None:
-            raise KeyringError("the signing key %s is missing, but its key ring %s exists: restore the key, or move "
-                               "the ring state away and create a new key (publish it before it signs)"
-                               % (self.path, state_path(self.path)))
+            raise KeyringError(self._missing_signing_key_message())
         self._reconcile_signing_key()
-        self._reconcile_files()
+        self._reconcile_store()
+
+    def _new_state(self):
+        return {"version": STATE_VERSION, "key_path": self.path, "keys": []}
+
+    def _no_signing_key_message(self):
+        return ("there is no signing key at %s to start a key ring from: create it first "
+                "(selfjwt.kyma.jwt_keypair or the selfjwt.kyma.edge_keys role)" % self.path)
+
+    def _missing_signing_key_message(self):
+        return ("the signing key %s is missing, but its key ring %s exists: restore the key, or move the ring state "
+                "away and create a new key (publish it before it signs)" % (self.path, self.state_file))
+
+    def _withdrawn_signing_key_message(self, kid, known, active):
+        return ("the key at %s (kid %s) is %s in its key ring, so it is no longer published and its tokens are "
+                "rejected: restore the active key %s (from %s if it was kept), or remove %s and run "
+                "selfjwt.kyma.edge_keys to make a new key" % (
+                    self.path, kid, known["state"], active["kid"] if active else "(none)",
+                    key_file(self.path, active["kid"]) if active else "a backup", self.path))
+
+    def _replaced_warning(self, kid):
+        return ("the signing key %s (kid %s) was replaced outside its key ring: it signs already, but it is not "
+                "published yet, so its tokens are rejected until the JWKS with it has been served for the "
+                "propagation window; publish now (playbooks/rotate.yml) and use rotation, not regenerate, next time"
+                % (self.path, kid))
 
     def _reconcile_signing_key(self):
         active, nxt = self.key_in(ACTIVE), self.key_in(NEXT)
@@ -415,12 +488,7 @@ class Ring(object):
             return
         known = self.entry(kid)
         if known is not None and known["state"] in (RETIRED, REVOKED):
-            raise KeyringError(
-                "the key at %s (kid %s) is %s in its key ring, so it is no longer published and its tokens are "
-                "rejected: restore the active key %s (from %s if it was kept), or remove %s and run "
-                "selfjwt.kyma.edge_keys to make a new key" % (
-                    self.path, kid, known["state"], active["kid"] if active else "(none)",
-                    key_file(self.path, active["kid"]) if active else "a backup", self.path))
+            raise KeyringError(self._withdrawn_signing_key_message(kid, known, active))
         # Replaced outside the ring (jwt_keypair regenerate, a restore): the key at the path
         # signs now. Keep the previous active key published until its tokens expired.
         now = _jose.iso_utc(_ceil(self.now))
@@ -431,13 +499,9 @@ class Ring(object):
             known["state"] = ACTIVE
             known["activated_at"] = now
         else:
-            self.state["keys"].append({"kid": kid, "state": ACTIVE, "jwk": self._jwk(self._signing_key, kid),
-                                       "adopted": True, "activated_at": now})
-            self.warnings.append(
-                "the signing key %s (kid %s) was replaced outside its key ring: it signs already, but it is not "
-                "published yet, so its tokens are rejected until the JWKS with it has been served for the "
-                "propagation window; publish now (playbooks/rotate.yml) and use rotation, not regenerate, next time"
-                % (self.path, kid))
+            self.state["keys"].append(self._entry(self._signing_key, kid, state=ACTIVE, adopted=True,
+                                                  activated_at=now))
+            self.warnings.append(self._replaced_warning(kid))
         self._record("adopt", kid, replaced=active["kid"] if active else None)
         self._write_state()
 
@@ -469,7 +533,8 @@ class Ring(object):
         for kid in sorted(set(match.group(1) for match in map(pattern.match, names) if match)):
             _files.remove_stale_temp_files(key_file(self.path, kid))
 
-    def _reconcile_files(self):
+    def _reconcile_store(self):
+        """Bring the key files in line with the state: adopt, remove or drop what a killed run left."""
         self._remove_stale_temp_files()
         files = self._key_files()
         for kid, path in sorted(files.items()):
@@ -507,8 +572,7 @@ class Ring(object):
                                  % (path, kid))
             return
         if self.key_in(NEXT) is None:
-            self.state["keys"].append({"kid": kid, "state": NEXT, "jwk": self._jwk(key, kid),
-                                       "staged_at": _jose.iso_utc(self.now)})
+            self.state["keys"].append(self._entry(key, kid, state=NEXT, staged_at=_jose.iso_utc(self.now)))
             self._record("stage", kid, recovered=True)
             self._write_state()
         else:
@@ -528,16 +592,21 @@ class Ring(object):
             return False
         kid = None
         if not self.check_mode:
-            key = _keys.generate_private_key(self.spec.type, self.spec.size, self.spec.curve)
-            kid = _jwk.key_thumbprint(key)
-            # The key file first: a run killed now leaves a file that the next run adopts.
-            self._write_key(key_file(self.path, kid), _keys.private_key_pem(key, self.spec.passphrase),
-                            "next private key")
-            self.state["keys"].append({"kid": kid, "state": NEXT, "jwk": self._jwk(key, kid),
-                                       "staged_at": _jose.iso_utc(self.now)})
+            entry = self._store_next_key()
+            kid = entry["kid"]
+            self.state["keys"].append(entry)
         self._record("stage", kid)
         self._write_state()
         return True
+
+    def _store_next_key(self):
+        """Generate the next key and keep it where the next run finds it; returns its state entry."""
+        key = _keys.generate_private_key(self.spec.type, self.spec.size, self.spec.curve)
+        kid = _jwk.key_thumbprint(key)
+        # The key file first: a run killed now leaves a file that the next run adopts.
+        self._write_key(key_file(self.path, kid), _keys.private_key_pem(key, self.spec.passphrase),
+                        "next private key")
+        return self._entry(key, kid, state=NEXT, staged_at=_jose.iso_utc(self.now))
 
     def mark_published(self, published_kids):
         """Record a JWKS publication that completed just now, holding ``published_kids``."""
@@ -589,6 +658,12 @@ class Ring(object):
         nxt, active = self.key_in(NEXT), self.key_in(ACTIVE)
         if self.activation_problem() is not None:
             return False
+        self._switch_signing_key(nxt, active)
+        self._finish_activation(nxt, active)
+        return True
+
+    def _switch_signing_key(self, nxt, active):
+        """Make the next key the one that signs (the old one stays where the ring finds it)."""
         path = key_file(self.path, nxt["kid"])
         data = _files.read_bytes(path, "next private key", owners=self.owners)
         if data is None:
@@ -602,8 +677,6 @@ class Ring(object):
             # Keep the outgoing key (for a backup at retirement), then swap the signing key.
             self._write_key(key_file(self.path, active["kid"]), self._signing_bytes, "previous private key")
         self._write_key(self.path, data, "private key")
-        self._finish_activation(nxt, active)
-        return True
 
     def _finish_activation(self, nxt, active, interrupted=False):
         now = _jose.iso_utc(_ceil(self.now))
@@ -615,6 +688,10 @@ class Ring(object):
         self.signing_kid = nxt["kid"]
         self._record("activate", nxt["kid"], previous=active["kid"] if active else None, recovered=interrupted)
         self._write_state()
+        self._activated(nxt)
+
+    def _activated(self, nxt):
+        """After the state recorded an activation."""
         # The copy under the kid name is no longer needed: the key is at the signing path.
         self._remove(key_file(self.path, nxt["kid"]), "copy of the active key")
 
@@ -626,16 +703,24 @@ class Ring(object):
                 continue
             entry["state"] = RETIRED
             entry["retired_at"] = _jose.iso_utc(self.now)
-            path = key_file(self.path, entry["kid"])
-            if self.keep_retired and os.path.lexists(path):
-                entry["backup_file"] = path
+            if self.keep_retired:
+                self._keep_retired_key(entry)
             self._record("retire", entry["kid"])
             # State first: a run killed before the removal leaves a file the next run removes.
             self._write_state()
             if not self.keep_retired:
-                self._remove(path, "retired private key")
+                self._remove_retired_key(entry)
             done = True
         return done
+
+    def _keep_retired_key(self, entry):
+        """Record in ``entry`` that its private key is kept as a backup (when it exists)."""
+        path = key_file(self.path, entry["kid"])
+        if os.path.lexists(path):
+            entry["backup_file"] = path
+
+    def _remove_retired_key(self, entry):
+        self._remove(key_file(self.path, entry["kid"]), "retired private key")
 
     def revoke(self, remove_private_keys=False):
         now = _jose.iso_utc(self.now)
@@ -647,19 +732,23 @@ class Ring(object):
         if self.changed:
             self._write_state()
         if remove_private_keys:
-            removed = False
-            for entry in self.state["keys"]:
-                if entry["state"] in (REVOKED, RETIRED) and entry.get("backup_file"):
-                    entry.pop("backup_file")
-                    removed = True
-            if removed:
-                self._write_state()
-            for entry in self.state["keys"]:
-                if entry["state"] in (REVOKED, RETIRED):
-                    if self._remove(key_file(self.path, entry["kid"]), "revoked private key"):
-                        self._record("remove_key", entry["kid"])
-            if self._remove(self.path, "revoked signing key"):
-                self._record("remove_key", self.signing_kid)
+            self._remove_private_keys()
+
+    def _remove_private_keys(self):
+        """Revocation: delete the private keys of the revoked and retired keys and the signing key."""
+        removed = False
+        for entry in self.state["keys"]:
+            if entry["state"] in (REVOKED, RETIRED) and entry.get("backup_file"):
+                entry.pop("backup_file")
+                removed = True
+        if removed:
+            self._write_state()
+        for entry in self.state["keys"]:
+            if entry["state"] in (REVOKED, RETIRED):
+                if self._remove(key_file(self.path, entry["kid"]), "revoked private key"):
+                    self._record("remove_key", entry["kid"])
+        if self._remove(self.path, "revoked signing key"):
+            self._record("remove_key", self.signing_kid)
 
     def auto(self, allow_stage=True, rotate=False):
         self.retire()
@@ -676,7 +765,7 @@ class Ring(object):
     def summary(self):
         keys = []
         for entry in self.state["keys"]:
-            item = dict((name, entry.get(name)) for name in ("kid", "state") + TIME_FIELDS)
+            item = dict((name, entry.get(name)) for name in self.SUMMARY_FIELDS)
             item["alg"] = entry["jwk"].get("alg")
             keys.append(item)
         return keys
@@ -725,7 +814,7 @@ class Ring(object):
             "next_step": step,
             "next_step_at": _jose.iso_utc(due) if due is not None else None,
             "next_step_in": max(0, int(math.ceil(due - self.now))) if due is not None else None,
-            "state_file": state_path(self.path),
+            "state_file": self.state_file,
             "warnings": self.warnings,
             "diff": {"before": {"keys": self.before or []}, "after": {"keys": after}},
         }
@@ -754,18 +843,27 @@ def run(spec, action="auto", timing=None, published_kids=None, remove_private_ke
     files of the ring and their directory must belong to it, root or the running account,
     and the directory must not be writable by others (``_files.check_private_dir``).
     """
+    check_arguments(action, published_kids)
+    timing = timing or Timing()
+    ring = Ring(spec, timing, now=now, check_mode=check_mode or action == "status", keep_retired=keep_retired,
+                io=io, owner=owner)
+    return run_ring(ring, action, published_kids, remove_private_keys)
+
+
+def check_arguments(action, published_kids):
+    """Refuse an unknown action, and published_kids missing with or given without action=mark_published."""
     if action not in ACTIONS:
         raise KeyringError("action must be one of %s, got %r" % (", ".join(ACTIONS), action))
     if action == "mark_published" and published_kids is None:
         raise KeyringError("action=mark_published needs published_kids: the kids of the JWKS that was just published")
     if action != "mark_published" and published_kids is not None:
         raise KeyringError("published_kids is only used with action=mark_published")
-    timing = timing or Timing()
-    ring = Ring(spec, timing, now=now, check_mode=check_mode or action == "status", keep_retired=keep_retired,
-                io=io, owner=owner)
-    _files.check_parent_dir(spec.path, "private key")
-    _files.check_private_dir(spec.path, ring.owners, "private key")
-    with _files.locked_unless(check_mode or action == "status", spec.path):
+
+
+def run_ring(ring, action, published_kids=None, remove_private_keys=False):
+    """Run one action (see :func:`run`) on ``ring``, a :class:`Ring` made for it (``check_mode`` for status)."""
+    ring.check_location()
+    with _files.locked_unless(ring.check_mode, ring.lock_path):
         try:
             ring.load()
             if action != "revoke" or ring.state is None:
@@ -793,6 +891,8 @@ def run(spec, action="auto", timing=None, published_kids=None, remove_private_ke
             if ring.changed and exc.result is None:
                 exc.result = ring.result()
             raise
+        finally:
+            ring.close()
         result = ring.result()
     if action == "status":
         result["changed"] = False

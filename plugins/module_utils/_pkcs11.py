@@ -538,6 +538,15 @@ class TokenSession(object):
             raise Pkcs11Error("token %r could not relabel the key pair with id %s: %s"
                               % (self.token.label, hex_id(key_id), _reason(exc)))
 
+    def pair_labels(self, key_id):
+        """The labels of the private and public key objects with CKA_ID ``key_id``: (private, public) lists.
+
+        A relabel cut short between the two objects of a pair leaves them with different labels;
+        a key ring repairs that from what this returns.
+        """
+        return ([_attribute(obj, Attribute.LABEL) for obj in self._objects(ObjectClass.PRIVATE_KEY, None, key_id)],
+                [_attribute(obj, Attribute.LABEL) for obj in self._objects(ObjectClass.PUBLIC_KEY, None, key_id)])
+
 
 def _describe_request(key_type, size, curve):
     return {"rsa": "an RSA-%s" % size, "ec": "an EC %s" % curve, "ed25519": "an Ed25519"}.get(key_type, key_type)

@@ -506,3 +506,21 @@ def test_state_times_outside_1970_to_9000_are_refused(key_path, moment):
     _edit_state(key_path, lambda state: state["keys"][0].update(activated_at=moment))
     with pytest.raises(KeyringError, match="between 1970 and 9000"):
         _keyring.run(spec(key_path), "status", Timing(W, L, S, max_key_age=10 ** 9), now=T0)
+
+
+def test_kid_with_a_final_line_break_is_refused(key_path):
+    """A regular expression's ``$`` also matches before a final newline: 'thumbprint\\n' is not a thumbprint.
+
+    Such a kid would name a key file (and, for a key in a PKCS#11 token, a label) with a line
+    break in it, and would be published as it is.
+    """
+    _keyring.run(spec(key_path), "auto", Timing(W, L, S), now=T0)
+    other = _keys.generate_private_key("ec")
+    kid = _jwk.key_thumbprint(other) + "\n"
+    _edit_state(key_path, lambda state: state["keys"].append({
+        "kid": kid, "state": "retiring", "jwk": _jwk.public_jwk(other, kid=kid),
+        "deactivated_at": "2026-01-31T12:00:00Z"}))
+    with pytest.raises(KeyringError, match="which is not an RFC 7638 thumbprint"):
+        _keyring.run(spec(key_path), "status", Timing(W, L, S), now=T0)
+    with pytest.raises(KeyringError, match="which is not an RFC 7638 thumbprint"):
+        _keyring.key_file(key_path, kid)

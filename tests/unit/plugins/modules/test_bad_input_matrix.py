@@ -413,6 +413,8 @@ def _big_jwks(root):
 LONG_NAME = "n" * 300
 
 TOKEN_URI = "pkcs11:token=edge;object=jwt-signing;type=private?module-path=/nonexistent/libpkcs11.so"
+#: The ring state of a key in a PKCS#11 token (jwt_keyring's state_path).
+RING_STATE = "{t}/ring/hsm.ring.json"
 
 KEYPAIR_CASES = [
     # path
@@ -912,6 +914,36 @@ KEYRING_CASES = [
     ("state-without-key", {"path": "{t}/ring/keyless.pem"},
      ["the signing key {t}/ring/keyless.pem is missing, but its key ring", "restore the key"]),
     ("state-key-retired", {"path": "{t}/ring/retired.pem"}, ["is retired in its key ring", "restore the active key"]),
+    # pkcs11_uri, pkcs11_pin, pkcs11_pin_file, state_path: a signing key in a PKCS#11 token (refused before any
+    # library is loaded); its ring state is at state_path
+    ("pkcs11-uri-and-path", {"pkcs11_uri": TOKEN_URI}, ["mutually exclusive: path|pkcs11_uri"]),
+    ("pkcs11-uri-not-a-uri", {"path": DROP, "pkcs11_uri": "token=edge", "state_path": RING_STATE},
+     ["must start with 'pkcs11:'"]),
+    ("pkcs11-uri-pin-value", {"path": DROP, "pkcs11_uri": TOKEN_URI + "&pin-value=1234", "state_path": RING_STATE},
+     ["carries the PIN"]),
+    ("pkcs11-uri-no-library", {"path": DROP, "pkcs11_uri": TOKEN_URI, "state_path": RING_STATE},
+     ["/nonexistent/libpkcs11.so does not exist"]),
+    ("pkcs11-pin-empty", {"path": DROP, "pkcs11_uri": TOKEN_URI, "pkcs11_pin": "", "state_path": RING_STATE},
+     ["pkcs11_pin is empty"]),
+    ("pkcs11-pin-file-missing", {"path": DROP, "pkcs11_uri": TOKEN_URI, "pkcs11_pin_file": "{t}/nope.pin",
+                                 "state_path": RING_STATE}, ["PIN file {t}/nope.pin does not exist"]),
+    ("pkcs11-uri-without-state-path", {"path": DROP, "pkcs11_uri": TOKEN_URI},
+     ["missing parameter(s) required by 'pkcs11_uri': state_path"]),
+    ("pkcs11-uri-with-id", {"path": DROP, "pkcs11_uri": TOKEN_URI.replace(";object", ";id=%01;object"),
+                            "state_path": RING_STATE}, ["names an id", "Remove id= from the URI"]),
+    ("pkcs11-uri-and-passphrase", {"path": DROP, "pkcs11_uri": TOKEN_URI, "state_path": RING_STATE,
+                                   "passphrase": PASSPHRASE}, ["mutually exclusive: passphrase|pkcs11_uri"]),
+    ("pkcs11-pin-without-uri", {"pkcs11_pin": PASSPHRASE}, ["missing parameter(s) required by 'pkcs11_pin': pkcs11_uri"]),
+    ("pkcs11-pin-file-without-uri", {"pkcs11_pin_file": "{t}/plain.txt"},
+     ["missing parameter(s) required by 'pkcs11_pin_file': pkcs11_uri"]),
+    ("pkcs11-pin-and-pin-file", {"path": DROP, "pkcs11_uri": TOKEN_URI, "state_path": RING_STATE,
+                                 "pkcs11_pin": PASSPHRASE, "pkcs11_pin_file": "{t}/plain.txt"},
+     ["mutually exclusive: pkcs11_pin|pkcs11_pin_file"]),
+    ("state-path-without-uri", {"state_path": RING_STATE}, ["missing parameter(s) required by 'state_path': pkcs11_uri"]),
+    ("state-path-relative", {"path": DROP, "pkcs11_uri": TOKEN_URI, "state_path": "hsm.ring.json"},
+     ["set state_path to an absolute path"]),
+    ("state-path-dir-missing", {"path": DROP, "pkcs11_uri": TOKEN_URI, "state_path": "{t}/nowhere/hsm.ring.json"},
+     ["the directory {t}/nowhere for key ring state {t}/nowhere/hsm.ring.json does not exist"]),
     # action, published_kids
     ("action-wrong-enum", {"action": "rotate-now"},
      ["value of action must be one of: status, auto, rotate, stage, mark_published, activate, retire, revoke"]),
