@@ -106,7 +106,7 @@ interop: system-packages venv collections node
 # holds every other file in tests/system, so a new test file always runs somewhere.
 SYSTEM_B := tests/system/test_kyma_manifests.py tests/system/test_kyma_apply.py \
             tests/system/test_fleet_scale.py tests/system/test_rotation.py \
-            tests/system/test_callers.py
+            tests/system/test_callers.py tests/system/test_hardware_keys.py
 
 system: system-a system-b
 

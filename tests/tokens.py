@@ -243,6 +243,7 @@ class SoftHSMToken(_Token):
         super().__init__(directory, label, pin, so_pin)
         start = time.monotonic()
         self.module_path = self._module(softhsm2_module_candidates(), "libsofthsm2.so", "softhsm2")
+        os.makedirs(self._parent, exist_ok=True)
         self.directory = tempfile.mkdtemp(prefix="softhsm-", dir=self._parent)
         tokendir = os.path.join(self.directory, "tokens")
         os.mkdir(tokendir, 0o700)

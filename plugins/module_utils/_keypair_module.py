@@ -288,6 +288,9 @@ def run_token_key(module, spec):
         return _keypair_pkcs11.ensure_absent(spec, pin, check_mode=module.check_mode, uid=uid)
     result = _keypair_pkcs11.ensure_present(spec, pin, check_mode=module.check_mode, uid=uid,
                                             gid=resolve_gid(params["group"]))
+    if params["state_path"]:
+        result["jwks"] = _keyring.jwks_for_state_file(params["state_path"], result["jwk"],
+                                                      _files.trusted_owners(uid))
     facts = result.get("pkcs11")
     if facts and (facts["extractable"] or not facts["never_extractable"] or not facts["always_sensitive"]):
         module.warn("the key %s can be or could once be exported from its token (CKA_EXTRACTABLE=%s, "

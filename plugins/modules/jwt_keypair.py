@@ -81,6 +81,14 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  state_path:
+    description:
+      - With O(pkcs11_uri), the state of the key's ring (the O(selfjwt.kyma.jwt_keyring#module:state_path) of
+        M(selfjwt.kyma.jwt_keyring)), when the key is rotated. Its next and retiring keys then join RV(jwks), as the
+        ring beside a key file does for O(path).
+      - Read with the ring's rules (no symbolic link followed, a state of another account than root, the running
+        account and O(owner) refused); nothing is written to it. A missing file means no ring.
+    type: path
   passphrase:
     description:
       - Passphrase that encrypts the key file (PKCS#8 with the best encryption C(cryptography) offers).
@@ -430,6 +438,7 @@ def argument_spec():
         passphrase_file=dict(type="path", no_log=False),
         store_passphrase=dict(type="bool", default=False, no_log=False),
         private_key_content=dict(type="str", no_log=True),
+        state_path=dict(type="path"),
         **_argspec.pkcs11_argument_spec()
     )
 
@@ -439,8 +448,8 @@ def main():
         argument_spec=argument_spec(),
         supports_check_mode=True,
         add_file_common_args=True,
-        required_by={"certificate_subject": "certificate_path"},
         required_one_of=[("path", "pkcs11_uri")],
+        required_by={"certificate_subject": "certificate_path", "state_path": "pkcs11_uri"},
         mutually_exclusive=[("path", "pkcs11_uri")] + [
             ("pkcs11_uri", name) for name in ("passphrase", "old_passphrase", "passphrase_file", "private_key_content",
                                               "parent_mode")],

@@ -22,6 +22,7 @@ temporary directory, made fresh for this run) and a PIN file each. Then:
 import json
 import os
 import re
+import subprocess
 
 import pytest
 
@@ -32,6 +33,9 @@ from tokens import SoftHSMToken, TokenUnavailable  # pylint: disable=import-erro
 pkcs11 = pytest.importorskip("pkcs11")
 
 HOSTS = ("edge-01", "edge-02", "edge-03")
+ROTATION_VARS = {"edge_keys_token_lifetime": 4, "edge_keys_token_max_lifetime": 4, "edge_keys_token_refresh_margin": 2,
+                 "edge_keys_rotation_propagation_window": 2, "edge_keys_rotation_clock_skew": 1,
+                 "selfjwt_rotation_action": "rotate", "selfjwt_rotation_wait": True}
 CHECKS = ["no_token", "unknown_key", "bad_signature", "expired", "wrong_issuer", "valid"]
 OVERLAY = """---
 edge:
@@ -69,7 +73,29 @@ def fleet(tmp_path_factory):
     with open(os.path.join(demo.out, "summary.json"), encoding="utf-8") as handle:
         summary = json.load(handle)
     demo.play("second", [demo.playbook("site.yml")], 0o022)
-    return {"demo": demo, "store": store, "summary": summary}
+    phases = {"before": _phase(demo, "before", summary, store)}
+
+    # A whole rotation (short windows), then the demo again: the smoke test with the new keys.
+    demo.play("rotate", [demo.playbook("rotate.yml")], 0o022, "-e", json.dumps(ROTATION_VARS))
+    rings = dict((host, _ring(demo, host)) for host in HOSTS)
+    demo.play("after-rotation", [demo.playbook("demo.yml")], 0o022)
+    with open(os.path.join(demo.out, "summary.json"), encoding="utf-8") as handle:
+        rotated = json.load(handle)
+    phases["rotated"] = _phase(demo, "rotated", rotated, store)
+    return {"demo": demo, "store": store, "summary": summary, "phases": phases, "rings": rings, "rotated": rotated}
+
+
+def _phase(demo, name, summary, store):
+    """The JWKS rendered now (a copy) and the hosts' current tokens, for the node verifiers."""
+    jwks = os.path.join(demo.work, "jwks-%s.json" % name)
+    with open(os.path.join(demo.out, "manifests", "jwks.json"), "rb") as source, open(jwks, "wb") as target:
+        target.write(source.read())
+    return {"jwks": jwks, "cases": _refresher_cases(summary, store)}
+
+
+def _ring(demo, host):
+    with open(os.path.join(demo.out, "hosts", host, "keys", "signing.pem.ring.json"), encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 def _private_keys(store):
@@ -122,10 +148,9 @@ def test_the_pin_is_in_no_output(fleet):
         assert pin not in run["stdout"] and pin not in run["stderr"], name
 
 
-def _refresher_cases(fleet):
-    summary = fleet["summary"]
-    env = dict(os.environ, **fleet["store"].env)
-    import subprocess  # pylint: disable=import-outside-toplevel
+def _refresher_cases(summary, store):
+    """Node verifier cases: each host's token from its refresher command, and a tampered one."""
+    env = dict(os.environ, **store.env)
     cases = []
     for host in summary["hosts"]:
         done = subprocess.run([host["refresher_command"]], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
@@ -141,15 +166,16 @@ def _refresher_cases(fleet):
     return cases
 
 
+@pytest.mark.parametrize("phase", ["before", "rotated"])
 @pytest.mark.parametrize("script", ["verify_jose.mjs", "verify_jsonwebtoken.js"])
-def test_node_validators_accept_the_token_keys_signatures(fleet, script):
+def test_node_validators_accept_the_token_keys_signatures(fleet, script, phase):
     reason = node_verifier_missing()
     if reason:
         pytest.skip(reason)
-    cases = _refresher_cases(fleet)
+    cases = fleet["phases"][phase]["cases"]
     if script == "verify_jsonwebtoken.js":
         cases = [case for case in cases if case["algorithms"] != ["EdDSA"]]
-    results = node_verify(script, os.path.join(fleet["demo"].out, "manifests", "jwks.json"),
+    results = node_verify(script, fleet["phases"][phase]["jwks"],
                           [dict((k, v) for k, v in case.items() if k != "kid") for case in cases],
                           fleet["demo"].work)
     for case in cases:
@@ -159,3 +185,25 @@ def test_node_validators_accept_the_token_keys_signatures(fleet, script):
         verdict = results[case["id"]]
         assert verdict["valid"] is True, (case["id"], verdict)
         assert verdict["header"]["kid"] == case["kid"] and verdict["claims"]["sub"] == case["id"]
+
+
+def test_rotation_moves_every_host_to_a_new_key_in_its_token(fleet, monkeypatch):
+    first = dict((host["host"], host["kid"]) for host in fleet["summary"]["hosts"])
+    rotated = dict((host["host"], host["kid"]) for host in fleet["rotated"]["hosts"])
+    for host in HOSTS:
+        ring = fleet["rings"][host]
+        states = dict((entry["kid"], entry["state"]) for entry in ring["keys"])
+        assert states.get(first[host]) == "retired" and states.get(rotated[host]) == "active", (host, states)
+        assert rotated[host] != first[host]
+    # The old keys were destroyed (keep_retired_keys is false): one key pair per token, the new one.
+    monkeypatch.setenv("SOFTHSM2_CONF", fleet["store"].env["SOFTHSM2_CONF"])
+    objects = _private_keys(fleet["store"])
+    assert all(objects[host] == [("jwt-signing", False, True)] for host in HOSTS), objects
+
+
+def test_the_smoke_test_passes_with_the_rotated_keys(fleet):
+    for host in fleet["rotated"]["hosts"]:
+        assert [(result["check"], result["ok"]) for result in host["smoke_test"]] == [(c, True) for c in CHECKS], host
+    with open(os.path.join(fleet["demo"].out, "manifests", "jwks.json"), encoding="utf-8") as handle:
+        published = set(key["kid"] for key in json.load(handle)["keys"])
+    assert published == set(host["kid"] for host in fleet["rotated"]["hosts"])

@@ -14,7 +14,7 @@ import pytest
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jws
 from tokens import use_token  # pylint: disable=import-error
 
-BENCH = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "bench"))
+BENCH = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
 
 
 @pytest.fixture(scope="module")
