@@ -281,3 +281,19 @@ def test_adopting_an_extractable_key_warns(token, tmp_path, capsys):
     assert "can be or could once be exported" in json.dumps(result.get("warnings")), result
     quiet = run(capsys, key_args(token, tmp_path)).result
     assert not quiet.get("warnings")
+
+
+def test_state_path_adds_the_rings_next_key_to_jwks(token, tmp_path, capsys):
+    from ansible_collections.selfjwt.kyma.plugins.modules import jwt_keyring  # pylint: disable=import-outside-toplevel
+
+    args = key_args(token, tmp_path)
+    first = run(capsys, args).result
+    state_path = str(tmp_path / "ring.json")
+    staged = run_module_main(jwt_keyring, dict(args, state_path=state_path, action="rotate"), capsys).result
+    assert staged.get("failed") is None and len(staged["kids"]) == 2, staged
+    with_ring = run(capsys, dict(args, state_path=state_path)).result
+    assert with_ring["changed"] is False and with_ring["kid"] == first["kid"]
+    assert [jwk["kid"] for jwk in with_ring["jwks"]] == staged["kids"]
+    assert [jwk["kid"] for jwk in run(capsys, args).result["jwks"]] == [first["kid"]]
+    assert "missing parameter(s) required by 'state_path'" in run(
+        capsys, {"path": str(tmp_path / "key.pem"), "state_path": state_path}).result["msg"]

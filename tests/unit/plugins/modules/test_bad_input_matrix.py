@@ -428,6 +428,7 @@ KEYPAIR_CASES = [
     ("pkcs11-pin-empty", {"path": DROP, "pkcs11_uri": TOKEN_URI, "pkcs11_pin": ""}, ["pkcs11_pin is empty"]),
     ("pkcs11-pin-file-missing", {"path": DROP, "pkcs11_uri": TOKEN_URI, "pkcs11_pin_file": "{t}/nope.pin"},
      ["PIN file {t}/nope.pin does not exist"]),
+    ("state-path-without-token", {"state_path": "{t}/ring.json"}, ["missing parameter(s) required by 'state_path'"]),
     ("path-is-directory", {"path": "{t}/adir"}, ["is a directory, not a file", "give the path of a file"]),
     ("path-below-a-file", {"path": "{t}/plain.txt/key.pem"}, ["{t}/plain.txt is not a directory"]),
     ("path-nul-byte", {"path": "{t}/keys/a\x00b.pem"}, ["NUL"]),
