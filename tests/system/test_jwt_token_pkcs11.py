@@ -286,3 +286,22 @@ def test_a_pin_without_a_uri_is_refused(tmp_path, capsys):
                                "subject": "edge-01"})
     assert result["failed"] is True and "missing parameter(s) required by 'pkcs11_pin': pkcs11_uri" in result["msg"]
     assert_no_pin(out, result)
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "ES384", "RS256", "PS256"])
+def test_signs_through_a_tpm_with_dest(tpm_token, tmp_path, capsys, monkeypatch, algorithm, _sessions):
+    """The same module run on the software TPM 2.0 (libtpm2_pkcs11): a token file kept, then verified."""
+    tpm = use_token(monkeypatch, tpm_token)
+    label = "jwt-token-" + algorithm
+    public = make_key(tpm, label, **KEYS[algorithm])
+    dest = str(tmp_path / "token")
+    args = {"pkcs11_uri": tpm.uri(label), "pkcs11_pin_file": tpm.pin_file(tmp_path / "pin"), "issuer": ISSUER,
+            "subject": "edge-tpm", "audience": "orders-api", "algorithm": algorithm, "dest": dest}
+    _out, first = run(capsys, args)
+    _out, second = run(capsys, args)
+    assert "failed" not in first, first
+    assert first["changed"] is True and second["changed"] is False and second["token"] == first["token"]
+    claims = jwt.decode(first["token"], public, algorithms=[algorithm], audience="orders-api", issuer=ISSUER)
+    assert claims["sub"] == "edge-tpm" and first["kid"] == _jwk.key_thumbprint(public)
+    assert stat.S_IMODE(os.stat(dest).st_mode) == 0o600
+    assert _sessions["opened"] == _sessions["closed"]

@@ -209,3 +209,24 @@ def test_the_installed_command_signs_with_a_key_in_a_pkcs11_token(tmp_path, caps
                           capture_output=True, text=True, check=False, timeout=120)
     assert lost.returncode == 1 and pin not in lost.stderr
     assert lost.stderr.startswith("selfjwt-token: error: cannot load the PKCS#11 library"), lost.stderr
+
+
+def test_the_installed_command_signs_with_a_key_in_a_tpm(tpm_token, tmp_path, capsys, monkeypatch):
+    """The same on the software TPM 2.0: the installed command signs ES256 through libtpm2_pkcs11."""
+    monkeypatch.setattr(install, "SYSTEMD_RUNTIME_DIR", str(tmp_path / "no-systemd"))
+    token = use_token(monkeypatch, tpm_token)
+    with _pkcs11.open_session(_pkcs11.parse_uri(token.uri("refresher-es256")), token.pin, write=True) as session:
+        public = session.generate("ec", curve="P-256").public_key()
+    host = refresher_host(tmp_path / "host", ec.generate_private_key(ec.SECP256R1()), ISSUER)
+    os.unlink(host.pop("key_path"))
+    host.update(pkcs11_uri=token.uri("refresher-es256"),
+                pkcs11_pin_file=token.pin_file(tmp_path / "host" / "keys" / "pin"))
+    result = run_module_main(token_refresher, host, capsys).result
+    assert result["changed"] is True and "failed" not in result, result
+    forced = subprocess.run([result["command"], "--force"], env=dict(token.env, PATH="/usr/bin:/bin"),
+                            capture_output=True, text=True, check=False, timeout=120)
+    assert forced.returncode == 0, forced.stderr
+    assert token.pin not in forced.stdout + forced.stderr
+    claims = jwt.decode(forced.stdout.strip(), public, algorithms=["ES256"], audience="orders-api", issuer=ISSUER)
+    assert claims["sub"] == "edge-01" and jwt.get_unverified_header(forced.stdout.strip())["kid"] == \
+        _jwk.key_thumbprint(public)
