@@ -24,6 +24,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import importlib.util
 import os
 import stat
 
@@ -35,15 +36,11 @@ try:
 except ImportError:
     pass  # _jose.missing_dependencies() reports the missing library before any use
 
-try:
-    import pkcs11
-    from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
-    from pkcs11 import exceptions as pkcs11_errors
-    from pkcs11.constants import DEFAULT
-    from pkcs11.util.ec import encode_named_curve_parameters
-    HAS_PKCS11 = True
-except ImportError:
-    HAS_PKCS11 = False
+#: Whether python-pkcs11 can be imported. It is imported only when a token is used
+#: (:func:`check_library`): the import costs 0.1-0.3 s of CPU, more than a whole key-file run.
+HAS_PKCS11 = importlib.util.find_spec("pkcs11") is not None
+pkcs11 = Attribute = KeyType = Mechanism = ObjectClass = pkcs11_errors = DEFAULT = None
+encode_named_curve_parameters = None
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
 from ansible_collections.selfjwt.kyma.plugins.module_utils._jose import JoseError
@@ -71,9 +68,23 @@ class Pkcs11Error(JoseError):
 
 
 def check_library():
-    """Raise Pkcs11Error when python-pkcs11 cannot be imported."""
+    """Import python-pkcs11 (once); Pkcs11Error when it cannot be imported."""
+    global pkcs11, Attribute, KeyType, Mechanism, ObjectClass, pkcs11_errors, DEFAULT  # pylint: disable=global-statement
+    global encode_named_curve_parameters  # pylint: disable=global-statement
     if not HAS_PKCS11:
         raise Pkcs11Error(MISSING_LIBRARY)
+    if pkcs11 is None:
+        try:
+            import pkcs11 as binding  # pylint: disable=import-outside-toplevel
+            from pkcs11 import exceptions as errors  # pylint: disable=import-outside-toplevel
+            from pkcs11.constants import DEFAULT as default  # pylint: disable=import-outside-toplevel
+            from pkcs11.util.ec import encode_named_curve_parameters as encode  # pylint: disable=import-outside-toplevel
+        except ImportError as exc:
+            raise Pkcs11Error("%s: %s" % (MISSING_LIBRARY, exc))
+        Attribute, KeyType, Mechanism, ObjectClass = (binding.Attribute, binding.KeyType, binding.Mechanism,
+                                                      binding.ObjectClass)
+        pkcs11_errors, DEFAULT, encode_named_curve_parameters = errors, default, encode
+        pkcs11 = binding
 
 
 # --------------------------------------------------------------------------------------
