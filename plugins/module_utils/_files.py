@@ -320,6 +320,26 @@ def read_file(path, what="file", limit=1024 * 1024, owners=None):
     return data, status
 
 
+def read_secret(path, what, limit=4096, owners=None, chmod_hint="", fill_hint=""):
+    """The one line of text in a secret file (passphrase, PIN) that only its owner may read.
+
+    No symbolic link is followed and, with ``owners``, a file of another account is refused
+    (see :func:`read_file`). FileError when the file is missing, empty, or readable by its
+    group or others (``chmod_hint`` is added to that message, ``fill_hint`` to the other two).
+    """
+    data, status = read_file(path, what=what, limit=limit, owners=owners)
+    if data is None:
+        raise FileError("the %s %s does not exist%s" % (what, path, fill_hint))
+    mode = stat.S_IMODE(status.st_mode)
+    if mode & 0o077:
+        raise FileError("the %s %s has mode %04o, so others may read it; refusing to use it: run 'chmod 600 %s'%s"
+                        % (what, path, mode, path, chmod_hint))
+    text = data.decode("utf-8", "replace").rstrip("\r\n")
+    if not text:
+        raise FileError("the %s %s is empty%s" % (what, path, fill_hint))
+    return text, status
+
+
 def read_bytes(path, what="file", limit=1024 * 1024, owners=None):
     """Content of ``path`` or None when it does not exist; FileError on anything else odd (see :func:`read_file`)."""
     return read_file(path, what, limit, owners)[0]

@@ -32,7 +32,6 @@ import os
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _algorithms, _certificates, _jose, _jwk, _keys
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _pkcs11
 
 KEY_TYPES = ("rsa", "ec", "ed25519")
 CURVES = ("P-256", "P-384", "P-521")
@@ -153,6 +152,9 @@ class KeypairSpec(object):
 
     def _validate_token_key(self, name):
         """A key in a PKCS#11 token: a valid URI, and none of the options that only a key file has."""
+        # Imported here: runs with key files do not load the token code.
+        from ansible_collections.selfjwt.kyma.plugins.module_utils import _pkcs11  # pylint: disable=import-outside-toplevel
+
         try:
             _pkcs11.parse_uri(self.pkcs11_uri)
         except _jose.JoseError as exc:

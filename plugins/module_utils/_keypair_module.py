@@ -28,8 +28,7 @@ try:
 except ImportError:  # pragma: no cover - not on POSIX
     grp = pwd = None
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jwk, _keypair, _keypair_pkcs11
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring, _keys, _pkcs11
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jwk, _keypair, _keyring, _keys
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, write_file
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import resolve_gid, resolve_uid
@@ -277,6 +276,9 @@ def _key_was_absent(result):
 
 def run_token_key(module, spec):
     """O(pkcs11_uri): the key pair in the token, the certificate file and its attributes."""
+    # Imported here: runs with key files do not load the token code.
+    from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair_pkcs11, _pkcs11  # pylint: disable=import-outside-toplevel
+
     params = module.params
     if params["store_passphrase"] or params["parent_update"] or params["backup"]:
         raise FileError("store_passphrase, parent_update and backup are about a key file; a key in a token "

@@ -26,7 +26,6 @@ __metaclass__ = type
 
 import importlib.util
 import os
-import stat
 
 from urllib.parse import quote, unquote_to_bytes
 
@@ -240,18 +239,10 @@ def hex_id(key_id):
 def read_pin_file(path, owners=None):
     """The PIN in ``path``: a regular file (no link followed) that only its owner may read."""
     try:
-        data, status = _files.read_file(path, what="PIN file", limit=MAX_PIN_BYTES, owners=owners)
+        return _files.read_secret(path, "PIN file", limit=MAX_PIN_BYTES, owners=owners,
+                                  fill_hint=": write the token's user PIN into it (mode 0600)")[0]
     except _files.FileError as exc:
         raise Pkcs11Error(str(exc))
-    if data is None:
-        raise Pkcs11Error("the PIN file %s does not exist: write the token's user PIN into it (mode 0600)" % path)
-    if stat.S_IMODE(status.st_mode) & 0o077:
-        raise Pkcs11Error("the PIN file %s has mode %04o, so others may read it; refusing to use it: run "
-                          "'chmod 600 %s'" % (path, stat.S_IMODE(status.st_mode), path))
-    pin = data.decode("utf-8", "replace").rstrip("\r\n")
-    if not pin:
-        raise Pkcs11Error("the PIN file %s is empty: write the token's user PIN into it" % path)
-    return pin
 
 
 def resolve_pin(uri, pin=None, pin_file=None, owners=None):

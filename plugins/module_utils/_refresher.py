@@ -48,7 +48,6 @@ import argparse
 import errno
 import json
 import os
-import stat
 import sys
 import time
 
@@ -264,22 +263,14 @@ def token_options(config):
 def read_passphrase(path):
     """The key's passphrase from a file that only its owner may read (no symbolic link followed)."""
     try:
-        # The mode and owner below are those of the file read (fstat of the open file), not of a link's target.
-        data, status = _files.read_file(path, what="passphrase file", limit=4096)
+        # The mode and owner are those of the file read (fstat of the open file), not of a link's target.
+        passphrase, status = _files.read_secret(
+            path, "passphrase file", chmod_hint=" (the selfjwt.kyma.edge_keys role writes it with mode 0600)")
     except _files.FileError as exc:
         raise RefresherError(str(exc))
-    if data is None:
-        raise RefresherError("cannot read the passphrase file %s: it does not exist" % path)
-    if stat.S_IMODE(status.st_mode) & 0o077:
-        raise RefresherError("the passphrase file %s has mode %04o, so others may read it; refusing to use it: "
-                             "run 'chmod 600 %s' (the selfjwt.kyma.edge_keys role writes it with mode 0600)"
-                             % (path, stat.S_IMODE(status.st_mode), path))
     if hasattr(os, "geteuid") and status.st_uid != os.geteuid():
         raise RefresherError("the passphrase file %s belongs to uid %d, not to the user running %s (uid %d): run the "
                              "refresher as the key's owner" % (path, status.st_uid, PROG, os.geteuid()))
-    passphrase = (data or b"").decode("utf-8").rstrip("\r\n")
-    if not passphrase:
-        raise RefresherError("the passphrase file %s is empty" % path)
     return passphrase
 
 
