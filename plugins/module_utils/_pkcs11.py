@@ -26,6 +26,7 @@ __metaclass__ = type
 
 import importlib.util
 import os
+import time
 
 from urllib.parse import quote, unquote_to_bytes
 
@@ -56,6 +57,8 @@ PATH_ATTRIBUTES = ("token", "manufacturer", "serial", "model", "object", "id", "
 QUERY_ATTRIBUTES = ("module-path", "pin-source")
 #: The length limit of a PIN read from a file (PKCS#11 PINs are short; a large file is a mistake).
 MAX_PIN_BYTES = 256
+#: Pauses (s) before listing the tokens again after CKR_GENERAL_ERROR (see _find_token).
+LIST_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)
 #: The length of the CKA_ID given to a key pair generated without an id in its URI.
 GENERATED_ID_BYTES = 16
 
@@ -291,10 +294,19 @@ def _find_token(uri):
     wanted = (("label", uri.token), ("serial", uri.serial), ("manufacturer_id", uri.manufacturer),
               ("model", uri.model))
     found, seen = [], []
-    try:
-        tokens = list(library.get_tokens())
-    except Exception as exc:
-        raise Pkcs11Error("the PKCS#11 library %s cannot list its tokens: %s" % (uri.module_path, _reason(exc)))
+    for delay in LIST_RETRY_DELAYS + (None,):
+        try:
+            tokens = list(library.get_tokens())
+            break
+        except pkcs11_errors.GeneralError as exc:
+            # SoftHSM2 reads its token directory while another process (the refresher, a key ring
+            # run) may be writing an object there, and reports CKR_GENERAL_ERROR: try again.
+            if delay is None:
+                raise Pkcs11Error("the PKCS#11 library %s cannot list its tokens: %s"
+                                  % (uri.module_path, _reason(exc)))
+            time.sleep(delay)
+        except Exception as exc:
+            raise Pkcs11Error("the PKCS#11 library %s cannot list its tokens: %s" % (uri.module_path, _reason(exc)))
     for token in tokens:
         seen.append(token.label)
         if all(value is None or _text(getattr(token, attr)) == value for attr, value in wanted):

@@ -297,3 +297,27 @@ def test_state_path_adds_the_rings_next_key_to_jwks(token, tmp_path, capsys):
     assert [jwk["kid"] for jwk in run(capsys, args).result["jwks"]] == [first["kid"]]
     assert "missing parameter(s) required by 'state_path'" in run(
         capsys, {"path": str(tmp_path / "key.pem"), "state_path": state_path}).result["msg"]
+
+
+def test_a_token_list_that_fails_for_a_moment_is_read_again(token, tmp_path, capsys, monkeypatch):
+    """CKR_GENERAL_ERROR while listing the tokens (SoftHSM2 under concurrent writers) is retried."""
+    real_library = _pkcs11._library  # pylint: disable=protected-access
+    failures = []
+
+    class Flaky(object):
+        def __init__(self, library):
+            self.library = library
+
+        def get_tokens(self):
+            if len(failures) < 2:
+                failures.append(1)
+                raise _pkcs11.pkcs11_errors.GeneralError()
+            return self.library.get_tokens()
+
+    monkeypatch.setattr(_pkcs11, "_library", lambda path: Flaky(real_library(path)))
+    monkeypatch.setattr(_pkcs11, "LIST_RETRY_DELAYS", (0.01, 0.01))
+    assert run(capsys, key_args(token, tmp_path)).result["changed"] is True and len(failures) == 2
+    failures[:] = []
+    monkeypatch.setattr(_pkcs11, "LIST_RETRY_DELAYS", (0.01,))
+    ran = run(capsys, key_args(token, tmp_path))
+    assert ran.code == 1 and "cannot list its tokens: GeneralError" in ran.result["msg"]
