@@ -6,7 +6,7 @@
 """Action plugin of selfjwt.kyma.edge_keys_plan (documented in plugins/modules/edge_keys_plan.py).
 
 Runs on the controller only, without a connection to the host: hands the role variables to
-``module_utils._edge_settings.plan``, which holds the checks.
+``module_utils._edge_settings.plan``, which holds the checks and computes the modules' options.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,8 +18,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _edge_settings
 
 ARGUMENT_SPEC = {
-    "variables": {"type": "dict", "required": True},
-    "refresher": {"type": "dict", "default": {}},
+    "variables": {"type": "dict"},
 }
 
 
@@ -32,10 +31,21 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
         _validation, settings = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        planned = _edge_settings.plan(settings["variables"], settings["refresher"])
+        variables = settings["variables"]
+        if variables is None:
+            variables = self._role_variables(task_vars or {})
+        # The passphrase is a secret: the plan only needs to know whether there is one.
+        variables = dict(variables, edge_keys_key_passphrase=bool(variables.get("edge_keys_key_passphrase")))
+        planned = _edge_settings.plan(variables)
         if planned["warnings"]:
             result["warnings"] = planned["warnings"]
-        result.update(changed=False, steps=planned["steps"], problems=planned["problems"])
+        result.update((name, planned[name]) for name in ("problems", "steps", "keypair", "refresher", "facts"))
+        result["changed"] = False
         if planned["problems"]:
             result.update(failed=True, msg=" ".join(planned["problems"]))
         return result
+
+    def _role_variables(self, task_vars):
+        """The role variables of _edge_settings.VARIABLES, templated (one template per variable that is one)."""
+        return self._templar.template(
+            dict((name, task_vars.get(name)) for name in _edge_settings.VARIABLES))

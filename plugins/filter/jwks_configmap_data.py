@@ -73,10 +73,13 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _publish
-
 
 def jwks_configmap_data(published, sharded=False, server_config=None, server_config_key="nginx.conf"):
+    # Imported on first use: Ansible imports every filter file of the collection to find any one
+    # of its filters (for example shard_url, in every edge_keys run), and _publish pulls in the
+    # JWKS and Istio code.
+    from ansible_collections.selfjwt.kyma.plugins.module_utils import _publish  # pylint: disable=import-outside-toplevel
+
     if not isinstance(published, list) or not all(isinstance(result, dict) for result in published):
         raise AnsibleFilterError("jwks_configmap_data expects the results of a looped selfjwt.kyma.jwks_publish task")
     if not isinstance(server_config, str):

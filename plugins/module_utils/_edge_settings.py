@@ -256,13 +256,200 @@ def steps(variables):
     return [step for step in STEPS if wanted[step]]
 
 
-def plan(variables, refresher=None):
-    """{"problems": [...], "warnings": [...], "steps": [...]} for one host's role variables.
+#: The role variables that plan() reads. The action edge_keys_plan takes them from the task's
+#: variables; edge_keys_key_passphrase reaches plan() only as true or false.
+VARIABLES = (
+    "edge_keys_issuer", "edge_keys_subject", "edge_keys_audience", "edge_keys_jku", "edge_keys_shard",
+    "edge_keys_scopes", "edge_keys_extra_claims", "edge_keys_token_lifetime", "edge_keys_token_max_lifetime",
+    "edge_keys_token_not_before", "edge_keys_token_refresh_margin", "edge_keys_token_dir", "edge_keys_token_filename",
+    "edge_keys_token_group", "edge_keys_key_dir", "edge_keys_key_dir_update", "edge_keys_key_filename",
+    "edge_keys_key_type", "edge_keys_key_size", "edge_keys_key_curve", "edge_keys_key_kid", "edge_keys_key_algorithm",
+    "edge_keys_key_regenerate", "edge_keys_key_passphrase", "edge_keys_key_scope", "edge_keys_key_backend",
+    "edge_keys_key_backup", "edge_keys_pkcs11_uri", "edge_keys_pkcs11_pin_file", "edge_keys_site", "edge_keys_owner",
+    "edge_keys_group", "edge_keys_certificate", "edge_keys_certificate_filename", "edge_keys_certificate_subject",
+    "edge_keys_certificate_valid_days", "edge_keys_refresher_enabled", "edge_keys_refresher_python",
+    "edge_keys_refresher_scheduler", "edge_keys_refresher_interval", "edge_keys_refresher_store_passphrase",
+    "edge_keys_refresher_bin_dir", "edge_keys_refresher_lib_dir", "edge_keys_refresher_command_name",
+    "edge_keys_refresher_unit_name", "edge_keys_refresher_systemd_unit_dir", "edge_keys_refresher_cron_file",
+)
 
-    ``variables`` holds the role variables by name (``edge_keys_*``) plus ``passphrase_file``;
-    ``refresher`` the settings that reach the refresher's command, units and cron line (see
-    ``_refresher_install.problems``), by setting.
+#: What token_refresher's messages call its options: the role variables that set them.
+REFRESHER_OPTION_NAMES = {
+    "key_path": "edge_keys_key_dir / edge_keys_key_filename",
+    "pkcs11_uri": "edge_keys_pkcs11_uri",
+    "pkcs11_pin_file": "edge_keys_pkcs11_pin_file",
+    "kid": "edge_keys_key_kid",
+    "algorithm": "edge_keys_key_algorithm",
+    "passphrase_file": "edge_keys_key_dir / edge_keys_key_filename",
+    "issuer": "edge_keys_issuer (default selfjwt_issuer)",
+    "subject": "edge_keys_subject",
+    "audience": "edge_keys_audience (default selfjwt_audience)",
+    "expires_in": "edge_keys_token_lifetime",
+    "max_lifetime": "edge_keys_token_max_lifetime",
+    "not_before": "edge_keys_token_not_before",
+    "scopes": "edge_keys_scopes",
+    "claims": "edge_keys_extra_claims",
+    "jku": "edge_keys_jku (default selfjwt_jwks_uri)",
+    "token_dir": "edge_keys_token_dir",
+    "token_filename": "edge_keys_token_filename",
+    "token_group": "edge_keys_token_group",
+    "refresh_margin": "edge_keys_token_refresh_margin",
+    "owner": "edge_keys_owner",
+    "group": "edge_keys_group",
+    "lib_dir": "edge_keys_refresher_lib_dir",
+    "bin_dir": "edge_keys_refresher_bin_dir",
+    "command_name": "edge_keys_refresher_command_name",
+    "python": "edge_keys_refresher_python",
+    "scheduler": "edge_keys_refresher_scheduler",
+    "interval": "edge_keys_refresher_interval",
+    "unit_name": "edge_keys_refresher_unit_name",
+    "systemd_unit_dir": "edge_keys_refresher_systemd_unit_dir",
+    "cron_file": "edge_keys_refresher_cron_file",
+}
+
+
+def _token_key(variables):
+    return variables.get("edge_keys_key_backend") == "pkcs11"
+
+
+def _given(options):
+    """``options`` without the ones that are None (the role leaves them out: the module's default applies)."""
+    return dict((name, value) for name, value in options.items() if value is not None)
+
+
+def key_path(variables):
+    return _path(variables.get("edge_keys_key_dir"), variables.get("edge_keys_key_filename"))
+
+
+def passphrase_file(variables):
+    """Where the token refresher's copy of the key's passphrase is stored (beside the key)."""
+    path = key_path(variables)
+    return path + ".passphrase" if path else None
+
+
+def install_settings(variables):
+    """The values that reach the refresher's command, its units or cron line, by setting (see
+    ``_refresher_install.problems``). auto may choose either scheduler: both are checked."""
+    v = variables
+    settings = {"key_dir": v.get("edge_keys_key_dir"), "key_filename": v.get("edge_keys_key_filename")}
+    if not _bool(v.get("edge_keys_refresher_enabled")):
+        return settings
+    settings.update(
+        (setting, v.get(variable)) for setting, variable in _refresher_install.ROLE_VARIABLES.items()
+        if setting not in ("python", "unit_name", "unit_dir", "cron_file"))
+    if v.get("edge_keys_refresher_python"):
+        settings["python"] = v["edge_keys_refresher_python"]
+    scheduler = v.get("edge_keys_refresher_scheduler")
+    if scheduler in ("systemd", "auto"):
+        settings.update(unit_name=v.get("edge_keys_refresher_unit_name"),
+                        unit_dir=v.get("edge_keys_refresher_systemd_unit_dir"))
+    if scheduler in ("cron", "auto"):
+        settings["cron_file"] = v.get("edge_keys_refresher_cron_file")
+    return settings
+
+
+def keypair_options(variables):
+    """The options of jwt_keypair for the host's signing key, except ``passphrase`` (the role passes
+    that no_log secret itself). The key's directory belongs to root: with an owner it has mode 0750
+    and the owner's group, so the owner reads its files but cannot put files or links where root writes."""
+    v = variables
+    token = _token_key(v)
+    certificate = _bool(v.get("edge_keys_certificate"))
+    options = {
+        "path": None if token else key_path(v),
+        "pkcs11_uri": v.get("edge_keys_pkcs11_uri") if token else None,
+        "pkcs11_pin_file": v.get("edge_keys_pkcs11_pin_file") if token else None,
+        "state_path": key_path(v) + ".ring.json" if token else None,
+        "parent_mode": None if token else ("0750" if v.get("edge_keys_owner") else "0700"),
+        "parent_update": _bool(v.get("edge_keys_key_dir_update")) and not token,
+        "type": v.get("edge_keys_key_type"),
+        "size": _number(v.get("edge_keys_key_size")),
+        "curve": v.get("edge_keys_key_curve"),
+        "passphrase_file": None if token else passphrase_file(v),
+        "store_passphrase": bool(v.get("edge_keys_key_passphrase")) and _bool(v.get("edge_keys_refresher_enabled"))
+        and not token,
+        "kid": v.get("edge_keys_key_kid") or None,
+        "algorithm": v.get("edge_keys_key_algorithm") or None,
+        "certificate_path": _path(v.get("edge_keys_key_dir"), v.get("edge_keys_certificate_filename"))
+        if certificate else None,
+        "certificate_subject": (v.get("edge_keys_certificate_subject") or None) if certificate else None,
+        "certificate_valid_days": _number(v.get("edge_keys_certificate_valid_days")),
+        "regenerate": v.get("edge_keys_key_regenerate"),
+        "backup": _bool(v.get("edge_keys_key_backup")) and not token,
+        "mode": "0600",
+        "owner": v.get("edge_keys_owner") or None,
+        "group": v.get("edge_keys_group") or None,
+    }
+    return _given(options)
+
+
+def refresher_options(variables):
+    """The options of token_refresher (no secret among them: a passphrase is read from its file)."""
+    v = variables
+    token = _token_key(v)
+    options = {
+        "key_path": None if token else key_path(v),
+        "pkcs11_uri": v.get("edge_keys_pkcs11_uri") if token else None,
+        "pkcs11_pin_file": v.get("edge_keys_pkcs11_pin_file") if token else None,
+        "kid": v.get("edge_keys_key_kid") or None,
+        "algorithm": v.get("edge_keys_key_algorithm") or None,
+        "passphrase_file": passphrase_file(v) if v.get("edge_keys_key_passphrase") else None,
+        "issuer": v.get("edge_keys_issuer"),
+        "subject": v.get("edge_keys_subject"),
+        "audience": v.get("edge_keys_audience") or None,
+        "expires_in": _number(v.get("edge_keys_token_lifetime")),
+        "max_lifetime": _number(v.get("edge_keys_token_max_lifetime")),
+        "not_before": _number(v.get("edge_keys_token_not_before") or 0),
+        "scopes": v.get("edge_keys_scopes") or [],
+        "claims": v.get("edge_keys_extra_claims") or {},
+        "jku": v.get("edge_keys_jku") or None,
+        "token_dir": v.get("edge_keys_token_dir"),
+        "token_filename": v.get("edge_keys_token_filename"),
+        "token_group": v.get("edge_keys_token_group") or None,
+        "refresh_margin": _number(v.get("edge_keys_token_refresh_margin")),
+        "owner": v.get("edge_keys_owner") or None,
+        "group": v.get("edge_keys_group") or None,
+        "lib_dir": v.get("edge_keys_refresher_lib_dir"),
+        "bin_dir": v.get("edge_keys_refresher_bin_dir"),
+        "command_name": v.get("edge_keys_refresher_command_name"),
+        "python": v.get("edge_keys_refresher_python") or None,
+        "scheduler": v.get("edge_keys_refresher_scheduler"),
+        "interval": _number(v.get("edge_keys_refresher_interval")),
+        "unit_name": v.get("edge_keys_refresher_unit_name"),
+        "systemd_unit_dir": v.get("edge_keys_refresher_systemd_unit_dir"),
+        "cron_file": v.get("edge_keys_refresher_cron_file"),
+        "option_names": REFRESHER_OPTION_NAMES,
+    }
+    return _given(options)
+
+
+def token_claims(variables):
+    """The claims every token of the host carries besides iat, nbf, exp and jti (a published fact)."""
+    v = variables
+    claims = {"iss": v.get("edge_keys_issuer"), "sub": v.get("edge_keys_subject")}
+    if v.get("edge_keys_audience"):
+        claims["aud"] = v["edge_keys_audience"]
+    if v.get("edge_keys_scopes"):
+        claims["scope"] = " ".join(str(scope) for scope in v["edge_keys_scopes"])
+    claims.update(v.get("edge_keys_extra_claims") or {})
+    return claims
+
+
+def plan(variables):
+    """One host's run of the role, planned from its role variables (by name, see VARIABLES).
+
+    Returns ``problems`` (messages that name the role variable to set; the run stops when there
+    is any), ``warnings``, ``steps`` (the task files the host runs), ``keypair`` and
+    ``refresher`` (the options of jwt_keypair and token_refresher) and ``facts`` (the published
+    facts that do not depend on the host).
     """
-    problems = (claim_problems(variables) + role_problems(variables) + key_problems(variables)
-                + site_problems(variables) + _refresher_install.problems(dict(refresher or {})))
-    return {"problems": problems, "warnings": warnings(variables), "steps": steps(variables)}
+    v = dict(variables)
+    v["passphrase_file"] = passphrase_file(v)
+    problems = (claim_problems(v) + role_problems(v) + key_problems(v) + site_problems(v)
+                + _refresher_install.problems(install_settings(v)))
+    token = _token_key(v)
+    facts = {"edge_keys_key_path": None if token else key_path(v),
+             "edge_keys_pkcs11_uri": v.get("edge_keys_pkcs11_uri") if token else None,
+             "edge_keys_token_claims": token_claims(v)}
+    return {"problems": problems, "warnings": warnings(v), "steps": steps(v), "keypair": keypair_options(v),
+            "refresher": refresher_options(v), "facts": facts}

@@ -23,7 +23,11 @@ description:
     token refresher's command, systemd units and cron line with the allow-list of M(selfjwt.kyma.token_refresher).
   - Warns when C(edge_keys_audience) is empty. The tokens then carry no C(aud) claim, and the APIRule of
     C(selfjwt.kyma.kyma_publish) checks no audience, so it accepts any token of the issuer.
-  - Returns the role's steps for the host, so the role runs only the task files the host needs.
+  - Returns the role's steps for the host, so the role runs only the task files the host needs, and the options of
+    M(selfjwt.kyma.jwt_keypair) and M(selfjwt.kyma.token_refresher) computed from the role variables, so the role
+    hands them to the modules as they are.
+  - Reads the role variables from the task's variables, the way the role's argument spec validation does. The key's
+    passphrase (C(edge_keys_key_passphrase)) is read only to know whether there is one; it is not in the result.
 author:
   - selfjwt.kyma maintainers (@selfjwt)
 attributes:
@@ -42,18 +46,10 @@ attributes:
 options:
   variables:
     description:
-      - The role variables, by name (C(edge_keys_issuer), C(edge_keys_key_type), ...), plus C(passphrase_file), the
-        path where the key's passphrase would be stored. Variables not given are checked as empty.
+      - The role variables, by name (C(edge_keys_issuer), C(edge_keys_key_type), ...). Variables not given are
+        checked as empty.
+      - Default is the role variables of the task, which is how the role calls it.
     type: dict
-    required: true
-  refresher:
-    description:
-      - The values that reach the refresher's command, systemd units and cron line, by setting (V(key_dir),
-        V(key_filename), V(token_dir), V(token_filename), V(bin_dir), V(command_name), V(lib_dir), V(python),
-        V(user), V(group), V(token_group), V(unit_name), V(unit_dir), V(cron_file), V(interval)); settings not
-        given are not checked.
-    type: dict
-    default: {}
 seealso:
   - module: selfjwt.kyma.jwt_keypair
   - module: selfjwt.kyma.token_refresher
@@ -61,7 +57,11 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Check the role variables and plan the role's run on this host
+- name: Check the role variables and plan the role's run on this host (the first task of the role)
+  selfjwt.kyma.edge_keys_plan:
+  register: __edge_keys_plan
+
+- name: Check a set of variables
   selfjwt.kyma.edge_keys_plan:
     variables:
       edge_keys_issuer: https://edge-jwks.selfjwt-system.svc.cluster.local
@@ -94,4 +94,28 @@ problems:
   type: list
   elements: str
   sample: []
+keypair:
+  description: The options of M(selfjwt.kyma.jwt_keypair) for the host's signing key, except C(passphrase).
+  returned: always
+  type: dict
+  sample: {path: /etc/selfjwt/signing.pem, parent_mode: "0700", type: ec, curve: P-256, mode: "0600"}
+refresher:
+  description: The options of M(selfjwt.kyma.token_refresher) for the host's token refresher.
+  returned: always
+  type: dict
+  sample: {key_path: /etc/selfjwt/signing.pem, issuer: "https://edge-jwks.selfjwt-system.svc.cluster.local"}
+facts:
+  description: The facts the role publishes that do not depend on the host's key.
+  returned: always
+  type: dict
+  contains:
+    edge_keys_key_path:
+      description: The key file, or V(null) for a key in a PKCS#11 token.
+      type: str
+    edge_keys_pkcs11_uri:
+      description: The key's PKCS#11 URI, or V(null) for a key file.
+      type: str
+    edge_keys_token_claims:
+      description: The claims every token of the host carries besides C(iat), C(nbf), C(exp) and C(jti).
+      type: dict
 """

@@ -16,13 +16,13 @@ from ansible_collections.selfjwt.kyma.plugins.action.edge_keys_plan import Actio
 from ansible_collections.selfjwt.kyma.tests.unit.plugins.module_utils.test_edge_settings import GOOD
 
 
-def _run(variables, refresher=None):
-    args = {"variables": variables}
-    if refresher is not None:
-        args["refresher"] = refresher
+def _run(variables, task_vars=None):
+    args = {} if variables is None else {"variables": variables}
     task = mock.MagicMock(args=args, async_val=0, check_mode=False, action="edge_keys_plan")
-    action = ActionModule(task, mock.MagicMock(), mock.MagicMock(), loader=None, templar=None)
-    return action.run(task_vars={})
+    templar = mock.MagicMock()
+    templar.template.side_effect = lambda value: value
+    action = ActionModule(task, mock.MagicMock(), mock.MagicMock(), loader=None, templar=templar)
+    return action.run(task_vars=task_vars or {})
 
 
 def test_good_variables_give_the_steps_and_change_nothing():
@@ -46,6 +46,20 @@ def test_a_missing_audience_is_reported_as_a_warning():
     assert result["warnings"][0].startswith("edge_keys_audience is empty")
 
 
-def test_the_refresher_settings_are_passed_on():
-    result = _run(dict(GOOD), {"token_dir": "relative/dir"})
+def test_the_refresher_settings_are_checked():
+    result = _run(dict(GOOD, edge_keys_token_dir="relative/dir"))
     assert result["failed"] is True and result["msg"].startswith("edge_keys_token_dir")
+
+
+def test_without_variables_it_reads_the_role_variables_from_the_task():
+    result = _run(None, task_vars=dict(GOOD, unrelated="x"))
+    assert not result.get("failed") and result["keypair"]["path"] == "/etc/selfjwt/signing.pem"
+    result = _run(None, task_vars=dict(GOOD, edge_keys_key_type="dsa"))
+    assert result["failed"] is True and "edge_keys_key_type must be one of" in result["msg"]
+
+
+def test_the_passphrase_never_reaches_the_result():
+    result = _run(None, task_vars=dict(GOOD, edge_keys_key_passphrase="s3cret-passphrase",
+                                       edge_keys_refresher_store_passphrase=True))
+    assert not result.get("failed") and result["keypair"]["store_passphrase"] is True
+    assert "s3cret-passphrase" not in repr(result)

@@ -50,6 +50,22 @@ GOOD = {
     "edge_keys_certificate_subject": "",
     "edge_keys_certificate_valid_days": "3650",
     "edge_keys_refresher_python": "",
+    "edge_keys_token_dir": "/var/lib/selfjwt",
+    "edge_keys_token_filename": "token",
+    "edge_keys_token_group": "",
+    "edge_keys_token_not_before": 0,
+    "edge_keys_key_dir_update": False,
+    "edge_keys_key_backend": "file",
+    "edge_keys_key_backup": False,
+    "edge_keys_pkcs11_uri": "",
+    "edge_keys_pkcs11_pin_file": "",
+    "edge_keys_owner": "",
+    "edge_keys_group": "",
+    "edge_keys_refresher_bin_dir": "/usr/local/bin",
+    "edge_keys_refresher_lib_dir": "/usr/local/lib/selfjwt",
+    "edge_keys_refresher_command_name": "selfjwt-token",
+    "edge_keys_refresher_unit_name": "selfjwt-token",
+    "edge_keys_refresher_cron_file": "/etc/cron.d/selfjwt-token",
 }
 
 
@@ -57,13 +73,18 @@ def problems(**changes):
     return _edge_settings.role_problems(dict(GOOD, **changes))
 
 
-def plan(refresher=None, **changes):
-    return _edge_settings.plan(dict(GOOD, **changes), refresher)
+def plan(**changes):
+    return _edge_settings.plan(dict(GOOD, **changes))
 
 
 def test_the_defaults_pass():
     assert problems() == []
-    assert plan() == {"problems": [], "warnings": [], "steps": ["key", "refresher"]}
+    planned = plan()
+    assert (planned["problems"], planned["warnings"], planned["steps"]) == ([], [], ["key", "refresher"])
+
+
+def test_good_reads_every_variable_of_the_plan_and_nothing_else():
+    assert sorted(GOOD) == sorted(set(_edge_settings.VARIABLES) | {"passphrase_file"})
 
 
 @pytest.mark.parametrize("changes", [
@@ -144,16 +165,10 @@ def test_every_problem_is_reported_at_once():
 
 def test_the_plan_also_runs_the_refresher_check():
     """The role's one check task refuses, by role variable, what the refresher's units cannot hold."""
-    found = plan({"token_dir": "/var/lib/my tokens", "bin_dir": "/usr/local/bin", "unit_dir": "/etc/systemd:/run"})
+    found = plan(edge_keys_token_dir="/var/lib/my tokens", edge_keys_refresher_systemd_unit_dir="/etc/systemd:/run")
     found = found["problems"]
     assert [message.split()[0] for message in found] == ["edge_keys_token_dir", "edge_keys_refresher_systemd_unit_dir"]
     assert "holds a space" in found[0] and "holds ':'" in found[1]
-    assert plan({"token_dir": "/var/lib/selfjwt"})["problems"] == []
-
-
-def test_unknown_refresher_settings_are_a_programming_error():
-    with pytest.raises(ValueError, match="unknown refresher setting"):
-        plan({"tokendir": "/x"})
 
 
 @pytest.mark.parametrize("issuer", ["edge-jwks", "edge-jwks.selfjwt-system.svc.cluster.local",
@@ -176,7 +191,7 @@ def test_http_urls_are_accepted_as_issuers(issuer):
 def test_the_jku_must_be_an_http_url_when_it_is_set():
     found = plan(edge_keys_jku="jwks.json")["problems"]
     assert len(found) == 1 and found[0].startswith('edge_keys_jku "jwks.json" is not an http(s) URL'), found
-    assert plan(edge_keys_jku="http://edge-jwks.selfjwt-system.svc.cluster.local/.well-known/jwks.json") == plan()
+    assert plan(edge_keys_jku="http://edge-jwks.selfjwt-system.svc.cluster.local/.well-known/jwks.json")["problems"] == []
 
 
 def test_the_shard_must_have_a_valid_name():
@@ -267,7 +282,8 @@ def test_every_problem_of_every_kind_is_reported_at_once():
     found = plan(edge_keys_issuer="edge-jwks", edge_keys_key_curve="P-192", edge_keys_key_scope="site",
                  edge_keys_refresher_scheduler="systemd", edge_keys_refresher_systemd_unit_dir="")["problems"]
     assert [message.split()[0] for message in found] == [
-        "edge_keys_issuer", "Set", "edge_keys_key_curve", "edge_keys_key_scope=site"], found
+        "edge_keys_issuer", "Set", "edge_keys_key_curve", "edge_keys_key_scope=site",
+        "edge_keys_refresher_systemd_unit_dir"], found
 
 
 @pytest.mark.parametrize("claim, source", [("iss", "edge_keys_issuer"), ("sub", "edge_keys_subject"),
@@ -305,3 +321,112 @@ def test_a_token_key_with_uri_and_pin_file_passes():
 def test_token_key_settings_are_checked_and_named_by_role_variable(changes, expected):
     found = plan(**dict(TOKEN_KEY, **changes))["problems"]
     assert any(expected in problem for problem in found), found
+
+
+# The modules' options: computed here, handed to the modules by the role as they are.
+
+def test_the_key_options_of_a_key_file():
+    assert plan()["keypair"] == {
+        "path": "/etc/selfjwt/signing.pem", "parent_mode": "0700", "parent_update": False, "type": "ec",
+        "size": 4096, "curve": "P-256", "passphrase_file": "/etc/selfjwt/signing.pem.passphrase",
+        "store_passphrase": False, "certificate_valid_days": 3650, "regenerate": "fail", "backup": False,
+        "mode": "0600"}
+
+
+def test_the_key_options_follow_owner_certificate_and_passphrase():
+    options = plan(edge_keys_owner="edge", edge_keys_group="edge", edge_keys_certificate=True,
+                   edge_keys_certificate_subject="edge-01.example", edge_keys_key_passphrase=True,
+                   edge_keys_refresher_store_passphrase=True, edge_keys_key_kid="k1", edge_keys_key_algorithm="ES256",
+                   edge_keys_key_dir_update="true", edge_keys_key_backup="yes")["keypair"]
+    assert options["parent_mode"] == "0750" and options["owner"] == "edge" and options["group"] == "edge"
+    assert options["certificate_path"] == "/etc/selfjwt/signing.crt"
+    assert options["certificate_subject"] == "edge-01.example"
+    assert options["store_passphrase"] is True and options["parent_update"] is True and options["backup"] is True
+    assert (options["kid"], options["algorithm"]) == ("k1", "ES256")
+    assert "passphrase" not in options
+    assert plan(edge_keys_key_passphrase=True, edge_keys_refresher_enabled=False)["keypair"]["store_passphrase"] is False
+
+
+def test_the_key_options_of_a_token_key_name_the_token_and_no_file():
+    options = plan(**TOKEN_KEY)["keypair"]
+    assert options["pkcs11_uri"] == TOKEN_URI and options["pkcs11_pin_file"] == "/etc/selfjwt/token.pin"
+    assert options["state_path"] == "/etc/selfjwt/signing.pem.ring.json"
+    assert not set(options) & {"path", "parent_mode", "passphrase_file"}
+    assert (options["parent_update"], options["backup"], options["store_passphrase"]) == (False, False, False)
+
+
+def test_the_refresher_options_of_the_defaults():
+    options = plan()["refresher"]
+    assert options == {
+        "key_path": "/etc/selfjwt/signing.pem", "issuer": GOOD["edge_keys_issuer"], "subject": "edge-01",
+        "audience": "edge-api", "expires_in": 600, "max_lifetime": 3600, "not_before": 0, "scopes": ["orders.read"],
+        "claims": {}, "token_dir": "/var/lib/selfjwt", "token_filename": "token", "refresh_margin": 200,
+        "lib_dir": "/usr/local/lib/selfjwt", "bin_dir": "/usr/local/bin", "command_name": "selfjwt-token",
+        "scheduler": "auto", "interval": 60, "unit_name": "selfjwt-token",
+        "systemd_unit_dir": "/etc/systemd/system", "cron_file": "/etc/cron.d/selfjwt-token",
+        "option_names": _edge_settings.REFRESHER_OPTION_NAMES}
+
+
+def test_the_refresher_options_of_a_token_key_and_of_an_encrypted_key():
+    options = plan(**TOKEN_KEY)["refresher"]
+    assert "key_path" not in options and options["pkcs11_uri"] == TOKEN_URI
+    assert options["pkcs11_pin_file"] == "/etc/selfjwt/token.pin"
+    options = plan(edge_keys_key_passphrase=True, edge_keys_refresher_store_passphrase=True,
+                   edge_keys_jku="https://j.example/jwks.json", edge_keys_refresher_python="/usr/bin/python3",
+                   edge_keys_token_group="readers")["refresher"]
+    assert options["passphrase_file"] == "/etc/selfjwt/signing.pem.passphrase"
+    assert (options["jku"], options["python"], options["token_group"]) == (
+        "https://j.example/jwks.json", "/usr/bin/python3", "readers")
+
+
+def test_every_refresher_option_has_the_role_variable_that_sets_it():
+    import ansible_collections.selfjwt.kyma.plugins.modules.token_refresher as module
+
+    assert set(_edge_settings.REFRESHER_OPTION_NAMES) <= set(module.argument_spec())
+    given = set(plan(**dict(TOKEN_KEY, edge_keys_key_passphrase=True, edge_keys_jku="https://j.example/j",
+                            edge_keys_refresher_python="/p", edge_keys_token_group="g", edge_keys_owner="o",
+                            edge_keys_group="g", edge_keys_key_kid="k", edge_keys_key_algorithm="ES256")
+                     )["refresher"]) - {"option_names"}
+    assert given == set(_edge_settings.REFRESHER_OPTION_NAMES) - {"key_path"}
+
+
+def test_the_token_claims_fact():
+    assert plan()["facts"]["edge_keys_token_claims"] == {
+        "iss": GOOD["edge_keys_issuer"], "sub": "edge-01", "aud": "edge-api", "scope": "orders.read"}
+    assert plan(edge_keys_audience=None, edge_keys_scopes=[], edge_keys_extra_claims={"tenant": "acme"})["facts"][
+        "edge_keys_token_claims"] == {"iss": GOOD["edge_keys_issuer"], "sub": "edge-01", "tenant": "acme"}
+    facts = plan(**TOKEN_KEY)["facts"]
+    assert (facts["edge_keys_key_path"], facts["edge_keys_pkcs11_uri"]) == (None, TOKEN_URI)
+    assert plan()["facts"]["edge_keys_key_path"] == "/etc/selfjwt/signing.pem"
+
+
+def test_the_install_settings_follow_the_scheduler():
+    settings = _edge_settings.install_settings(dict(GOOD, edge_keys_refresher_scheduler="cron"))
+    assert "cron_file" in settings and "unit_dir" not in settings and "python" not in settings
+    settings = _edge_settings.install_settings(dict(GOOD, edge_keys_refresher_scheduler="systemd",
+                                                    edge_keys_refresher_python="/usr/bin/python3"))
+    assert settings["unit_dir"] == "/etc/systemd/system" and "cron_file" not in settings
+    assert settings["python"] == "/usr/bin/python3"
+    assert _edge_settings.install_settings(dict(GOOD, edge_keys_refresher_enabled=False)) == {
+        "key_dir": "/etc/selfjwt", "key_filename": "signing.pem"}
+
+
+def test_the_role_defines_every_variable_the_plan_reads():
+    """The action reads VARIABLES from the task's variables: each must be a role default."""
+    import os
+
+    import yaml
+
+    root = os.path.dirname(os.path.abspath(_edge_settings.__file__))
+    with open(os.path.join(root, "..", "..", "roles", "edge_keys", "defaults", "main.yml")) as handle:
+        defaults = yaml.safe_load(handle)
+    assert set(_edge_settings.VARIABLES) <= set(defaults)
+
+
+def test_the_functions_read_only_variables_in_the_list():
+    import inspect
+
+    source = inspect.getsource(_edge_settings)
+    read = set(re.findall(r"\"(edge_keys_[a-z0-9_]+)\"\)", source)) | set(re.findall(r"v\[\"(edge_keys_[a-z0-9_]+)\"\]",
+                                                                                   source))
+    assert read and read <= set(_edge_settings.VARIABLES)
