@@ -19,7 +19,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils._algorithms import ALGORITHMS
-from ansible_collections.selfjwt.kyma.plugins.module_utils._token import DEFAULT_EXPIRES_IN, DEFAULT_MAX_LIFETIME
 
 #: The choices of an algorithm option: the signing algorithms the collection accepts, in their order.
 ALGORITHM_CHOICES = list(ALGORITHMS)
@@ -44,6 +43,9 @@ def token_argument_spec():
     algorithm has no choices: an algorithm outside ALGORITHMS is refused with the message of
     _algorithms, which also says which algorithm fits the key.
     """
+    # Imported here: the modules that only manage keys (jwt_keypair, jwt_keyring) do not load _token.
+    from ansible_collections.selfjwt.kyma.plugins.module_utils._token import DEFAULT_EXPIRES_IN, DEFAULT_MAX_LIFETIME
+
     return dict(
         algorithm=dict(type="str"),
         kid=dict(type="str"),

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Ansible glue shared by the collection's modules.
+"""Ansible glue shared by the collection's modules, and what their secret masking looks for.
 
 PRIVATE to the collection: do not import it from other collections.
 """
@@ -20,7 +20,107 @@ from urllib.parse import unquote
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jwks
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jwk
+
+
+# --------------------------------------------------------------------------------------
+# Keeping private material out of logs
+# --------------------------------------------------------------------------------------
+
+#: Private values shorter than this are not collected by :func:`secret_values`: real key
+#: material is longer, and masking very short strings would garble unrelated output.
+MIN_SECRET_LENGTH = 8
+
+_PRIVATE_MEMBERS = frozenset(_jwk.PRIVATE_JWK_MEMBERS)
+
+#: A private JWK member and its value in text that is not valid JSON (a broken JSON text, a Python dict
+#: printed as text): the value is taken up to its closing quote.
+_PRIVATE_MEMBER_TEXT = re.compile(r"""["'](?:%s|r|t)["']\s*:\s*["']([^"']+)["']"""
+                                  % "|".join(_jwk.PRIVATE_JWK_MEMBERS))
+
+
+def _text(value):
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _pem_secret_values(text):
+    """The whole PEM private key text, its lines (the BEGIN line too), and parts that may show up alone.
+
+    Ansible masks a value only where it occurs whole. A caller may show the text line by
+    line, a list conversion splits it at commas (an encrypted PEM's headers hold commas),
+    and a path option cuts it at slashes (base64 holds them): each part is masked too.
+    """
+    found = [text.strip()]
+    for line in text.splitlines():
+        line = line.strip()
+        parts = [line] + line.split(",") + line.split("/")
+        parts += [line[:index] for index, char in enumerate(line) if char == "/"]
+        parts += [line[index + 1:] for index, char in enumerate(line) if char == "/"]
+        found.extend(part.strip() for part in parts if len(part.strip()) >= MIN_SECRET_LENGTH)
+    return found
+
+
+def secret_values(items, any_dict=True):
+    """Strings in ``items`` (module arguments in any form) that may be private key material.
+
+    A caller that logs its input (Ansible logs module arguments) masks these values, so a
+    private key given by mistake is refused without its private values ever being shown.
+    ``items`` is searched at any depth, in every form an argument can take before Ansible
+    converts it: lists, dicts (a JWK, a JWKS), JSON text of either, PEM private keys, and
+    text that is not valid JSON but names private JWK members. With ``any_dict=False`` only
+    dicts with a ``kty`` count as JWKs (for options where a member ``d`` may be innocent).
+    """
+    found = []
+
+    def collect(value):
+        if isinstance(value, dict):
+            for member in value.values():
+                collect(member)
+        elif isinstance(value, (list, tuple)):
+            for member in value:
+                collect(member)
+        elif value is not None and not isinstance(value, bool):
+            text = _text(value) if isinstance(value, (str, bytes)) else str(value)
+            if len(text) >= MIN_SECRET_LENGTH:
+                found.append(text)
+
+    def visit_text(text, depth):
+        if "PRIVATE KEY" in text:
+            found.extend(_pem_secret_values(text))
+        if text.lstrip().startswith(("{", "[")):
+            try:
+                visit(_jose.parse_json(text), depth + 1)
+                return
+            except ValueError:
+                pass
+        if any_dict or "kty" in text:
+            found.extend(value for value in _PRIVATE_MEMBER_TEXT.findall(text) if len(value) >= MIN_SECRET_LENGTH)
+
+    def visit(item, depth=0):
+        if depth > 64:
+            return
+        if isinstance(item, dict):
+            if (any_dict or "kty" in item) and not _PRIVATE_MEMBERS.isdisjoint(item):
+                for name in _jwk.PRIVATE_JWK_MEMBERS:
+                    if name in item:
+                        collect(item[name])
+            values = item.values()
+        elif isinstance(item, (list, tuple)):
+            values = item
+        else:
+            values = (item,)
+        for value in values:
+            if isinstance(value, (str, bytes)):
+                text = _text(value)
+                # Only a PEM private key, JSON or a text that names members can hold private values;
+                # the common case, a key's number in base64url, holds none of them.
+                if "PRIVATE KEY" in text or '"' in text or "'" in text:
+                    visit_text(text, depth)
+            elif isinstance(value, (dict, list, tuple)):
+                visit(value, depth + 1)
+
+    visit(list(items or []))
+    return sorted(set(found))
 
 
 def _no_log_forms(value):
@@ -44,7 +144,7 @@ def _no_log_forms(value):
             for member in item:
                 visit(member)
         elif isinstance(item, (str, bytes)):
-            text = item.decode("utf-8", "replace") if isinstance(item, bytes) else item
+            text = _text(item)
             found.update(form for form in (text, repr(text)[1:-1], json.dumps(text)[1:-1]) if form)
         elif item is not None and not isinstance(item, bool):
             found.add(str(item))
@@ -71,7 +171,7 @@ def raw_secret_values(params, argument_spec, secret_options=()):
     """Values to mask in module arguments as they were given, before any type conversion.
 
     Private key material in any option (a PEM private key, a private JWK, in any form:
-    see ``_jwks.secret_values``), the forms a no_log option's value of an unexpected type
+    see :func:`secret_values`), the forms a no_log option's value of an unexpected type
     takes when it is converted (see :func:`_no_log_forms`), and for
     ``secret_options`` (options that take keys, such as jwks_publish's ``keys``) the private
     members of any dict in them, and a PIN written into a PKCS#11 URI (:func:`uri_pin_values`).
@@ -83,9 +183,8 @@ def raw_secret_values(params, argument_spec, secret_options=()):
         return [name] + list((argument_spec.get(name) or {}).get("aliases") or [])
 
     keys_given = set(given for name in secret_options for given in names(name))
-    found = set(_jwks.secret_values([value for name, value in params.items() if name not in keys_given],
-                                    any_dict=False))
-    found.update(_jwks.secret_values([params[name] for name in sorted(keys_given) if name in params]))
+    found = set(secret_values([value for name, value in params.items() if name not in keys_given], any_dict=False))
+    found.update(secret_values([params[name] for name in sorted(keys_given) if name in params]))
     for name, spec in argument_spec.items():
         if spec.get("no_log"):
             for given in names(name):
@@ -130,6 +229,10 @@ class SecretMaskingModule(AnsibleModule):
             self._raw_secret_values = raw_secret_values(self.params, self.argument_spec, self._secret_options)
         self.no_log_values.update(self._raw_secret_values)
 
+
+# --------------------------------------------------------------------------------------
+# Running a module
+# --------------------------------------------------------------------------------------
 
 def check_dependencies(module):
     """Fail with missing_required_lib() when cryptography or PyJWT (or python-pkcs11 for O(pkcs11_uri)) is missing."""

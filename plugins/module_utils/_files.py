@@ -292,6 +292,21 @@ def open_nofollow(path, what="file", flags=os.O_RDONLY, mode=0o600):
     return fd, status
 
 
+def absent(path):
+    """True when nothing is at ``path``, not even a link: :func:`read_file` would return ``(None, None)``.
+
+    Only ENOENT counts (as in :func:`open_nofollow`). A file, a link, a path that cannot be
+    inspected or a path no file can have is not absent: the caller reads it and gets its error.
+    """
+    try:
+        os.lstat(path)
+    except OSError as exc:
+        return exc.errno == errno.ENOENT
+    except ValueError:
+        return False
+    return False
+
+
 def read_file(path, what="file", limit=1024 * 1024, owners=None):
     """``(content, stat result)`` of the regular file ``path``, ``(None, None)`` when it does not exist.
 

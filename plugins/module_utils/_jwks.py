@@ -8,9 +8,8 @@
 PRIVATE to the collection: do not import it from other collections.
 
 This file imports nothing from Ansible (only the JOSE modules and the standard library): the
-module ``jwks_publish``, ``_common`` (secret masking), ``_publish`` (the kyma_publish plan), tests
-and benchmarks share it. It also renders JWKS and discovery documents (:func:`jwks_document`,
-:func:`discovery_document`).
+module ``jwks_publish``, ``_publish`` (the kyma_publish plan), tests and benchmarks share it. It
+also renders JWKS and discovery documents (:func:`jwks_document`, :func:`discovery_document`).
 
 The central function is :func:`plan`: it takes the keys to publish, the JWKS published so far
 (optional), the kids to revoke and the merge flag, and returns everything a caller needs to
@@ -33,108 +32,13 @@ from ansible_collections.selfjwt.kyma.plugins.module_utils import _algorithms, _
 #: this only protects against reading a wrong, huge file.
 READ_LIMIT = 64 * 1024 * 1024
 
-#: Private values shorter than this are not collected by :func:`secret_values`: real key
-#: material is longer, and masking very short strings would garble unrelated output.
-MIN_SECRET_LENGTH = 8
-
 _KID = operator.itemgetter("kid")
-_PRIVATE_MEMBERS = frozenset(_jwk.PRIVATE_JWK_MEMBERS)
 _URL = re.compile(r"^https?://[^\s/?#]+[^\s?#]*$")
 
 
 # --------------------------------------------------------------------------------------
-# Keeping private material out of logs
+# Reading and normalizing keys
 # --------------------------------------------------------------------------------------
-
-#: A private JWK member and its value in text that is not valid JSON (a broken JSON text, a Python dict
-#: printed as text): the value is taken up to its closing quote.
-_PRIVATE_MEMBER_TEXT = re.compile(r"""["'](?:%s|r|t)["']\s*:\s*["']([^"']+)["']"""
-                                  % "|".join(_jwk.PRIVATE_JWK_MEMBERS))
-
-
-def _text(value):
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
-def _pem_secret_values(text):
-    """The whole PEM private key text, its lines (the BEGIN line too), and parts that may show up alone.
-
-    Ansible masks a value only where it occurs whole. A caller may show the text line by
-    line, a list conversion splits it at commas (an encrypted PEM's headers hold commas),
-    and a path option cuts it at slashes (base64 holds them): each part is masked too.
-    """
-    found = [text.strip()]
-    for line in text.splitlines():
-        line = line.strip()
-        parts = [line] + line.split(",") + line.split("/")
-        parts += [line[:index] for index, char in enumerate(line) if char == "/"]
-        parts += [line[index + 1:] for index, char in enumerate(line) if char == "/"]
-        found.extend(part.strip() for part in parts if len(part.strip()) >= MIN_SECRET_LENGTH)
-    return found
-
-
-def secret_values(items, any_dict=True):
-    """Strings in ``items`` (module arguments in any form) that may be private key material.
-
-    A caller that logs its input (Ansible logs module arguments) masks these values, so a
-    private key given by mistake is refused without its private values ever being shown.
-    ``items`` is searched at any depth, in every form an argument can take before Ansible
-    converts it: lists, dicts (a JWK, a JWKS), JSON text of either, PEM private keys, and
-    text that is not valid JSON but names private JWK members. With ``any_dict=False`` only
-    dicts with a ``kty`` count as JWKs (for options where a member ``d`` may be innocent).
-    """
-    found = []
-
-    def collect(value):
-        if isinstance(value, dict):
-            for member in value.values():
-                collect(member)
-        elif isinstance(value, (list, tuple)):
-            for member in value:
-                collect(member)
-        elif value is not None and not isinstance(value, bool):
-            text = _text(value) if isinstance(value, (str, bytes)) else str(value)
-            if len(text) >= MIN_SECRET_LENGTH:
-                found.append(text)
-
-    def visit_text(text, depth):
-        if "PRIVATE KEY" in text:
-            found.extend(_pem_secret_values(text))
-        if text.lstrip().startswith(("{", "[")):
-            try:
-                visit(_jose.parse_json(text), depth + 1)
-                return
-            except ValueError:
-                pass
-        if any_dict or "kty" in text:
-            found.extend(value for value in _PRIVATE_MEMBER_TEXT.findall(text) if len(value) >= MIN_SECRET_LENGTH)
-
-    def visit(item, depth=0):
-        if depth > 64:
-            return
-        if isinstance(item, dict):
-            if (any_dict or "kty" in item) and not _PRIVATE_MEMBERS.isdisjoint(item):
-                for name in _jwk.PRIVATE_JWK_MEMBERS:
-                    if name in item:
-                        collect(item[name])
-            values = item.values()
-        elif isinstance(item, (list, tuple)):
-            values = item
-        else:
-            values = (item,)
-        for value in values:
-            if isinstance(value, (str, bytes)):
-                text = _text(value)
-                # Only a PEM private key, JSON or a text that names members can hold private values;
-                # the common case, a key's number in base64url, holds none of them.
-                if "PRIVATE KEY" in text or '"' in text or "'" in text:
-                    visit_text(text, depth)
-            elif isinstance(value, (dict, list, tuple)):
-                visit(value, depth + 1)
-
-    visit(list(items or []))
-    return sorted(set(found))
-
 
 def private_members(keys):
     """Names of private or secret members present in any of ``keys`` (raw JWK dicts)."""
@@ -144,10 +48,6 @@ def private_members(keys):
             names.update(name for name in _jwk.PRIVATE_JWK_MEMBERS if name in key)
     return sorted(names)
 
-
-# --------------------------------------------------------------------------------------
-# Reading and normalizing keys
-# --------------------------------------------------------------------------------------
 
 def _is_jwks(value):
     return isinstance(value, dict) and "kty" not in value and isinstance(value.get("keys"), list)
@@ -205,7 +105,7 @@ def key_list(value, what="keys"):
     if isinstance(value, dict):
         return [value]
     if isinstance(value, (str, bytes)):
-        text = _text(value)
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
         if not text.strip():
             return []
         if text.lstrip().startswith("["):

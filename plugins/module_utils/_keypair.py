@@ -45,6 +45,9 @@ MAX_CERTIFICATE_VALID_DAYS = 36500
 #: Upper bound of an X.509 common name (RFC 5280, ub-common-name).
 MAX_COMMON_NAME_LENGTH = 64
 
+#: The state of a key's ring (``_keyring``) is the file ``<path>`` + RING_STATE_SUFFIX beside the key.
+RING_STATE_SUFFIX = ".ring.json"
+
 #: What jwt_keypair can do about a missing key directory.
 PARENT_MODE_HINT = ", or set parent_mode (for example '0700') so that jwt_keypair creates it"
 
@@ -55,6 +58,11 @@ _ALGORITHM_TYPE = {"RSA": "rsa", "EC": "ec", "OKP": "ed25519"}
 
 _REPLACE_HINT = ("this changes the kid, so publish the new JWKS before tokens signed with the new key "
                  "are used; add backup=true to keep the old file")
+
+
+def ring_state_path(key_path):
+    """Where the ring of the key at ``key_path`` keeps its state (``_keyring.state_path``)."""
+    return key_path + RING_STATE_SUFFIX
 
 
 class KeypairError(_jose.JoseError):

@@ -28,7 +28,7 @@ try:
 except ImportError:  # pragma: no cover - not on POSIX
     grp = pwd = None
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jwk, _keypair, _keyring, _keys
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _files, _jose, _jwk, _keypair, _keys
 from ansible_collections.selfjwt.kyma.plugins.module_utils._common import check_mode_option, write_file
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import FileError
 from ansible_collections.selfjwt.kyma.plugins.module_utils._files import resolve_gid, resolve_uid
@@ -274,10 +274,25 @@ def _key_was_absent(result):
     result["diff"]["before"] = before
 
 
+def _published_jwks(path, jwk, owners):
+    """The JWKs to publish for the key file at ``path`` whose JWK is ``jwk``: ``_keyring.jwks_for_key``.
+
+    Most keys have no ring: without a ring state beside the key the answer is ``[jwk]``, and
+    the ring code is not loaded (every module_util the module imports is compiled on each host).
+    """
+    if not jwk:
+        return []
+    if _files.absent(_keypair.ring_state_path(path)):
+        return [jwk]
+    from ansible_collections.selfjwt.kyma.plugins.module_utils import _keyring  # pylint: disable=import-outside-toplevel
+
+    return _keyring.jwks_for_key(path, jwk, owners)
+
+
 def run_token_key(module, spec):
     """O(pkcs11_uri): the key pair in the token, the certificate file and its attributes."""
     # Imported here: runs with key files do not load the token code.
-    from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair_pkcs11, _pkcs11  # pylint: disable=import-outside-toplevel
+    from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair_pkcs11, _keyring, _pkcs11  # pylint: disable=import-outside-toplevel
 
     params = module.params
     if params["store_passphrase"] or params["parent_update"] or params["backup"]:
@@ -343,5 +358,5 @@ def run(module):
     _apply_file_attributes(module, result)
     _passphrase_file(module, result)
     owners = _files.trusted_owners(resolve_uid(module.params["owner"]))
-    result["jwks"] = _keyring.jwks_for_key(spec.path, result["jwk"], owners) if result["jwk"] else []
+    result["jwks"] = _published_jwks(spec.path, result["jwk"], owners)
     return result

@@ -60,9 +60,12 @@ import time
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _jose, _jwk, _keys
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _keypair
+from ansible_collections.selfjwt.kyma.plugins.module_utils._keypair import ring_state_path as state_path
 
 STATE_VERSION = 1
-STATE_SUFFIX = ".ring.json"
+#: The state is ``<path>`` + STATE_SUFFIX (:func:`state_path`), named by ``_keypair``: jwt_keypair looks
+#: for it without loading this file.
+STATE_SUFFIX = _keypair.RING_STATE_SUFFIX
 STATE_MODE = 0o600
 
 NEXT, ACTIVE, RETIRING, RETIRED, REVOKED = "next", "active", "retiring", "retired", "revoked"
@@ -168,10 +171,6 @@ class Timing(object):
 # --------------------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------------------
-
-def state_path(key_path):
-    return key_path + STATE_SUFFIX
-
 
 def check_kid(kid, where="the key ring"):
     """Refuse a kid that is not an RFC 7638 SHA-256 thumbprint (43 base64url characters).

@@ -3,7 +3,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""SecretMaskingModule: secrets in the raw module arguments are masked before Ansible logs them."""
+"""SecretMaskingModule: secrets in the raw module arguments are masked before Ansible logs them.
+
+secret_values: the private key material it looks for, in any form an argument can take.
+"""
 
 from __future__ import absolute_import, division, print_function
 
@@ -15,7 +18,7 @@ import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _common
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _certificates, _common, _jwk, _keys
 
 SECRET = "c2VjcmV0LXZhbHVlLXRoYXQtbXVzdC1uZXZlci1iZS1zZWVu"
 SPEC = {
@@ -85,3 +88,85 @@ def test_raw_secret_values_uses_aliases_and_ignores_other_input():
     # A no_log text is masked by Ansible itself; nothing extra is needed for it.
     assert "plain" not in found
     assert _common.raw_secret_values(None, spec) == set()
+
+
+@pytest.fixture(scope="module")
+def private_keys():
+    return {
+        "ec": _keys.generate_private_key("ec", curve="P-256"),
+        "ed": _keys.generate_private_key("ed25519"),
+        "rsa": _keys.generate_private_key("rsa", size=2048),
+    }
+
+
+@pytest.fixture(scope="module")
+def jwks_(private_keys):
+    return dict((name, _jwk.public_jwk(key)) for name, key in private_keys.items())
+
+
+@pytest.fixture(scope="module")
+def cert_pem(private_keys):
+    return _certificates.certificate_pem(_certificates.self_signed_certificate(private_keys["ec"], "edge-1"))
+
+
+# --------------------------------------------------------------------------------------
+# secret_values
+# --------------------------------------------------------------------------------------
+
+def test_secret_values_finds_private_material_everywhere(jwks_, private_keys):
+    pem = _keys.private_key_pem(private_keys["ed"]).decode("ascii")
+    other = SECRET[::-1]
+    items = [
+        jwks_["ec"],
+        dict(jwks_["ec"], d=SECRET),
+        json.dumps(dict(jwks_["rsa"], p=other)),
+        {"keys": [dict(jwks_["ed"], oth=[{"r": SECRET + "r"}])]},
+        pem,
+        dict(jwks_["ed"], k="short"),
+    ]
+    found = _common.secret_values(items)
+    assert SECRET in found and other in found and SECRET + "r" in found and pem.strip() in found
+    assert "short" not in found
+    assert jwks_["ec"]["x"] not in found
+    assert found == sorted(set(found))
+
+
+def test_secret_values_of_public_keys_is_empty(jwks_, cert_pem):
+    assert _common.secret_values([jwks_["ec"], cert_pem, "{broken", None]) == []
+
+
+@pytest.mark.parametrize("form", ["nested-lists", "python-text", "broken-json", "json-list", "jwks-in-text-in-list"])
+def test_secret_values_finds_a_private_jwk_in_every_form(jwks_, form):
+    jwk = dict(jwks_["ec"], d=SECRET)
+    item = {
+        "nested-lists": [[{"wrapped": [jwk]}]],
+        "python-text": str(jwk),
+        "broken-json": json.dumps(jwk)[:-1],
+        "json-list": json.dumps([jwks_["ed"], jwk]),
+        "jwks-in-text-in-list": [json.dumps({"keys": [jwk]})],
+    }[form]
+    assert SECRET in _common.secret_values([item])
+    assert SECRET in _common.secret_values([item], any_dict=False)
+
+
+def test_secret_values_masks_the_parts_a_pem_key_is_cut_into(private_keys):
+    pem = _keys.private_key_pem(private_keys["rsa"]).decode("ascii")
+    found = set(_common.secret_values([pem]))
+    for line in pem.splitlines():
+        assert line in found
+        # A path option cuts the text at slashes (dirname, basename), a list conversion at commas.
+        for part in line.split("/") + [line[:index] for index, char in enumerate(line) if char == "/"]:
+            assert len(part) < _common.MIN_SECRET_LENGTH or part in found
+
+
+def test_secret_values_outside_key_options_needs_a_kty(jwks_):
+    """In other options (claims, for example) a member named d is not taken for a private JWK member."""
+    assert _common.secret_values([{"d": "an innocent claim value"}], any_dict=False) == []
+    assert _common.secret_values(['{"d": "an innocent claim value"}'], any_dict=False) == []
+    assert _common.secret_values([{"d": "an innocent claim value"}]) == ["an innocent claim value"]
+
+
+def test_secret_values_of_deeply_nested_json_is_empty():
+    """Nesting deeper than the JSON decoder goes is no private material, and no RecursionError."""
+    deep_json = "[" * 100000 + "]" * 100000
+    assert _common.secret_values(['{"d": %s}' % deep_json]) == []

@@ -387,63 +387,6 @@ def test_budget_limits(jwks_):
     assert "%d bytes" % size in _error(excinfo)
 
 
-# --------------------------------------------------------------------------------------
-# secret_values
-# --------------------------------------------------------------------------------------
-
-def test_secret_values_finds_private_material_everywhere(jwks_, private_keys):
-    pem = _keys.private_key_pem(private_keys["ed"]).decode("ascii")
-    other = SECRET[::-1]
-    items = [
-        jwks_["ec"],
-        dict(jwks_["ec"], d=SECRET),
-        json.dumps(dict(jwks_["rsa"], p=other)),
-        {"keys": [dict(jwks_["ed"], oth=[{"r": SECRET + "r"}])]},
-        pem,
-        dict(jwks_["ed"], k="short"),
-    ]
-    found = _jwks.secret_values(items)
-    assert SECRET in found and other in found and SECRET + "r" in found and pem.strip() in found
-    assert "short" not in found
-    assert jwks_["ec"]["x"] not in found
-    assert found == sorted(set(found))
-
-
-def test_secret_values_of_public_keys_is_empty(jwks_, cert_pem):
-    assert _jwks.secret_values([jwks_["ec"], cert_pem, "{broken", None]) == []
-
-
-@pytest.mark.parametrize("form", ["nested-lists", "python-text", "broken-json", "json-list", "jwks-in-text-in-list"])
-def test_secret_values_finds_a_private_jwk_in_every_form(jwks_, form):
-    jwk = dict(jwks_["ec"], d=SECRET)
-    item = {
-        "nested-lists": [[{"wrapped": [jwk]}]],
-        "python-text": str(jwk),
-        "broken-json": json.dumps(jwk)[:-1],
-        "json-list": json.dumps([jwks_["ed"], jwk]),
-        "jwks-in-text-in-list": [json.dumps({"keys": [jwk]})],
-    }[form]
-    assert SECRET in _jwks.secret_values([item])
-    assert SECRET in _jwks.secret_values([item], any_dict=False)
-
-
-def test_secret_values_masks_the_parts_a_pem_key_is_cut_into(private_keys):
-    pem = _keys.private_key_pem(private_keys["rsa"]).decode("ascii")
-    found = set(_jwks.secret_values([pem]))
-    for line in pem.splitlines():
-        assert line in found
-        # A path option cuts the text at slashes (dirname, basename), a list conversion at commas.
-        for part in line.split("/") + [line[:index] for index, char in enumerate(line) if char == "/"]:
-            assert len(part) < _jwks.MIN_SECRET_LENGTH or part in found
-
-
-def test_secret_values_outside_key_options_needs_a_kty(jwks_):
-    """In other options (claims, for example) a member named d is not taken for a private JWK member."""
-    assert _jwks.secret_values([{"d": "an innocent claim value"}], any_dict=False) == []
-    assert _jwks.secret_values(['{"d": "an innocent claim value"}'], any_dict=False) == []
-    assert _jwks.secret_values([{"d": "an innocent claim value"}]) == ["an innocent claim value"]
-
-
 @pytest.mark.parametrize("value, expected", [
     (None, []), ([], []), ("", []), ("  ", []),
     ({}, [{}]),
@@ -651,4 +594,3 @@ def test_deeply_nested_published_documents_are_refused():
             _jwks.check_discovery_existing(text.encode("ascii"))
         with pytest.raises(JoseError, match="not valid JSON|neither a JWK"):
             _jwks.collect_keys([text])
-    assert _jwks.secret_values(['{"d": %s}' % DEEP_JSON]) == []

@@ -35,7 +35,7 @@ from ansible.module_utils.testing import patch_module_args
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _certificates, _jose, _jwk, _jwks, _jws, _keys
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _certificates, _common, _jose, _jwk, _jwks, _jws, _keys
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _token
 from ansible_collections.selfjwt.kyma.plugins.modules import jwks_publish, jwt_token
 
@@ -134,7 +134,7 @@ def test_any_private_member_is_refused_without_its_value(keys, data, members, se
         assert "private or secret key material (%s)" % ", ".join(sorted(members)) in message
         assert secret not in message
     # The values a module masks in its logged arguments include the secret.
-    assert any(secret in text for text in _jwks.secret_values([jwk]))
+    assert any(secret in text for text in _common.secret_values([jwk]))
 
 
 @SETTINGS

@@ -9,8 +9,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import os
+import subprocess
+import sys
 
+import ansible_collections
+import pytest
 import yaml
 
 from ansible_collections.selfjwt.kyma.plugins.module_utils import _files
@@ -258,3 +263,53 @@ def test_store_passphrase_needs_a_passphrase_and_a_file(tmp_path, capsys):
                           "passphrase_file": str(tmp_path / "k.pass")})
     assert result["failed"] is True and "store_passphrase needs" in result["msg"]
     assert not os.path.exists(str(tmp_path / "k.pem"))
+
+
+@pytest.mark.parametrize("target", ["missing", "file"])
+def test_a_link_at_the_ring_state_is_refused_not_taken_for_no_ring(tmp_path, capsys, target):
+    """A link where the ring state belongs is not "no ring": the ring code reads it and refuses it."""
+    path = str(tmp_path / "signing.pem")
+    assert run(capsys, {"path": path})["changed"] is True
+    other = tmp_path / "other.json"
+    if target == "file":
+        other.write_text("{}")
+    os.symlink(str(other), _keypair.ring_state_path(path))
+    result = run(capsys, {"path": path})
+    assert result["failed"] is True and "ring.json is a symbolic link" in result["msg"]
+
+
+#: Runs jwt_keypair in a fresh Python process twice (a new key, then the same key again), then
+#: prints the modules that process loaded: Ansible ships module_utils as source, so each one
+#: the module imports is compiled on every host on every run.
+LOADED_RUNNER = r"""
+import json, sys
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.selfjwt.kyma.plugins.modules import jwt_keypair
+for _run in range(2):
+    with patch_module_args({"path": sys.argv[1], "_ansible_check_mode": False, "_ansible_diff": False}):
+        try:
+            jwt_keypair.main()
+        except SystemExit:
+            pass
+print(json.dumps(sorted(sys.modules)))
+"""
+
+#: What a run for a key file does not need: the token, JWKS and key ring code, and PKCS#11.
+NOT_FOR_A_KEY_FILE = ["ansible_collections.selfjwt.kyma.plugins.module_utils." + name
+                      for name in ("_token", "_jws", "_jwks", "_keyring", "_keyring_pkcs11", "_keypair_pkcs11",
+                                   "_pkcs11")] + ["pkcs11", "asn1crypto"]
+
+
+def test_a_key_file_run_loads_no_token_jwks_ring_or_pkcs11_code(tmp_path):
+    collections = os.path.dirname(os.path.abspath(list(ansible_collections.__path__)[0]))
+    env = dict(os.environ, PYTHONPATH=collections + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    path = str(tmp_path / "signing.pem")
+    done = subprocess.run([sys.executable, "-c", LOADED_RUNNER, path], env=env, cwd=str(tmp_path),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    assert done.returncode == 0, done.stderr.decode("utf-8", "replace")[-3000:]
+    lines = [line for line in done.stdout.decode("utf-8").splitlines() if line.strip()]
+    first, second, loaded = (json.loads(line) for line in lines)
+    assert first["changed"] is True and second["changed"] is False and "failed" not in second
+    assert second["jwks"] == [second["jwk"]] and not os.path.lexists(path + ".ring.json")
+    assert [name for name in NOT_FOR_A_KEY_FILE if name in loaded] == []
+    assert "ansible_collections.selfjwt.kyma.plugins.module_utils._keypair_module" in loaded
