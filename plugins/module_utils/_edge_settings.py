@@ -355,11 +355,12 @@ def keypair_options(variables):
     v = variables
     token = _token_key(v)
     certificate = _bool(v.get("edge_keys_certificate"))
+    path = key_path(v)
     options = {
-        "path": None if token else key_path(v),
+        "path": None if token else path,
         "pkcs11_uri": v.get("edge_keys_pkcs11_uri") if token else None,
         "pkcs11_pin_file": v.get("edge_keys_pkcs11_pin_file") if token else None,
-        "state_path": key_path(v) + ".ring.json" if token else None,
+        "state_path": _keypair.ring_state_path(path) if token and path else None,
         "parent_mode": None if token else ("0750" if v.get("edge_keys_owner") else "0700"),
         "parent_update": _bool(v.get("edge_keys_key_dir_update")) and not token,
         "type": v.get("edge_keys_key_type"),

@@ -26,7 +26,7 @@ SITE_KEY = "__edge_keys_site_key"
 STAGING_ACTIONS = ("copy", "template", "ansible.builtin.copy", "ansible.builtin.template",
                    "ansible.legacy.copy", "ansible.legacy.template")
 KEYWORDS = ("name", "when", "vars", "no_log", "diff", "register", "loop", "loop_control", "notify", "changed_when",
-            "failed_when", "check_mode", "block", "rescue", "always", "tags", "delegate_to", "become")
+            "failed_when", "check_mode", "block", "rescue", "always", "tags", "delegate_to", "become", "module_defaults")
 
 
 def _tasks(tasks):
