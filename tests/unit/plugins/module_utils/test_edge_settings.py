@@ -427,6 +427,6 @@ def test_the_functions_read_only_variables_in_the_list():
     import inspect
 
     source = inspect.getsource(_edge_settings)
-    read = set(re.findall(r"\"(edge_keys_[a-z0-9_]+)\"\)", source)) | set(re.findall(r"v\[\"(edge_keys_[a-z0-9_]+)\"\]",
-                                                                                   source))
+    read = set(re.findall(r"\"(edge_keys_[a-z0-9_]+)\"\)", source))
+    read |= set(re.findall(r"v\[\"(edge_keys_[a-z0-9_]+)\"\]", source))
     assert read and read <= set(_edge_settings.VARIABLES)
