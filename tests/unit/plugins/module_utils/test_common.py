@@ -18,7 +18,7 @@ import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _certificates, _common, _jwk, _keys
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _common, _keys
 
 SECRET = "c2VjcmV0LXZhbHVlLXRoYXQtbXVzdC1uZXZlci1iZS1zZWVu"
 SPEC = {
@@ -88,25 +88,6 @@ def test_raw_secret_values_uses_aliases_and_ignores_other_input():
     # A no_log text is masked by Ansible itself; nothing extra is needed for it.
     assert "plain" not in found
     assert _common.raw_secret_values(None, spec) == set()
-
-
-@pytest.fixture(scope="module")
-def private_keys():
-    return {
-        "ec": _keys.generate_private_key("ec", curve="P-256"),
-        "ed": _keys.generate_private_key("ed25519"),
-        "rsa": _keys.generate_private_key("rsa", size=2048),
-    }
-
-
-@pytest.fixture(scope="module")
-def jwks_(private_keys):
-    return dict((name, _jwk.public_jwk(key)) for name, key in private_keys.items())
-
-
-@pytest.fixture(scope="module")
-def cert_pem(private_keys):
-    return _certificates.certificate_pem(_certificates.self_signed_certificate(private_keys["ec"], "edge-1"))
 
 
 # --------------------------------------------------------------------------------------

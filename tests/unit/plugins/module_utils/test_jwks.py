@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from ansible_collections.selfjwt.kyma.plugins.module_utils import _algorithms, _certificates, _jwk, _jwks, _keys
+from ansible_collections.selfjwt.kyma.plugins.module_utils import _algorithms, _jwk, _jwks, _keys
 from ansible_collections.selfjwt.kyma.plugins.module_utils._jose import JoseError
 
 try:
@@ -21,26 +21,6 @@ except ImportError:  # pragma: no cover - hypothesis is in tests/requirements.tx
 
 # A made-up private value: it must never appear in any message or output.
 SECRET = "U2VjcmV0LXByaXZhdGUtbWF0ZXJpYWwtdGhhdC1tdXN0LW5vdC1sZWFr"
-
-
-@pytest.fixture(scope="module")
-def private_keys():
-    return {
-        "ec": _keys.generate_private_key("ec", curve="P-256"),
-        "ec384": _keys.generate_private_key("ec", curve="P-384"),
-        "ed": _keys.generate_private_key("ed25519"),
-        "rsa": _keys.generate_private_key("rsa", size=2048),
-    }
-
-
-@pytest.fixture(scope="module")
-def jwks_(private_keys):
-    return dict((name, _jwk.public_jwk(key)) for name, key in private_keys.items())
-
-
-@pytest.fixture(scope="module")
-def cert_pem(private_keys):
-    return _certificates.certificate_pem(_certificates.self_signed_certificate(private_keys["ec"], "edge-1"))
 
 
 def _error(excinfo):
