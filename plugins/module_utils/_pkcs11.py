@@ -57,7 +57,8 @@ PATH_ATTRIBUTES = ("token", "manufacturer", "serial", "model", "object", "id", "
 QUERY_ATTRIBUTES = ("module-path", "pin-source")
 #: The length limit of a PIN read from a file (PKCS#11 PINs are short; a large file is a mistake).
 MAX_PIN_BYTES = 256
-#: Pauses (s) before listing the tokens again after CKR_GENERAL_ERROR (see _find_token).
+#: Pauses (s) before listing the tokens again after CKR_GENERAL_ERROR or without the wanted token
+#: (see _find_token).
 LIST_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)
 #: The length of the CKA_ID given to a key pair generated without an id in its URI.
 GENERATED_ID_BYTES = 16
@@ -293,27 +294,29 @@ def _find_token(uri):
     library = _library(uri.module_path)
     wanted = (("label", uri.token), ("serial", uri.serial), ("manufacturer_id", uri.manufacturer),
               ("model", uri.model))
-    found, seen = [], []
+    # SoftHSM2 reads its token directory while another process (the refresher, a key ring run)
+    # may be writing there: the listing then fails with CKR_GENERAL_ERROR, or misses the token for
+    # a moment. Both are tried again after a pause; a token that stays missing is an error.
     for delay in LIST_RETRY_DELAYS + (None,):
         try:
             tokens = list(library.get_tokens())
-            break
         except pkcs11_errors.GeneralError as exc:
-            # SoftHSM2 reads its token directory while another process (the refresher, a key ring
-            # run) may be writing an object there, and reports CKR_GENERAL_ERROR: try again.
             if delay is None:
                 raise Pkcs11Error("the PKCS#11 library %s cannot list its tokens: %s"
                                   % (uri.module_path, _reason(exc)))
             time.sleep(delay)
+            continue
         except Exception as exc:
             raise Pkcs11Error("the PKCS#11 library %s cannot list its tokens: %s" % (uri.module_path, _reason(exc)))
-    for token in tokens:
-        seen.append(token.label)
-        if all(value is None or _text(getattr(token, attr)) == value for attr, value in wanted):
-            found.append(token)
+        found = [token for token in tokens
+                 if all(value is None or _text(getattr(token, attr)) == value for attr, value in wanted)]
+        if found or delay is None:
+            break
+        time.sleep(delay)
     if not found:
         raise Pkcs11Error("no token matches %s in %s (tokens: %s): initialise the token, or fix token= in the URI"
-                          % (uri.text, uri.module_path, ", ".join(repr(label) for label in seen) or "none"))
+                          % (uri.text, uri.module_path,
+                             ", ".join(repr(token.label) for token in tokens) or "none"))
     if len(found) > 1:
         raise Pkcs11Error("%d tokens match %s: add serial= to the URI to pick one" % (len(found), uri.text))
     return found[0]

@@ -321,3 +321,27 @@ def test_a_token_list_that_fails_for_a_moment_is_read_again(token, tmp_path, cap
     monkeypatch.setattr(_pkcs11, "LIST_RETRY_DELAYS", (0.01,))
     ran = run(capsys, key_args(token, tmp_path))
     assert ran.code == 1 and "cannot list its tokens: GeneralError" in ran.result["msg"]
+
+
+def test_a_token_missing_from_the_list_for_a_moment_is_looked_for_again(token, tmp_path, capsys, monkeypatch):
+    """SoftHSM2 rewriting its store can list the slots without the token for a moment: list again."""
+    real_library = _pkcs11._library  # pylint: disable=protected-access
+    misses = []
+
+    class Forgetful(object):
+        def __init__(self, library):
+            self.library = library
+
+        def get_tokens(self):
+            if len(misses) < 2:
+                misses.append(1)
+                return iter(())
+            return self.library.get_tokens()
+
+    monkeypatch.setattr(_pkcs11, "_library", lambda path: Forgetful(real_library(path)))
+    monkeypatch.setattr(_pkcs11, "LIST_RETRY_DELAYS", (0.01, 0.01))
+    assert run(capsys, key_args(token, tmp_path)).result["changed"] is True and len(misses) == 2
+    misses[:] = []
+    monkeypatch.setattr(_pkcs11, "LIST_RETRY_DELAYS", (0.01,))
+    ran = run(capsys, key_args(token, tmp_path))
+    assert ran.code == 1 and "no token matches" in ran.result["msg"] and "(tokens: none)" in ran.result["msg"]
