@@ -295,8 +295,9 @@ def _find_token(uri):
     wanted = (("label", uri.token), ("serial", uri.serial), ("manufacturer_id", uri.manufacturer),
               ("model", uri.model))
     # SoftHSM2 reads its token directory while another process (the refresher, a key ring run)
-    # may be writing there: the listing then fails with CKR_GENERAL_ERROR, or misses the token for
-    # a moment. Both are tried again after a pause; a token that stays missing is an error.
+    # may be writing there: the listing then fails with CKR_GENERAL_ERROR, or misses the token. Both
+    # are tried again after a pause, with the library initialised again (SoftHSM2 keeps a token it
+    # could not read as unusable until then); a token that stays missing is an error.
     for delay in LIST_RETRY_DELAYS + (None,):
         try:
             tokens = list(library.get_tokens())
@@ -304,7 +305,7 @@ def _find_token(uri):
             if delay is None:
                 raise Pkcs11Error("the PKCS#11 library %s cannot list its tokens: %s"
                                   % (uri.module_path, _reason(exc)))
-            time.sleep(delay)
+            _pause_and_reload(library, delay)
             continue
         except Exception as exc:
             raise Pkcs11Error("the PKCS#11 library %s cannot list its tokens: %s" % (uri.module_path, _reason(exc)))
@@ -312,7 +313,7 @@ def _find_token(uri):
                  if all(value is None or _text(getattr(token, attr)) == value for attr, value in wanted)]
         if found or delay is None:
             break
-        time.sleep(delay)
+        _pause_and_reload(library, delay)
     if not found:
         raise Pkcs11Error("no token matches %s in %s (tokens: %s): initialise the token, or fix token= in the URI"
                           % (uri.text, uri.module_path,
@@ -320,6 +321,15 @@ def _find_token(uri):
     if len(found) > 1:
         raise Pkcs11Error("%d tokens match %s: add serial= to the URI to pick one" % (len(found), uri.text))
     return found[0]
+
+
+def _pause_and_reload(library, delay):
+    """Waits ``delay`` seconds, then initialises ``library`` again (called before this lookup opens a session)."""
+    time.sleep(delay)
+    try:
+        library.reinitialize()
+    except Exception:  # pylint: disable=broad-except
+        pass  # the next listing reports what is wrong
 
 
 def _text(value):

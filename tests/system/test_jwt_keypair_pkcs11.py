@@ -302,11 +302,15 @@ def test_state_path_adds_the_rings_next_key_to_jwks(token, tmp_path, capsys):
 def test_a_token_list_that_fails_for_a_moment_is_read_again(token, tmp_path, capsys, monkeypatch):
     """CKR_GENERAL_ERROR while listing the tokens (SoftHSM2 under concurrent writers) is retried."""
     real_library = _pkcs11._library  # pylint: disable=protected-access
-    failures = []
+    failures, reloads = [], []
 
     class Flaky(object):
         def __init__(self, library):
             self.library = library
+
+        def reinitialize(self):
+            reloads.append(1)
+            self.library.reinitialize()
 
         def get_tokens(self):
             if len(failures) < 2:
@@ -317,6 +321,7 @@ def test_a_token_list_that_fails_for_a_moment_is_read_again(token, tmp_path, cap
     monkeypatch.setattr(_pkcs11, "_library", lambda path: Flaky(real_library(path)))
     monkeypatch.setattr(_pkcs11, "LIST_RETRY_DELAYS", (0.01, 0.01))
     assert run(capsys, key_args(token, tmp_path)).result["changed"] is True and len(failures) == 2
+    assert len(reloads) == 2
     failures[:] = []
     monkeypatch.setattr(_pkcs11, "LIST_RETRY_DELAYS", (0.01,))
     ran = run(capsys, key_args(token, tmp_path))
@@ -326,11 +331,15 @@ def test_a_token_list_that_fails_for_a_moment_is_read_again(token, tmp_path, cap
 def test_a_token_missing_from_the_list_for_a_moment_is_looked_for_again(token, tmp_path, capsys, monkeypatch):
     """SoftHSM2 rewriting its store can list the slots without the token for a moment: list again."""
     real_library = _pkcs11._library  # pylint: disable=protected-access
-    misses = []
+    misses, reloads = [], []
 
     class Forgetful(object):
         def __init__(self, library):
             self.library = library
+
+        def reinitialize(self):
+            reloads.append(1)
+            self.library.reinitialize()
 
         def get_tokens(self):
             if len(misses) < 2:
@@ -341,6 +350,7 @@ def test_a_token_missing_from_the_list_for_a_moment_is_looked_for_again(token, t
     monkeypatch.setattr(_pkcs11, "_library", lambda path: Forgetful(real_library(path)))
     monkeypatch.setattr(_pkcs11, "LIST_RETRY_DELAYS", (0.01, 0.01))
     assert run(capsys, key_args(token, tmp_path)).result["changed"] is True and len(misses) == 2
+    assert len(reloads) == 2
     misses[:] = []
     monkeypatch.setattr(_pkcs11, "LIST_RETRY_DELAYS", (0.01,))
     ran = run(capsys, key_args(token, tmp_path))
