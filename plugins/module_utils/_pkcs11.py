@@ -57,9 +57,9 @@ PATH_ATTRIBUTES = ("token", "manufacturer", "serial", "model", "object", "id", "
 QUERY_ATTRIBUTES = ("module-path", "pin-source")
 #: The length limit of a PIN read from a file (PKCS#11 PINs are short; a large file is a mistake).
 MAX_PIN_BYTES = 256
-#: Pauses (s) before listing the tokens again after CKR_GENERAL_ERROR or without the wanted token
-#: (see _find_token).
-LIST_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)
+#: Pauses (s) before a token lookup and login that failed as SoftHSM2 does while another process
+#: rewrites its store is tried again (see open_session).
+RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)
 #: The length of the CKA_ID given to a key pair generated without an id in its URI.
 GENERATED_ID_BYTES = 16
 
@@ -290,46 +290,34 @@ def _reason(exc):
     return "%s%s" % (type(exc).__name__, ": " + text if text else "")
 
 
+class _Unreadable(Exception):
+    """A lookup or login failure that SoftHSM2 gives while another process rewrites its store."""
+
+    def __init__(self, error):
+        super(_Unreadable, self).__init__(str(error))
+        self.error = error
+
+
 def _find_token(uri):
     library = _library(uri.module_path)
     wanted = (("label", uri.token), ("serial", uri.serial), ("manufacturer_id", uri.manufacturer),
               ("model", uri.model))
-    # SoftHSM2 reads its token directory while another process (the refresher, a key ring run)
-    # may be writing there: the listing then fails with CKR_GENERAL_ERROR, or misses the token. Both
-    # are tried again after a pause, with the library initialised again (SoftHSM2 keeps a token it
-    # could not read as unusable until then); a token that stays missing is an error.
-    for delay in LIST_RETRY_DELAYS + (None,):
-        try:
-            tokens = list(library.get_tokens())
-        except pkcs11_errors.GeneralError as exc:
-            if delay is None:
-                raise Pkcs11Error("the PKCS#11 library %s cannot list its tokens: %s"
-                                  % (uri.module_path, _reason(exc)))
-            _pause_and_reload(library, delay)
-            continue
-        except Exception as exc:
-            raise Pkcs11Error("the PKCS#11 library %s cannot list its tokens: %s" % (uri.module_path, _reason(exc)))
-        found = [token for token in tokens
-                 if all(value is None or _text(getattr(token, attr)) == value for attr, value in wanted)]
-        if found or delay is None:
-            break
-        _pause_and_reload(library, delay)
+    try:
+        tokens = list(library.get_tokens())
+    except pkcs11_errors.GeneralError as exc:
+        raise _Unreadable(Pkcs11Error("the PKCS#11 library %s cannot list its tokens: %s"
+                                      % (uri.module_path, _reason(exc))))
+    except Exception as exc:
+        raise Pkcs11Error("the PKCS#11 library %s cannot list its tokens: %s" % (uri.module_path, _reason(exc)))
+    found = [token for token in tokens
+             if all(value is None or _text(getattr(token, attr)) == value for attr, value in wanted)]
     if not found:
-        raise Pkcs11Error("no token matches %s in %s (tokens: %s): initialise the token, or fix token= in the URI"
-                          % (uri.text, uri.module_path,
-                             ", ".join(repr(token.label) for token in tokens) or "none"))
+        raise _Unreadable(Pkcs11Error(
+            "no token matches %s in %s (tokens: %s): initialise the token, or fix token= in the URI"
+            % (uri.text, uri.module_path, ", ".join(repr(token.label) for token in tokens) or "none")))
     if len(found) > 1:
         raise Pkcs11Error("%d tokens match %s: add serial= to the URI to pick one" % (len(found), uri.text))
     return found[0]
-
-
-def _pause_and_reload(library, delay):
-    """Waits ``delay`` seconds, then initialises ``library`` again (called before this lookup opens a session)."""
-    time.sleep(delay)
-    try:
-        library.reinitialize()
-    except Exception:  # pylint: disable=broad-except
-        pass  # the next listing reports what is wrong
 
 
 def _text(value):
@@ -339,7 +327,30 @@ def _text(value):
 
 
 def open_session(uri, pin=None, write=False):
-    """A :class:`TokenSession` on the token of ``uri``, logged in with ``pin`` when given."""
+    """A :class:`TokenSession` on the token of ``uri``, logged in with ``pin`` when given.
+
+    SoftHSM2's file store rewrites a token's ``token.object`` on every login. A process that reads
+    the store meanwhile (another module run, the refresher) can fail to list the tokens
+    (CKR_GENERAL_ERROR), list them without this one, or see it without its user PIN, and keeps that
+    view until the library is initialised again. Those failures are tried again after a pause, with
+    the library initialised again when this process has no other session open; what persists
+    through :data:`RETRY_DELAYS` is reported.
+    """
+    for delay in RETRY_DELAYS + (None,):
+        try:
+            return _open_session(uri, pin, write)
+        except _Unreadable as exc:
+            if delay is None:
+                raise exc.error
+        time.sleep(delay)
+        if not TokenSession.open_count:
+            try:
+                _library(uri.module_path).reinitialize()
+            except pkcs11_errors.PKCS11Error:
+                pass  # the next attempt reports what is wrong
+
+
+def _open_session(uri, pin, write):
     token = _find_token(uri)
     if pin is None and token.flags & pkcs11.TokenFlag.LOGIN_REQUIRED:
         raise Pkcs11Error("token %r needs its user PIN: set pkcs11_pin_file (a 0600 file holding the PIN), "
@@ -358,10 +369,12 @@ def open_session(uri, pin=None, write=False):
                           "the security officer PIN (TPM 2.0: tpm2_ptool initpin; other tokens: their "
                           "administration tool)" % token.label)
     except (pkcs11_errors.PinExpired, pkcs11_errors.UserPinNotInitialized) as exc:
-        raise Pkcs11Error("token %r cannot log in: %s; set the user PIN with the token's tools"
-                          % (token.label, _reason(exc)))
+        error = Pkcs11Error("token %r cannot log in: %s; set the user PIN with the token's tools"
+                            % (token.label, _reason(exc)))
+        raise _Unreadable(error) if isinstance(exc, pkcs11_errors.UserPinNotInitialized) else error
     except pkcs11_errors.PKCS11Error as exc:
-        raise Pkcs11Error("cannot open a session on token %r: %s" % (token.label, _reason(exc)))
+        error = Pkcs11Error("cannot open a session on token %r: %s" % (token.label, _reason(exc)))
+        raise _Unreadable(error) if isinstance(exc, pkcs11_errors.GeneralError) else error
     return TokenSession(uri, token, session)
 
 
@@ -380,11 +393,15 @@ def open_key(uri, pin=None, pin_file=None, owners=None):
 class TokenSession(object):
     """An open session on one token; use it as a context manager, or call :meth:`close`."""
 
+    #: Sessions of this process not closed yet (open_session initialises the library again only at 0).
+    open_count = 0
+
     def __init__(self, uri, token, session):
         self.uri = uri
         self.token = token
         self.session = session
         self._mechanisms = None
+        TokenSession.open_count += 1
 
     def __enter__(self):
         return self
@@ -399,6 +416,7 @@ class TokenSession(object):
             except pkcs11_errors.PKCS11Error:
                 pass
             self.session = None
+            TokenSession.open_count -= 1
 
     def token_facts(self):
         return {"label": _text(self.token.label), "manufacturer": _text(self.token.manufacturer_id),
