@@ -19,6 +19,7 @@ from ansible_collections.selfjwt.kyma.plugins.module_utils import _edge_settings
 
 ARGUMENT_SPEC = {
     "variables": {"type": "dict"},
+    "rotation": {"type": "bool", "default": False},
 }
 
 
@@ -32,20 +33,21 @@ class ActionModule(ActionBase):
         del tmp
         _validation, settings = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         variables = settings["variables"]
+        names = _edge_settings.VARIABLES + (_edge_settings.ROTATION_VARIABLES if settings["rotation"] else ())
         if variables is None:
-            variables = self._role_variables(task_vars or {})
+            variables = self._role_variables(task_vars or {}, names)
         # The passphrase is a secret: the plan only needs to know whether there is one.
         variables = dict(variables, edge_keys_key_passphrase=bool(variables.get("edge_keys_key_passphrase")))
-        planned = _edge_settings.plan(variables)
+        planned = _edge_settings.plan(variables, rotation_run=settings["rotation"])
         if planned["warnings"]:
             result["warnings"] = planned["warnings"]
-        result.update((name, planned[name]) for name in ("problems", "steps", "keypair", "refresher", "facts"))
+        result.update((name, planned[name]) for name in ("problems", "steps", "keypair", "refresher", "facts",
+                                                         "rotation") if name in planned)
         result["changed"] = False
         if planned["problems"]:
             result.update(failed=True, msg=" ".join(planned["problems"]))
         return result
 
-    def _role_variables(self, task_vars):
-        """The role variables of _edge_settings.VARIABLES, templated (one template per variable that is one)."""
-        return self._templar.template(
-            dict((name, task_vars.get(name)) for name in _edge_settings.VARIABLES))
+    def _role_variables(self, task_vars, names):
+        """The role variables ``names``, templated (one template per variable that is one)."""
+        return self._templar.template(dict((name, task_vars.get(name)) for name in names))

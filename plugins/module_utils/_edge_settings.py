@@ -123,10 +123,6 @@ def role_problems(variables):
             "passphrase to sign tokens. Set edge_keys_refresher_store_passphrase=true to store it in %s (mode 0600, "
             "readable by the key's owner only), or set edge_keys_refresher_enabled=false and mint tokens with "
             "selfjwt.kyma.jwt_token instead." % v.get("passphrase_file"))
-
-    if scheduler == "systemd" and not v.get("edge_keys_refresher_systemd_unit_dir"):
-        problems.append("Set edge_keys_refresher_systemd_unit_dir (default /etc/systemd/system) for the systemd "
-                        "scheduler.")
     return problems
 
 
@@ -327,6 +323,11 @@ def passphrase_file(variables):
     return path + ".passphrase" if path else None
 
 
+def key_dir_mode(variables):
+    """The key directory's mode: root's (0700), or 0750 so that the owner's group reads the key."""
+    return "0750" if variables.get("edge_keys_owner") else "0700"
+
+
 def install_settings(variables):
     """The values that reach the refresher's command, its units or cron line, by setting (see
     ``_refresher_install.problems``). auto may choose either scheduler: both are checked."""
@@ -361,7 +362,7 @@ def keypair_options(variables):
         "pkcs11_uri": v.get("edge_keys_pkcs11_uri") if token else None,
         "pkcs11_pin_file": v.get("edge_keys_pkcs11_pin_file") if token else None,
         "state_path": _keypair.ring_state_path(path) if token and path else None,
-        "parent_mode": None if token else ("0750" if v.get("edge_keys_owner") else "0700"),
+        "parent_mode": None if token else key_dir_mode(v),
         "parent_update": _bool(v.get("edge_keys_key_dir_update")) and not token,
         "type": v.get("edge_keys_key_type"),
         "size": _number(v.get("edge_keys_key_size")),
@@ -436,13 +437,77 @@ def token_claims(variables):
     return claims
 
 
-def plan(variables):
+#: The variables of the rotation entry point (tasks_from: rotation) that plan() reads besides
+#: VARIABLES when it plans a rotation run.
+ROTATION_VARIABLES = (
+    "edge_keys_rotation_action", "edge_keys_rotation_published_kids", "edge_keys_rotation_propagation_window",
+    "edge_keys_rotation_clock_skew", "edge_keys_rotation_max_key_age", "edge_keys_rotation_keep_retired_keys",
+    "edge_keys_rotation_remove_private_keys",
+)
+
+
+def rotation_problems(variables):
+    """What stops a step of the host's key ring (the rotation entry point), by role variable."""
+    v = variables
+    problems = []
+    if v.get("edge_keys_key_kid"):
+        problems.append(
+            "edge_keys_key_kid is set (%s), but every generation of a rotated key needs its own kid: unset "
+            "edge_keys_key_kid (the default kid is the key's RFC 7638 thumbprint, which the token refresher uses too)."
+            % json.dumps(v["edge_keys_key_kid"]))
+    if v.get("edge_keys_key_scope") == "site" and v.get("edge_keys_rotation_action") not in ("status", "revoke"):
+        problems.append(
+            "edge_keys_key_scope=site: the host signs with the site key of %s, which the hosts of the site share; a "
+            "key ring per host would give each host its own key. Rotating site keys is not supported: rotate host "
+            "keys (edge_keys_key_scope=host). Revocation works (edge_keys_rotation_action=revoke cuts off the whole "
+            "site's key, which is what a compromised shared key needs)."
+            % (json.dumps(v.get("edge_keys_site")) if v.get("edge_keys_site") else "its site"))
+    return problems
+
+
+def rotation(variables):
+    """The rotation entry point's run: ``keyring`` (the options of jwt_keyring except
+    ``passphrase``), ``state_dir`` (the key directory, which holds the ring state of a key in a
+    token and which jwt_keypair creates only for a key file; None for a key file) and
+    ``refresher_command`` (run after an activation; None without the refresher)."""
+    v = variables
+    token = _token_key(v)
+    path = key_path(v)
+    action = v.get("edge_keys_rotation_action")
+    keyring = {
+        "path": None if token else path,
+        "pkcs11_uri": v.get("edge_keys_pkcs11_uri") if token else None,
+        "pkcs11_pin_file": v.get("edge_keys_pkcs11_pin_file") if token else None,
+        "state_path": _keypair.ring_state_path(path) if token and path else None,
+        "action": action,
+        "published_kids": v.get("edge_keys_rotation_published_kids") if action == "mark_published" else None,
+        "propagation_window": _number(v.get("edge_keys_rotation_propagation_window")),
+        "token_max_lifetime": _number(v.get("edge_keys_token_max_lifetime")),
+        "clock_skew": _number(v.get("edge_keys_rotation_clock_skew")),
+        "max_key_age": _number(v.get("edge_keys_rotation_max_key_age")),
+        "type": v.get("edge_keys_key_type"),
+        "size": _number(v.get("edge_keys_key_size")),
+        "curve": v.get("edge_keys_key_curve"),
+        "algorithm": v.get("edge_keys_key_algorithm") or None,
+        "keep_retired_keys": _bool(v.get("edge_keys_rotation_keep_retired_keys")),
+        "remove_private_keys": _bool(v.get("edge_keys_rotation_remove_private_keys")),
+        "owner": v.get("edge_keys_owner") or None,
+    }
+    state_dir = {"path": v.get("edge_keys_key_dir"), "mode": key_dir_mode(v),
+                 "group": v.get("edge_keys_group") or None} if token else None
+    command = (_path(v.get("edge_keys_refresher_bin_dir"), v.get("edge_keys_refresher_command_name"))
+               if _bool(v.get("edge_keys_refresher_enabled")) else None)
+    return {"keyring": _given(keyring), "state_dir": state_dir, "refresher_command": command}
+
+
+def plan(variables, rotation_run=False):
     """One host's run of the role, planned from its role variables (by name, see VARIABLES).
 
     Returns ``problems`` (messages that name the role variable to set; the run stops when there
     is any), ``warnings``, ``steps`` (the task files the host runs), ``keypair`` and
     ``refresher`` (the options of jwt_keypair and token_refresher) and ``facts`` (the published
-    facts that do not depend on the host).
+    facts that do not depend on the host). With ``rotation_run`` (the rotation entry point), also
+    ``rotation`` (see rotation()), and the problems of rotation_problems() among the problems.
     """
     v = dict(variables)
     v["passphrase_file"] = passphrase_file(v)
@@ -452,5 +517,9 @@ def plan(variables):
     facts = {"edge_keys_key_path": None if token else key_path(v),
              "edge_keys_pkcs11_uri": v.get("edge_keys_pkcs11_uri") if token else None,
              "edge_keys_token_claims": token_claims(v)}
-    return {"problems": problems, "warnings": warnings(v), "steps": steps(v), "keypair": keypair_options(v),
-            "refresher": refresher_options(v), "facts": facts}
+    planned = {"problems": problems, "warnings": warnings(v), "steps": steps(v), "keypair": keypair_options(v),
+               "refresher": refresher_options(v), "facts": facts}
+    if rotation_run:
+        planned["problems"] += rotation_problems(v)
+        planned["rotation"] = rotation(v)
+    return planned

@@ -177,3 +177,18 @@ def shard_keys(host_keys, host_shards, extra_keys=None):
         grouped.setdefault(shard, []).extend(keys)
     extra = list(extra_keys or [])
     return dict((shard, grouped[shard] + extra) for shard in sorted(grouped))
+
+
+def site_key_source(members, site):
+    """Which host of ``site`` provides its site key, and whether the site's hosts hold different keys.
+
+    ``members`` holds ``(host, site, checksum)`` for the hosts of the play; ``checksum`` is the
+    SHA-256 of the host's key file, empty when it has none. Among the hosts of ``site`` in name
+    order, the first that has a key provides it, else the first host (which makes it), so a new
+    or rebuilt host gets the key its site already uses. Returns ``{"source": host or None,
+    "divergent": bool}``; divergent means two hosts hold different keys (no one site key to keep).
+    """
+    hosts = sorted((host, checksum or "") for host, member_site, checksum in members if member_site == site)
+    holders = [host for host, checksum in hosts if checksum]
+    source = (holders or [host for host, _checksum in hosts] or [None])[0]
+    return {"source": source, "divergent": len(set(checksum for _host, checksum in hosts if checksum)) > 1}

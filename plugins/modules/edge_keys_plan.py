@@ -50,6 +50,14 @@ options:
         checked as empty.
       - Default is the role variables of the task, which is how the role calls it.
     type: dict
+  rotation:
+    description:
+      - Plan a step of the host's key ring (the role's entry point C(rotation), which C(playbooks/rotate.yml) and
+        C(playbooks/revoke.yml) run). Also reads the C(edge_keys_rotation_*) variables, refuses C(edge_keys_key_kid)
+        (each generation of a rotated key needs its own kid) and a site key for any step but C(status) and
+        C(revoke), and returns RV(rotation).
+    type: bool
+    default: false
 seealso:
   - module: selfjwt.kyma.jwt_keypair
   - module: selfjwt.kyma.token_refresher
@@ -59,6 +67,11 @@ seealso:
 EXAMPLES = r"""
 - name: Check the role variables and plan the role's run on this host (the first task of the role)
   selfjwt.kyma.edge_keys_plan:
+  register: __edge_keys_plan
+
+- name: Check the role variables and plan a step of the host's key ring (the rotation entry point)
+  selfjwt.kyma.edge_keys_plan:
+    rotation: true
   register: __edge_keys_plan
 
 - name: Check a set of variables
@@ -104,6 +117,23 @@ refresher:
   returned: always
   type: dict
   sample: {key_path: /etc/selfjwt/signing.pem, issuer: "https://edge-jwks.selfjwt-system.svc.cluster.local"}
+rotation:
+  description: The plan of a key ring step.
+  returned: when O(rotation=true)
+  type: dict
+  contains:
+    keyring:
+      description: The options of M(selfjwt.kyma.jwt_keyring), except C(passphrase).
+      type: dict
+      sample: {path: /etc/selfjwt/signing.pem, action: auto, propagation_window: 1800, type: ec, curve: P-256}
+    state_dir:
+      description:
+        - The key directory that holds the ring state of a key in a PKCS#11 token (C(path), C(mode), C(group)), or
+          V(null) for a key file (M(selfjwt.kyma.jwt_keypair) made its directory).
+      type: dict
+    refresher_command:
+      description: The token refresher's command, which the role runs after an activation; V(null) without it.
+      type: str
 facts:
   description: The facts the role publishes that do not depend on the host's key.
   returned: always

@@ -149,18 +149,19 @@ def test_an_encrypted_key_needs_the_stored_passphrase_for_the_refresher():
     assert problems(edge_keys_key_passphrase=True, edge_keys_refresher_enabled=False) == []
 
 
-def test_systemd_needs_a_unit_directory():
-    found = problems(edge_keys_refresher_scheduler="systemd", edge_keys_refresher_systemd_unit_dir="")
-    assert found == ["Set edge_keys_refresher_systemd_unit_dir (default /etc/systemd/system) for the systemd "
-                     "scheduler."]
-    assert problems(edge_keys_refresher_systemd_unit_dir="") == []
+def test_systemd_needs_a_unit_directory_once():
+    """The refresher's installation check names the empty unit directory; nothing else repeats it."""
+    found = plan(edge_keys_refresher_scheduler="systemd", edge_keys_refresher_systemd_unit_dir="")["problems"]
+    assert found == ["edge_keys_refresher_systemd_unit_dir is empty: set it (the token refresher's command, systemd "
+                     "unit or cron line needs it)"]
+    assert plan(edge_keys_refresher_scheduler="cron", edge_keys_refresher_systemd_unit_dir="")["problems"] == []
 
 
 def test_every_problem_is_reported_at_once():
-    found = problems(edge_keys_issuer="", edge_keys_refresher_scheduler="systemd", edge_keys_token_refresh_margin=30,
-                     edge_keys_refresher_interval=60, edge_keys_key_passphrase=True,
-                     edge_keys_refresher_systemd_unit_dir="")
-    assert len(found) == 4
+    found = plan(edge_keys_issuer="", edge_keys_refresher_scheduler="systemd", edge_keys_token_refresh_margin=30,
+                 edge_keys_refresher_interval=60, edge_keys_key_passphrase=True,
+                 edge_keys_refresher_systemd_unit_dir="")["problems"]
+    assert len(found) == 4, found
 
 
 def test_the_plan_also_runs_the_refresher_check():
@@ -282,7 +283,7 @@ def test_every_problem_of_every_kind_is_reported_at_once():
     found = plan(edge_keys_issuer="edge-jwks", edge_keys_key_curve="P-192", edge_keys_key_scope="site",
                  edge_keys_refresher_scheduler="systemd", edge_keys_refresher_systemd_unit_dir="")["problems"]
     assert [message.split()[0] for message in found] == [
-        "edge_keys_issuer", "Set", "edge_keys_key_curve", "edge_keys_key_scope=site",
+        "edge_keys_issuer", "edge_keys_key_curve", "edge_keys_key_scope=site",
         "edge_keys_refresher_systemd_unit_dir"], found
 
 
@@ -423,10 +424,86 @@ def test_the_role_defines_every_variable_the_plan_reads():
     assert set(_edge_settings.VARIABLES) <= set(defaults)
 
 
-def test_the_functions_read_only_variables_in_the_list():
-    import inspect
+class _Recorder(dict):
+    """Variables that remember which of them were read."""
 
-    source = inspect.getsource(_edge_settings)
-    read = set(re.findall(r"\"(edge_keys_[a-z0-9_]+)\"\)", source))
-    read |= set(re.findall(r"v\[\"(edge_keys_[a-z0-9_]+)\"\]", source))
-    assert read and read <= set(_edge_settings.VARIABLES)
+    def __init__(self, values, read):
+        super().__init__(values)
+        self.read = read
+
+    def get(self, name, default=None):
+        self.read.add(name)
+        return super().get(name, default)
+
+    def __getitem__(self, name):
+        self.read.add(name)
+        return super().__getitem__(name)
+
+    def __contains__(self, name):
+        self.read.add(name)
+        return super().__contains__(name)
+
+
+@pytest.mark.parametrize("function", [
+    "claim_problems", "role_problems", "key_problems", "token_key_problems", "site_problems", "warnings", "steps",
+    "key_path", "passphrase_file", "install_settings", "keypair_options", "refresher_options", "token_claims",
+    "rotation_problems", "rotation"])
+def test_the_functions_read_only_variables_the_action_passes(function):
+    """The action passes only VARIABLES (and ROTATION_VARIABLES for a rotation run): a variable read
+    but not passed would always look empty."""
+    allowed = set(_edge_settings.VARIABLES) | ({"passphrase_file"} if function == "role_problems" else set())
+    if function.startswith("rotation"):
+        allowed |= set(_edge_settings.ROTATION_VARIABLES)
+    read = set()
+    for changes in ({}, TOKEN_KEY, {"edge_keys_key_scope": "site", "edge_keys_site": "berlin"},
+                    {"edge_keys_key_passphrase": True, "edge_keys_certificate": True, "edge_keys_scopes": []},
+                    {"edge_keys_refresher_enabled": False, "edge_keys_key_kid": "k"},
+                    {"edge_keys_rotation_action": "mark_published", "edge_keys_refresher_scheduler": "systemd"}):
+        getattr(_edge_settings, function)(_Recorder(dict(GOOD, **dict(ROTATION, **changes)), read))
+    assert read and read <= allowed, sorted(read - allowed)
+
+
+ROTATION = {"edge_keys_rotation_action": "auto", "edge_keys_rotation_published_kids": ["k1"],
+            "edge_keys_rotation_propagation_window": "1800", "edge_keys_rotation_clock_skew": 60,
+            "edge_keys_rotation_max_key_age": 7776000, "edge_keys_rotation_keep_retired_keys": "false",
+            "edge_keys_rotation_remove_private_keys": False}
+
+
+def rotation_plan(**changes):
+    return _edge_settings.plan(dict(GOOD, **dict(ROTATION, **changes)), rotation_run=True)
+
+
+def test_a_rotation_plan_gives_the_key_rings_options():
+    import ansible_collections.selfjwt.kyma.plugins.modules.jwt_keyring as module
+
+    planned = rotation_plan()
+    assert planned["problems"] == [] and "rotation" not in plan()
+    rotation = planned["rotation"]
+    assert rotation["keyring"] == {
+        "path": "/etc/selfjwt/signing.pem", "action": "auto", "propagation_window": 1800, "token_max_lifetime": 3600,
+        "clock_skew": 60, "max_key_age": 7776000, "type": "ec", "size": 4096, "curve": "P-256",
+        "keep_retired_keys": False, "remove_private_keys": False}
+    assert set(rotation["keyring"]) <= set(module.argument_spec())
+    assert rotation["state_dir"] is None and rotation["refresher_command"] == "/usr/local/bin/selfjwt-token"
+    assert rotation_plan(edge_keys_rotation_action="mark_published")["rotation"]["keyring"]["published_kids"] == ["k1"]
+    assert rotation_plan(edge_keys_refresher_enabled=False)["rotation"]["refresher_command"] is None
+
+
+def test_a_rotation_plan_of_a_token_key_keeps_the_ring_state_in_the_key_directory():
+    rotation = rotation_plan(**dict(TOKEN_KEY, edge_keys_owner="svc", edge_keys_group="svc"))["rotation"]
+    assert "path" not in rotation["keyring"] and rotation["keyring"]["pkcs11_uri"] == TOKEN_KEY["edge_keys_pkcs11_uri"]
+    assert rotation["keyring"]["state_path"] == "/etc/selfjwt/signing.pem.ring.json"
+    assert rotation["keyring"]["pkcs11_pin_file"] == TOKEN_KEY["edge_keys_pkcs11_pin_file"]
+    assert rotation["state_dir"] == {"path": "/etc/selfjwt", "mode": "0750", "group": "svc"}
+
+
+def test_a_rotation_refuses_a_fixed_kid_and_a_site_key_by_role_variable():
+    found = rotation_plan(edge_keys_key_kid="edge-01")["problems"]
+    assert len(found) == 1 and found[0].startswith('edge_keys_key_kid is set ("edge-01")'), found
+    site = dict(edge_keys_key_scope="site", edge_keys_site="berlin")
+    found = rotation_plan(**site)["problems"]
+    assert len(found) == 1 and found[0].startswith('edge_keys_key_scope=site: the host signs with the site key of '
+                                                   '"berlin"'), found
+    assert rotation_plan(edge_keys_rotation_action="revoke", **site)["problems"] == []
+    assert rotation_plan(edge_keys_rotation_action="status", **site)["problems"] == []
+    assert plan(edge_keys_key_kid="edge-01", **site)["problems"] == []

@@ -105,3 +105,31 @@ def test_filters_wrap_the_errors_for_ansible():
         shard_url.shard_url("nope", "s1")
     with pytest.raises(AnsibleFilterError):
         shard_plan.shard_plan(["h1"])
+
+
+def test_site_key_source_prefers_the_first_host_with_a_key_then_the_first_host():
+    members = [("edge-c", "berlin", "aa"), ("edge-b", "berlin", ""), ("edge-a", "berlin", None),
+               ("edge-0", "paris", "ff")]
+    assert _fleet.site_key_source(members, "berlin") == {"source": "edge-c", "divergent": False}
+    members.append(("edge-b2", "berlin", "aa"))
+    assert _fleet.site_key_source(members, "berlin") == {"source": "edge-b2", "divergent": False}
+    assert _fleet.site_key_source([(host, site, "") for host, site, _sum in members], "berlin")["source"] == "edge-a"
+    assert _fleet.site_key_source(members, "rome") == {"source": None, "divergent": False}
+
+
+def test_site_key_source_sees_two_keys_in_one_site():
+    members = [("edge-a", "berlin", "aa"), ("edge-b", "berlin", "bb"), ("edge-c", "paris", "cc")]
+    assert _fleet.site_key_source(members, "berlin") == {"source": "edge-a", "divergent": True}
+    assert _fleet.site_key_source(members, "paris")["divergent"] is False
+
+
+def test_site_key_source_filter_reads_the_named_fact_of_each_host():
+    from ansible_collections.selfjwt.kyma.plugins.filter import site_key_source  # pylint: disable=import-outside-toplevel
+
+    hostvars = {"edge-a": {"state": {"site": "berlin", "checksum": ""}},
+                "edge-b": {"state": {"site": "berlin", "checksum": "bb"}},
+                "edge-c": {"state": "not a mapping"},
+                "edge-d": {}}
+    choose = site_key_source.FilterModule().filters()["site_key_source"]
+    assert choose(sorted(hostvars), hostvars, site="berlin", fact="state") == {"source": "edge-b", "divergent": False}
+    assert choose(["edge-a", "edge-c", "edge-d"], hostvars, site="berlin", fact="state")["source"] == "edge-a"
