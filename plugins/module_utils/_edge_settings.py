@@ -323,8 +323,22 @@ def passphrase_file(variables):
     return path + ".passphrase" if path else None
 
 
+def _key_location(variables):
+    """Where the signing key is, as jwt_keypair and jwt_keyring take it: ``path`` (a key file), or
+    ``pkcs11_uri`` and ``pkcs11_pin_file`` with ``state_path`` (a token key's ring state, in the key
+    directory)."""
+    v = variables
+    token = _token_key(v)
+    path = key_path(v)
+    return {"path": None if token else path,
+            "pkcs11_uri": v.get("edge_keys_pkcs11_uri") if token else None,
+            "pkcs11_pin_file": v.get("edge_keys_pkcs11_pin_file") if token else None,
+            "state_path": _keypair.ring_state_path(path) if token and path else None}
+
+
 def key_dir_mode(variables):
-    """The key directory's mode: root's (0700), or 0750 so that the owner's group reads the key."""
+    """The key directory's mode. It belongs to root: with an owner it has mode 0750 and the owner's
+    group, so the owner reads its files but cannot put files or links where root writes."""
     return "0750" if variables.get("edge_keys_owner") else "0700"
 
 
@@ -351,17 +365,11 @@ def install_settings(variables):
 
 def keypair_options(variables):
     """The options of jwt_keypair for the host's signing key, except ``passphrase`` (the role passes
-    that no_log secret itself). The key's directory belongs to root: with an owner it has mode 0750
-    and the owner's group, so the owner reads its files but cannot put files or links where root writes."""
+    that no_log secret itself)."""
     v = variables
     token = _token_key(v)
     certificate = _bool(v.get("edge_keys_certificate"))
-    path = key_path(v)
-    options = {
-        "path": None if token else path,
-        "pkcs11_uri": v.get("edge_keys_pkcs11_uri") if token else None,
-        "pkcs11_pin_file": v.get("edge_keys_pkcs11_pin_file") if token else None,
-        "state_path": _keypair.ring_state_path(path) if token and path else None,
+    options = dict(_key_location(v), **{
         "parent_mode": None if token else key_dir_mode(v),
         "parent_update": _bool(v.get("edge_keys_key_dir_update")) and not token,
         "type": v.get("edge_keys_key_type"),
@@ -381,7 +389,7 @@ def keypair_options(variables):
         "mode": "0600",
         "owner": v.get("edge_keys_owner") or None,
         "group": v.get("edge_keys_group") or None,
-    }
+    })
     return _given(options)
 
 
@@ -472,13 +480,8 @@ def rotation(variables):
     ``refresher_command`` (run after an activation; None without the refresher)."""
     v = variables
     token = _token_key(v)
-    path = key_path(v)
     action = v.get("edge_keys_rotation_action")
-    keyring = {
-        "path": None if token else path,
-        "pkcs11_uri": v.get("edge_keys_pkcs11_uri") if token else None,
-        "pkcs11_pin_file": v.get("edge_keys_pkcs11_pin_file") if token else None,
-        "state_path": _keypair.ring_state_path(path) if token and path else None,
+    keyring = dict(_key_location(v), **{
         "action": action,
         "published_kids": v.get("edge_keys_rotation_published_kids") if action == "mark_published" else None,
         "propagation_window": _number(v.get("edge_keys_rotation_propagation_window")),
@@ -492,7 +495,7 @@ def rotation(variables):
         "keep_retired_keys": _bool(v.get("edge_keys_rotation_keep_retired_keys")),
         "remove_private_keys": _bool(v.get("edge_keys_rotation_remove_private_keys")),
         "owner": v.get("edge_keys_owner") or None,
-    }
+    })
     state_dir = {"path": v.get("edge_keys_key_dir"), "mode": key_dir_mode(v),
                  "group": v.get("edge_keys_group") or None} if token else None
     command = (_path(v.get("edge_keys_refresher_bin_dir"), v.get("edge_keys_refresher_command_name"))
